@@ -1,0 +1,269 @@
+"""The autoregressive LSTM policy over a list of categorical decisions (ENAS Sec. 2).
+
+The controller knows nothing of data or Optuna. Step ``t`` reads the embedding of the action taken
+at step ``t-1`` (a learned start vector at ``t=0``), runs the LSTM, and turns its output into
+logits over decision ``t``'s choices with a per-decision linear head. Logits are divided by the
+temperature and squashed with ``tanh_constant * tanh(.)`` as in ENAS.
+
+Two paths share :meth:`_logits`: :meth:`sample` (no grad, batch 1, numpy inverse-CDF draws from
+caller-given uniforms, so sampling never touches a global RNG) and :meth:`log_prob_steps`
+(teacher forcing on a batch of given actions, with grad, for the REINFORCE update).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from optuna_enas._config import ControllerConfig
+
+
+class LSTMController(nn.Module):
+    """LSTM policy over a growable list of decisions.
+
+    Args:
+        n_choices: Number of choices of each decision, in order.
+        kinds: Each decision's kind (``"op"``, ``"input"``, ``"skip"`` or ``"other"``).
+        config: Hyperparameters (sizes, temperature, tanh constants, init range).
+        generator: Seeds the parameter initialisation (uniform in ``[-init_range, init_range]``).
+    """
+
+    def __init__(
+        self,
+        n_choices: Sequence[int],
+        kinds: Sequence[str],
+        *,
+        config: ControllerConfig,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if len(n_choices) != len(kinds):
+            raise ValueError(
+                f"n_choices and kinds must have the same length, got {len(n_choices)} "
+                f"and {len(kinds)}."
+            )
+        self.config = config
+        size = config.lstm_size
+        self.cells = nn.ModuleList(
+            [nn.LSTMCell(size, size) for _ in range(config.lstm_num_layers)]
+        )
+        self.start = nn.Parameter(torch.empty(1, size))  # input of step 0
+        self.heads = nn.ModuleList()  # decision t: Linear(size, n_t)
+        self.embeddings = nn.ModuleList()  # decision t: Embedding(n_t, size), input of step t+1
+        self.n_choices: list[int] = []
+        self.kinds: list[str] = []
+        self._scales: list[float | None] = []
+        self._snapshot: _Snapshot | None = None
+        self._init(list(self.parameters()), generator)
+        for n, kind in zip(n_choices, kinds, strict=True):
+            self.add_decision(n, kind, generator=generator)
+
+    # -- structure -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.n_choices)
+
+    def add_decision(
+        self, n_choices: int, kind: str, *, generator: torch.Generator | None = None
+    ) -> list[nn.Parameter]:
+        """Append one decision; returns the new parameters (for the optimizer)."""
+        if n_choices < 1:
+            raise ValueError(f"n_choices must be >= 1, but got {n_choices}.")
+        size = self.config.lstm_size
+        head = nn.Linear(size, n_choices)
+        emb = nn.Embedding(n_choices, size)
+        new = [*head.parameters(), *emb.parameters()]
+        self._init(new, generator)
+        self.heads.append(head)
+        self.embeddings.append(emb)
+        self.n_choices.append(n_choices)
+        self.kinds.append(kind)
+        c = self.config.tanh_constant
+        if c is not None and kind == "op":
+            c = c / self.config.op_tanh_reduce
+        self._scales.append(c)
+        self.refresh()
+        return new
+
+    def _init(self, params: list[nn.Parameter], generator: torch.Generator | None) -> None:
+        r = self.config.init_range
+        with torch.no_grad():
+            for p in params:
+                p.uniform_(-r, r, generator=generator)
+
+    def fingerprint(self) -> str:
+        """A checksum of the structure and every parameter: equal iff the policy is equal."""
+        crc = zlib.crc32(repr(self.n_choices).encode())
+        adler = 1
+        for p in self.parameters():
+            b = p.detach().cpu().contiguous().numpy().tobytes()
+            crc = zlib.crc32(b, crc)
+            adler = zlib.adler32(b, adler)
+        return f"{crc:08x}{adler:08x}"
+
+    # -- shared math -----------------------------------------------------------------------
+    def _step(
+        self, x: torch.Tensor, state: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> torch.Tensor:
+        for i, cell in enumerate(self.cells):
+            assert isinstance(cell, nn.LSTMCell)
+            h, c = torch.lstm_cell(
+                x, state[i], cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
+            )
+            state[i] = (h, c)
+            x = h
+        return x
+
+    def _logits(self, t: int, h: torch.Tensor) -> torch.Tensor:
+        head = self.heads[t]
+        assert isinstance(head, nn.Linear)
+        logits = torch.nn.functional.linear(h, head.weight, head.bias)
+        if self.config.temperature is not None:
+            logits = logits / self.config.temperature
+        scale = self._scales[t]
+        if scale is not None:
+            logits = scale * torch.tanh(logits)
+        return logits
+
+    def _zero_state(self, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        z = self.start.new_zeros(batch, self.config.lstm_size)
+        return [(z, z) for _ in self.cells]
+
+    # -- sampling --------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Drop the numpy snapshot used by :meth:`sample`; call after the parameters change."""
+        self._snapshot = None
+
+    def _numpy_snapshot(self) -> _Snapshot:
+        snap = self._snapshot
+        if snap is None:
+            snap = _Snapshot(self)
+            self._snapshot = snap
+        return snap
+
+    def sample(
+        self, uniforms: np.ndarray, *, forced: Mapping[int, int] | None = None
+    ) -> tuple[list[int], list[float], float]:
+        """Draw one action per decision.
+
+        Runs in numpy on a snapshot of the parameters (tiny matrices: torch's per-op overhead
+        would dominate). :meth:`log_prob_steps` is the same function in torch.
+
+        Args:
+            uniforms: One number in ``[0, 1)`` per decision (inverse-CDF draws).
+            forced: ``{step: action}`` taken as given (teacher forcing), e.g. enqueued params.
+
+        Returns:
+            ``(actions, step_log_probs, entropy)``: the log-probability of each action under the
+            current policy, and the summed entropy of the per-step distributions.
+        """
+        forced = forced or {}
+        snap = self._numpy_snapshot()
+        temperature = self.config.temperature
+        actions: list[int] = []
+        step_logps: list[float] = []
+        entropy = 0.0
+        x = snap.start
+        size = self.config.lstm_size
+        state = [(np.zeros(size, np.float32), np.zeros(size, np.float32)) for _ in snap.cells]
+        for t in range(len(self.n_choices)):
+            for layer, (w_ih, w_hh, bias) in enumerate(snap.cells):
+                h, c = state[layer]
+                gates = x @ w_ih + h @ w_hh + bias
+                i_g = _sigmoid(gates[:size])
+                f_g = _sigmoid(gates[size : 2 * size])
+                g_g = np.tanh(gates[2 * size : 3 * size])
+                o_g = _sigmoid(gates[3 * size :])
+                c = f_g * c + i_g * g_g
+                h = o_g * np.tanh(c)
+                state[layer] = (h, c)
+                x = h
+            w, b = snap.heads[t]
+            logits = (x @ w + b).astype(np.float64)
+            if temperature is not None:
+                logits = logits / temperature
+            scale = self._scales[t]
+            if scale is not None:
+                logits = scale * np.tanh(logits)
+            logits -= logits.max()
+            logp = logits - np.log(np.exp(logits).sum())
+            p = np.exp(logp)
+            if t in forced:
+                a = forced[t]
+            else:
+                cdf = np.cumsum(p)
+                a = min(int(np.searchsorted(cdf, uniforms[t] * cdf[-1], side="right")), len(p) - 1)
+            actions.append(a)
+            step_logps.append(float(logp[a]))
+            entropy -= float(np.dot(p, logp))
+            x = snap.embeddings[t][a]
+        return actions, step_logps, entropy
+
+    def log_prob_steps(
+        self, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced per-step log-probabilities of a batch of given actions.
+
+        Args:
+            actions: ``(B, T)`` int64 actions, ``T = len(self)``.
+
+        Returns:
+            ``(log_probs (B, T), entropies (B, T), skip_probs (B, T))``; ``skip_probs`` holds the
+            probability of choice 1 at ``"skip"`` decisions and 0 elsewhere.
+        """
+        batch, n_steps = actions.shape
+        if n_steps != len(self.n_choices):
+            raise ValueError(f"actions must have {len(self.n_choices)} columns, got {n_steps}.")
+        x = self.start.expand(batch, -1)
+        state = self._zero_state(batch)
+        logps, ents, skips = [], [], []
+        zero = self.start.new_zeros(batch)
+        for t in range(n_steps):
+            h = self._step(x, state)
+            logp = torch.log_softmax(self._logits(t, h), dim=-1)
+            a = actions[:, t]
+            logps.append(logp.gather(1, a[:, None])[:, 0])
+            p = logp.exp()
+            ents.append(-(p * logp).sum(dim=1))
+            skips.append(p[:, 1] if self.kinds[t] == "skip" and p.shape[1] == 2 else zero)
+            emb = self.embeddings[t]
+            assert isinstance(emb, nn.Embedding)
+            x = torch.nn.functional.embedding(a, emb.weight)
+        return torch.stack(logps, 1), torch.stack(ents, 1), torch.stack(skips, 1)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class _Snapshot:
+    """Numpy copies of the controller's weights, laid out for row-vector math."""
+
+    def __init__(self, controller: LSTMController) -> None:
+        def arr(t: torch.Tensor) -> np.ndarray:
+            return t.detach().cpu().numpy().astype(np.float32, copy=True)
+
+        self.start = arr(controller.start[0])
+        self.cells = []
+        for cell in controller.cells:
+            assert isinstance(cell, nn.LSTMCell)
+            self.cells.append(
+                (
+                    arr(cell.weight_ih).T.copy(),
+                    arr(cell.weight_hh).T.copy(),
+                    arr(cell.bias_ih) + arr(cell.bias_hh),
+                )
+            )
+        self.heads = []
+        for head in controller.heads:
+            assert isinstance(head, nn.Linear)
+            assert head.bias is not None
+            self.heads.append((arr(head.weight).T.copy(), arr(head.bias)))
+        self.embeddings = []
+        for emb in controller.embeddings:
+            assert isinstance(emb, nn.Embedding)
+            self.embeddings.append(arr(emb.weight))
