@@ -179,6 +179,18 @@ class ENASSampler(BaseSampler):
                 for _ in range(n)
             ]
 
+    def sync(self, study: Study) -> int:
+        """Learn now from every finished trial of ``study`` this sampler has not consumed.
+
+        Samplers sync by themselves before each trial; call this at the end of a worker to
+        catch up with trials other workers finished later. Returns the number of trials read.
+        """
+        with self._lock:
+            before = len(self.history)
+            self._synced_in_memory.discard(study._study_id)
+            self._sync(study)
+            return len(self.history) - before
+
     # -- BaseSampler -------------------------------------------------------------------------
     def reseed_rng(self) -> None:
         with self._lock:
