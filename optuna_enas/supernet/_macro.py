@@ -1,0 +1,155 @@
+"""The shared-weight supernet of the ENAS macro search space (Pham et al., 2018, Sec. 2.3).
+
+The layout follows the official ``general_child.py`` in search mode (``whole_channels``):
+
+* stem: 3x3 convolution to ``n_filters`` channels, then batch norm;
+* layer ``i`` owns every op of the space; the architecture picks the one applied to the previous
+  layer's output;
+* skip connections are **summed** with the op's output and the sum is batch-normalized (layers
+  ``i >= 1``), as the official code does (``add_n`` then ``batch_norm``; the paper's text says
+  concatenate). Skip bit ``j`` of layer ``i`` adds entry ``j`` of ``[stem, layer 0, ...,
+  layer i-1]``, i.e. the stem for ``j = 0`` and layer ``j - 1`` otherwise, exactly as the
+  official code indexes ``prev_layers``, so an official ``fixed_arc`` means the same network;
+* after each layer in ``pool_layers`` every kept output (stem included) passes through its own
+  :class:`~optuna_enas.supernet._ops.FactorizedReduce`; the channel count stays ``n_filters``
+  (the official search doubles it only for a fixed architecture);
+* head: global average pooling and a linear classifier.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from optuna_enas._enas_spaces import MacroSpace
+from optuna_enas._search_space import Architecture
+from optuna_enas.supernet._ops import FactorizedReduce
+from optuna_enas.supernet._ops import batch_norm
+from optuna_enas.supernet._ops import conv_weight
+from optuna_enas.supernet._ops import make_op
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, but got {value!r}.")
+    return value
+
+
+def default_macro_pool_layers(n_layers: int) -> tuple[int, ...]:
+    """ENAS's reduction points: after layers ``n // 3 - 1`` and ``2 * (n // 3) - 1``."""
+    d = n_layers // 3
+    return tuple(sorted({p for p in (d - 1, 2 * d - 1) if p >= 0}))
+
+
+class MacroSupernet(nn.Module):
+    """Shared weights for every network of a :class:`~optuna_enas.MacroSpace`.
+
+    Args:
+        space: The macro search space.
+        in_channels: Image channels.
+        n_classes: Number of classes.
+        n_filters: Channels of every layer. Default 36, as ``cifar10_macro_search.sh``
+            (``child_out_filters``); must be even (factorized reduction).
+        pool_layers: Layers followed by a factorized reduction (stride 2). Default: ENAS's, after
+            layers ``n_layers // 3 - 1`` and ``2 * (n_layers // 3) - 1`` (3 and 7 for 12 layers).
+        generator: Generator for the initialization (He-normal convolutions, a uniform
+            classifier); ``None`` uses the default generator.
+    """
+
+    def __init__(
+        self,
+        space: MacroSpace,
+        *,
+        in_channels: int = 3,
+        n_classes: int = 10,
+        n_filters: int = 36,
+        pool_layers: Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(space, MacroSpace):
+            raise ValueError(f"space must be a MacroSpace, but got {space!r}.")
+        self.space = space
+        self.in_channels = _check_positive_int("in_channels", in_channels)
+        self.n_classes = _check_positive_int("n_classes", n_classes)
+        self.n_filters = _check_positive_int("n_filters", n_filters)
+        if n_filters % 2 != 0:
+            raise ValueError(f"n_filters must be even, but got {n_filters!r}.")
+        n_layers = space.n_layers
+        if pool_layers is None:
+            pools = default_macro_pool_layers(n_layers)
+        else:
+            if isinstance(pool_layers, (str, bytes)) or not all(
+                isinstance(p, int) and not isinstance(p, bool) for p in pool_layers
+            ):
+                raise ValueError(
+                    f"pool_layers must be a sequence of ints, but got {pool_layers!r}."
+                )
+            pools = tuple(pool_layers)
+            if len(set(pools)) != len(pools) or any(not 0 <= p < n_layers for p in pools):
+                raise ValueError(
+                    f"pool_layers must hold distinct layer indices in [0, {n_layers}), "
+                    f"but got {pool_layers!r}."
+                )
+            pools = tuple(sorted(pools))
+        self.pool_layers = pools
+
+        c = n_filters
+        self.stem_weight = conv_weight(c, in_channels, 3, generator=generator)
+        self.stem_bn = batch_norm(c)
+        self.layers = nn.ModuleList(
+            nn.ModuleDict({op: make_op(op, c, generator=generator) for op in space.ops})
+            for _ in range(n_layers)
+        )
+        # skip_bns[i - 1] normalizes the sum of layer i (i >= 1).
+        self.skip_bns = nn.ModuleList(batch_norm(c) for _ in range(n_layers - 1))
+        # reductions[k][m]: the factorized reduction of entry m of [stem, layer 0, ...] after
+        # the k-th pool layer.
+        self.reductions = nn.ModuleList(
+            nn.ModuleList(FactorizedReduce(c, c, generator=generator) for _ in range(p + 2))
+            for p in pools
+        )
+        self.classifier_weight = nn.Parameter(torch.empty(n_classes, c))
+        self.classifier_bias = nn.Parameter(torch.zeros(n_classes))
+        bound = 1.0 / math.sqrt(c)
+        nn.init.uniform_(self.classifier_weight, -bound, bound, generator=generator)
+
+    def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """Logits ``(N, n_classes)`` of the network ``arch`` for images ``x`` ``(N, C, H, W)``."""
+        if not isinstance(arch, Architecture) or arch.space != self.space.name:
+            got = arch.space if isinstance(arch, Architecture) else arch
+            raise ValueError(
+                f"arch must be an Architecture of space {self.space.name!r}, but got {got!r}."
+            )
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"x must have shape (N, {self.in_channels}, H, W), but got {tuple(x.shape)}."
+            )
+        layers = self.space.layers(arch)
+        out = self.stem_bn(F.conv2d(x, self.stem_weight, padding=1))
+        kept = [out]  # [stem, layer 0, ..., layer i-1]
+        n_pool = 0
+        for i, layer in enumerate(layers):
+            out = cast(nn.ModuleDict, self.layers[i])[layer.op](kept[-1])
+            if i > 0:
+                for j in layer.skips:
+                    out = out + kept[j]
+                out = self.skip_bns[i - 1](out)
+            kept.append(out)
+            if i in self.pool_layers:
+                reductions = cast(nn.ModuleList, self.reductions[n_pool])
+                kept = [red(k) for red, k in zip(reductions, kept, strict=True)]
+                n_pool += 1
+        pooled = kept[-1].mean(dim=(2, 3))
+        return F.linear(pooled, self.classifier_weight, self.classifier_bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_layers={self.space.n_layers}, ops={list(self.space.ops)}, "
+            f"n_filters={self.n_filters}, pool_layers={list(self.pool_layers)}"
+        )

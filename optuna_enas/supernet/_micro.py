@@ -1,0 +1,224 @@
+"""The shared-weight supernet of the ENAS micro search space (Pham et al., 2018, Sec. 2.4).
+
+The layout follows the official ``micro_child.py`` in search mode:
+
+* stem: 3x3 convolution to ``stem_multiplier * n_filters`` channels, then batch norm; the first
+  cell reads the stem output twice;
+* ``n_layers + 2`` cells; the cells at ``n_layers // 3`` and ``2 * (n_layers // 3) + 1`` are
+  reduction cells (2 and 5 for 6 layers), so ``n_layers`` counts the *normal* cells of the
+  whole network (``child_num_layers``), not per stage. A reduction cell doubles the channels;
+  it first halves the previous output with a factorized reduction and runs the reduction
+  architecture on ``[previous output, reduced output]``, as the official search does;
+* each cell first calibrates its two inputs to its channel count and spatial size (ReLU then
+  factorized reduction when the sizes differ, ReLU-1x1 conv-BN when only the channels do);
+* weights are shared per (cell position, block, input slot, input, op): block ``b`` owns, for
+  each of its two input slots and each possible input ``0..b-1``, one module per op (the
+  official code's ``w[prev_cell]`` indexing within the ``x``/``y`` scopes). The two slots'
+  results are summed;
+* the cell output concatenates the outputs no block reads (the two cell inputs included), then
+  applies ReLU, a 1x1 convolution whose input-channel slices are selected from one shared
+  ``(C, (B + 2) * C)`` weight by the loose ends, and batch norm (official ``final_conv``);
+* head: ReLU, global average pooling, linear classifier.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from optuna_enas._enas_spaces import MicroNode
+from optuna_enas._enas_spaces import MicroSpace
+from optuna_enas._search_space import Architecture
+from optuna_enas.supernet._ops import FactorizedReduce
+from optuna_enas.supernet._ops import ReLUConvBN
+from optuna_enas.supernet._ops import batch_norm
+from optuna_enas.supernet._ops import conv_weight
+from optuna_enas.supernet._ops import make_op
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, but got {value!r}.")
+    return value
+
+
+def default_micro_reduction_cells(n_layers: int) -> tuple[int, ...]:
+    """ENAS's reduction cells among ``n_layers + 2``: ``n // 3`` and ``2 * (n // 3) + 1``."""
+    d = n_layers // 3
+    return (d, 2 * d + 1)
+
+
+class _Cell(nn.Module):
+    """One cell position: input calibration, all ops of every block, and the output conv."""
+
+    def __init__(
+        self,
+        *,
+        space: MicroSpace,
+        channels: int,
+        prev_prev: tuple[int, bool],
+        prev_channels: int,
+        generator: torch.Generator | None,
+    ) -> None:
+        super().__init__()
+        c = channels
+        prev_prev_channels, prev_prev_larger = prev_prev
+        self.channels = c
+        if prev_prev_larger:
+            self.calibrate0: nn.Module = nn.Sequential(
+                nn.ReLU(), FactorizedReduce(prev_prev_channels, c, generator=generator)
+            )
+        elif prev_prev_channels != c:
+            self.calibrate0 = ReLUConvBN(prev_prev_channels, c, 1, generator=generator)
+        else:
+            self.calibrate0 = nn.Identity()
+        if prev_channels != c:
+            self.calibrate1: nn.Module = ReLUConvBN(prev_channels, c, 1, generator=generator)
+        else:
+            self.calibrate1 = nn.Identity()
+        n_nodes = space.n_nodes
+        # branches[block][slot][input][op], block b = 0..B-1 reads inputs 0..b+1.
+        self.branches = nn.ModuleList(
+            nn.ModuleList(
+                nn.ModuleList(
+                    nn.ModuleDict({op: make_op(op, c, generator=generator) for op in space.ops})
+                    for _ in range(b + 2)
+                )
+                for _slot in range(2)
+            )
+            for b in range(n_nodes)
+        )
+        self.out_weight = conv_weight(c, (n_nodes + 2) * c, 1, generator=generator)
+        self.out_bn = batch_norm(c)
+
+    def _op(self, block: int, slot: int, index: int, op: str) -> nn.Module:
+        slots = cast(nn.ModuleList, self.branches[block])
+        inputs = cast(nn.ModuleList, slots[slot])
+        return cast(nn.ModuleDict, inputs[index])[op]
+
+    def forward(
+        self, s0: torch.Tensor, s1: torch.Tensor, nodes: tuple[MicroNode, ...]
+    ) -> torch.Tensor:
+        states = [self.calibrate0(s0), self.calibrate1(s1)]
+        used: set[int] = set()
+        for b, node in enumerate(nodes):
+            x = self._op(b, 0, node.in1, node.op1)(states[node.in1])
+            y = self._op(b, 1, node.in2, node.op2)(states[node.in2])
+            states.append(x + y)
+            used.update((node.in1, node.in2))
+        loose = [k for k in range(len(states)) if k not in used]
+        c = self.channels
+        out = torch.cat([states[k] for k in loose], dim=1)
+        weight = torch.cat([self.out_weight[:, k * c : (k + 1) * c] for k in loose], dim=1)
+        return self.out_bn(F.conv2d(F.relu(out), weight))
+
+
+class MicroSupernet(nn.Module):
+    """Shared weights for every network of a :class:`~optuna_enas.MicroSpace`.
+
+    Args:
+        space: The micro search space.
+        in_channels: Image channels.
+        n_classes: Number of classes.
+        n_filters: Channels of the first stage, doubled by each reduction cell. Default 20, as
+            ``cifar10_micro_search.sh`` (``child_out_filters``); must be even.
+        n_layers: Normal cells in the whole network, as ``child_num_layers`` (default 6: two
+            per stage, plus two reduction cells).
+        stem_multiplier: The stem has ``stem_multiplier * n_filters`` channels (3 in ENAS).
+        generator: Generator for the initialization (He-normal convolutions, a uniform
+            classifier); ``None`` uses the default generator.
+    """
+
+    def __init__(
+        self,
+        space: MicroSpace,
+        *,
+        in_channels: int = 3,
+        n_classes: int = 10,
+        n_filters: int = 20,
+        n_layers: int = 6,
+        stem_multiplier: int = 3,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(space, MicroSpace):
+            raise ValueError(f"space must be a MicroSpace, but got {space!r}.")
+        self.space = space
+        self.in_channels = _check_positive_int("in_channels", in_channels)
+        self.n_classes = _check_positive_int("n_classes", n_classes)
+        self.n_filters = _check_positive_int("n_filters", n_filters)
+        if n_filters % 2 != 0:
+            raise ValueError(f"n_filters must be even, but got {n_filters!r}.")
+        self.n_layers = _check_positive_int("n_layers", n_layers)
+        self.stem_multiplier = _check_positive_int("stem_multiplier", stem_multiplier)
+        self.reduction_cells = default_micro_reduction_cells(n_layers)
+
+        stem_c = stem_multiplier * n_filters
+        self.stem_weight = conv_weight(stem_c, in_channels, 3, generator=generator)
+        self.stem_bn = batch_norm(stem_c)
+        cells: list[nn.Module] = []
+        reduce_inputs: list[nn.Module] = []
+        # (channels, spatial scale) of the two latest outputs.
+        prev_prev = (stem_c, 0)
+        prev = (stem_c, 0)
+        c = n_filters
+        for position in range(n_layers + 2):
+            if position in self.reduction_cells:
+                c *= 2
+                reduce_inputs.append(FactorizedReduce(prev[0], c, generator=generator))
+                # The cell reads [previous output, its reduction].
+                prev_prev, prev = prev, (c, prev[1] + 1)
+            cells.append(
+                _Cell(
+                    space=space,
+                    channels=c,
+                    prev_prev=(prev_prev[0], prev_prev[1] < prev[1]),
+                    prev_channels=prev[0],
+                    generator=generator,
+                )
+            )
+            prev_prev, prev = prev, (c, prev[1])
+        self.cells = nn.ModuleList(cells)
+        self.reduce_inputs = nn.ModuleList(reduce_inputs)
+        self.classifier_weight = nn.Parameter(torch.empty(n_classes, c))
+        self.classifier_bias = nn.Parameter(torch.zeros(n_classes))
+        bound = 1.0 / math.sqrt(c)
+        nn.init.uniform_(self.classifier_weight, -bound, bound, generator=generator)
+
+    def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
+        """Logits ``(N, n_classes)`` of the network ``arch`` for images ``x`` ``(N, C, H, W)``."""
+        if not isinstance(arch, Architecture) or arch.space != self.space.name:
+            got = arch.space if isinstance(arch, Architecture) else arch
+            raise ValueError(
+                f"arch must be an Architecture of space {self.space.name!r}, but got {got!r}."
+            )
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"x must have shape (N, {self.in_channels}, H, W), but got {tuple(x.shape)}."
+            )
+        arcs = self.space.cells(arch)
+        s = self.stem_bn(F.conv2d(x, self.stem_weight, padding=1))
+        s0, s1 = s, s
+        n_reduce = 0
+        for position, cell in enumerate(self.cells):
+            if position in self.reduction_cells:
+                reduced = self.reduce_inputs[n_reduce](s1)
+                n_reduce += 1
+                s0, s1 = s1, reduced
+                out = cell(s0, s1, arcs.reduction)
+            else:
+                out = cell(s0, s1, arcs.normal)
+            s0, s1 = s1, out
+        pooled = F.relu(s1).mean(dim=(2, 3))
+        return F.linear(pooled, self.classifier_weight, self.classifier_bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_nodes={self.space.n_nodes}, ops={list(self.space.ops)}, "
+            f"n_filters={self.n_filters}, n_layers={self.n_layers}, "
+            f"reduction_cells={list(self.reduction_cells)}"
+        )

@@ -1,0 +1,472 @@
+"""The shared-weight recurrent supernet of ENAS for word-level language modelling.
+
+Pham et al. (2018), Sec. 2.1 and 3.1. Every node of the cell owns one weight matrix per possible
+input: node 0 reads the embedded token and the previous hidden state through ``w_x`` and ``w_h``;
+node ``i >= 1`` reading node ``j`` uses ``w_edges[i][j]``. Each matrix is ``(in, 2 * hidden)``:
+its first ``hidden`` columns give the highway gate ``c``, the rest the candidate, so both come
+from one matmul::
+
+    c = sigmoid(h_j @ W[:, :H]),    h_i = h_j + c * (act(h_j @ W[:, H:]) - h_j)
+                                        = c * act(...) + (1 - c) * h_j
+
+and node 0 adds ``x_t @ w_x`` to its pre-activation. The cell output, which is also the hidden
+state carried to the next step, is the mean of the loose ends (as the official ENAS
+``ptb_enas_child.py``; ENAS-pytorch carries the last node instead).
+
+The recurrence runs in a hand-written autograd function (:class:`_CellSequence`): it stores one
+``(batch, 2 * hidden)`` block per node and step (the gate and the activation output), recomputes
+the node states in the backward pass, and accumulates each weight gradient in place with one
+``addmm_`` per step. Edges the architecture does not use receive no gradient at all (their
+``.grad`` stays ``None``), which keeps the gradient memory of the 1000-unit, 12-node ENAS-pytorch
+configuration at the edges used (13 of 68 matrices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from optuna_enas._enas_spaces import RNNCellSpace
+from optuna_enas._search_space import Architecture
+
+
+@dataclass(frozen=True)
+class _CellPlan:
+    inputs: tuple[int, ...]  # inputs[i] is the node that node i reads; -1 for node 0
+    activations: tuple[str, ...]
+    loose_ends: tuple[int, ...]
+    max_norm: float | None = None  # rescale each row of the cell output to this L2 norm at most
+
+
+def _activate_(name: str, s: torch.Tensor, hidden: int) -> None:
+    """In place: the gate half of ``s`` through a sigmoid, the candidate half through ``name``."""
+    if name == "sigmoid":
+        s.sigmoid_()
+        return
+    s[:, :hidden].sigmoid_()
+    if name == "tanh":
+        s[:, hidden:].tanh_()
+    elif name == "relu":
+        s[:, hidden:].relu_()
+    # identity: nothing to do
+
+
+def _run_cell(
+    plan: _CellPlan,
+    xproj: torch.Tensor,
+    h0: torch.Tensor,
+    mask: torch.Tensor | None,
+    w_h: torch.Tensor,
+    edges: tuple[torch.Tensor, ...],
+    save: torch.Tensor | None,
+    scales: torch.Tensor | None,
+) -> torch.Tensor:
+    """Run the cell over all steps; return the outputs ``(T, B, H)``.
+
+    ``save`` (``(T, n_nodes, B, 2H)`` or ``None``) receives each node's ``[gate | activation]``,
+    ``scales`` (``(T, B, 1)`` or ``None``) the factors of the hidden-norm clipping.
+    """
+    steps, batch, _ = xproj.shape
+    hidden = h0.shape[1]
+    n_nodes = len(plan.activations)
+    out = xproj.new_empty((steps, batch, hidden))
+    inv_loose = 1.0 / len(plan.loose_ends)
+    loose = plan.loose_ends
+    h = h0
+    for t in range(steps):
+        nodes: list[torch.Tensor] = []
+        for i in range(n_nodes):
+            if i == 0:
+                h_in = h
+                rec = h if mask is None else h * mask
+                if save is None:
+                    s = torch.addmm(xproj[t], rec, w_h)
+                else:
+                    s = torch.addmm(xproj[t], rec, w_h, out=save[t, 0])
+            else:
+                h_in = nodes[plan.inputs[i]]
+                if save is None:
+                    s = torch.mm(h_in, edges[i - 1])
+                else:
+                    s = torch.mm(h_in, edges[i - 1], out=save[t, i])
+            _activate_(plan.activations[i], s, hidden)
+            # h_i = h_in + c * (act - h_in) = c * act + (1 - c) * h_in
+            nodes.append(torch.lerp(h_in, s[:, hidden:], s[:, :hidden]))
+        o = out[t]
+        if len(loose) == 1:
+            o.copy_(nodes[loose[0]])
+        else:
+            torch.add(nodes[loose[0]], nodes[loose[1]], out=o)
+            for k in loose[2:]:
+                o.add_(nodes[k])
+            o.mul_(inv_loose)
+        if plan.max_norm is not None:
+            scale = torch.linalg.vector_norm(o, dim=1, keepdim=True)
+            scale = torch.reciprocal(scale, out=scale).mul_(plan.max_norm).clamp_(max=1.0)
+            o.mul_(scale)
+            if scales is not None:
+                scales[t] = scale
+        h = o
+    return out
+
+
+class _CellSequence(torch.autograd.Function):
+    """The ENAS cell over a whole sequence, with a hand-written backward pass."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        plan: _CellPlan,
+        xproj: torch.Tensor,
+        h0: torch.Tensor,
+        mask: torch.Tensor | None,
+        w_h: torch.Tensor,
+        *edges: torch.Tensor,
+    ) -> torch.Tensor:
+        steps, batch, two_h = xproj.shape
+        save = xproj.new_empty((steps, len(plan.activations), batch, two_h))
+        scales = xproj.new_empty((steps, batch, 1))
+        out = _run_cell(plan, xproj, h0, mask, w_h, edges, save, scales)
+        ctx.plan = plan
+        ctx.has_mask = mask is not None
+        saved = [h0, w_h, out, save, scales, *edges]
+        if mask is not None:
+            saved.append(mask)
+        ctx.save_for_backward(*saved)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        plan: _CellPlan = ctx.plan
+        saved = ctx.saved_tensors
+        h0, w_h, out, save, scales = saved[:5]
+        n_nodes = len(plan.activations)
+        edges = saved[5 : 5 + n_nodes - 1]
+        mask = saved[-1] if ctx.has_mask else None
+        need_h0 = ctx.needs_input_grad[2]
+
+        steps, batch, hidden = out.shape
+        inv_loose = 1.0 / len(plan.loose_ends)
+        is_input = [False] * n_nodes
+        for j in plan.inputs[1:]:
+            is_input[j] = True
+        grad_x = out.new_empty((steps, batch, 2 * hidden))  # node 0's ds is d(xproj)
+        grad_wh = torch.empty_like(w_h)
+        grad_edges = [torch.empty_like(w) for w in edges]
+        grad_nodes = out.new_empty((n_nodes, batch, hidden))
+        ds_buf = out.new_empty((n_nodes, batch, 2 * hidden))
+        grad_prev: torch.Tensor | None = None
+        for t in range(steps - 1, -1, -1):
+            beta = 0.0 if t == steps - 1 else 1.0  # the first write ignores the empty buffer
+            h_prev = out[t - 1] if t > 0 else h0
+            # Recompute the states of the nodes that others read (bitwise as in forward).
+            nodes: list[torch.Tensor | None] = [None] * n_nodes
+            for i in range(n_nodes):
+                if is_input[i]:
+                    src = h_prev if i == 0 else cast(torch.Tensor, nodes[plan.inputs[i]])
+                    nodes[i] = torch.lerp(src, save[t, i, :, hidden:], save[t, i, :, :hidden])
+            g_t = grad_out[t] if grad_prev is None else grad_out[t] + grad_prev
+            if plan.max_norm is not None:
+                g_t = g_t * scales[t]  # the clipping factor counts as a constant (ENAS-pytorch)
+            grad_nodes.zero_()
+            for k in plan.loose_ends:
+                torch.mul(g_t, inv_loose, out=grad_nodes[k])
+            for i in range(n_nodes - 1, -1, -1):
+                g = grad_nodes[i]
+                h_in = h_prev if i == 0 else cast(torch.Tensor, nodes[plan.inputs[i]])
+                gate = save[t, i, :, :hidden]
+                act = save[t, i, :, hidden:]
+                ds = grad_x[t] if i == 0 else ds_buf[i]
+                # d(gate pre-activation) = g * (act - h_in) * c * (1 - c)
+                torch.ops.aten.sigmoid_backward.grad_input(
+                    g * (act - h_in), gate, grad_input=ds[:, :hidden]
+                )
+                # d(candidate pre-activation) = g * c * act'
+                name = plan.activations[i]
+                if name == "identity":
+                    g_gate = torch.mul(g, gate, out=ds[:, hidden:])
+                else:
+                    g_gate = g * gate
+                    if name == "tanh":
+                        torch.ops.aten.tanh_backward.grad_input(
+                            g_gate, act, grad_input=ds[:, hidden:]
+                        )
+                    elif name == "relu":
+                        torch.ops.aten.threshold_backward.grad_input(
+                            g_gate, act, 0, grad_input=ds[:, hidden:]
+                        )
+                    else:
+                        torch.ops.aten.sigmoid_backward.grad_input(
+                            g_gate, act, grad_input=ds[:, hidden:]
+                        )
+                # d(h_in) += g * (1 - c) + ds @ W^T
+                if i == 0:
+                    rec = h_prev if mask is None else h_prev * mask
+                    grad_wh.addmm_(rec.t(), ds, beta=beta)
+                    if t > 0 or need_h0:
+                        g_prev = torch.mm(ds, w_h.t())
+                        if mask is not None:
+                            g_prev.mul_(mask)
+                        grad_prev = g_prev.add_(g).sub_(g_gate)
+                else:
+                    j = plan.inputs[i]
+                    grad_edges[i - 1].addmm_(h_in.t(), ds, beta=beta)
+                    grad_nodes[j].add_(g).sub_(g_gate)
+                    grad_nodes[j].addmm_(ds, edges[i - 1].t())
+        needs = ctx.needs_input_grad
+        return (
+            None,
+            grad_x if needs[1] else None,
+            grad_prev if need_h0 else None,
+            None,
+            grad_wh if needs[4] else None,
+            *(g if needs[5 + k] else None for k, g in enumerate(grad_edges)),
+        )
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, but got {value!r}.")
+    return value
+
+
+def _check_probability(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be a float in [0, 1), but got {value!r}.")
+    return float(value)
+
+
+def _init_range(hidden_size: int) -> float:
+    # Official ENAS ptb_enas_child.py `_build_params`: uniform in [-r, r].
+    if hidden_size <= 300:
+        return 0.1
+    if hidden_size <= 400:
+        return 0.05
+    return 0.04
+
+
+class RNNSupernet(nn.Module):
+    """ENAS's shared-weight recurrent cell with embedding and decoder, for language modelling.
+
+    Args:
+        space: The cell search space; its ``n_nodes`` and activations fix the weights.
+        vocab_size: Vocabulary size (10000 for PTB).
+        embed_size: Embedding size. ENAS-pytorch's default is 1000 (``--shared_embed``).
+        hidden_size: Hidden size. ENAS-pytorch's default is 1000 (``--shared_hid``); the
+            official ``ptb_search.sh`` uses 720.
+        tie_weights: Use the embedding as the decoder weight (ENAS-pytorch ``--tie_weights``
+            default ``True``; the official code always ties). Needs ``embed_size ==
+            hidden_size``.
+        dropout: Output dropout, one mask per sequence shared over the steps ("locked"). Default
+            0, no regularization; ENAS-pytorch uses 0.4 (``--shared_dropout``), the official
+            ``ptb_search.sh`` 0.75 (``child_lstm_o_keep=0.25``).
+        input_dropout: Locked dropout on the embedded tokens. Default 0; ENAS-pytorch uses 0.65
+            (``--shared_dropouti``), the official ``ptb_search.sh`` 0.75 (``x_keep=0.25``).
+        hidden_dropout: Variational dropout on the recurrent input ``h_{t-1}`` of node 0 (one
+            mask per sequence). Default 0; the official ``ptb_search.sh`` drops 0.25
+            (``h_keep=0.75``) at every node's input, ENAS-pytorch uses DropConnect instead.
+        max_hidden_norm: Rescale every row of each step's cell output to at most this L2
+            norm, the factor counting as a constant in the backward pass. Default 25, as
+            ENAS-pytorch, which needs it because chains of ReLU and identity nodes make some
+            sampled cells explode (its issue #6); the official code batch-normalizes instead.
+            ``None`` disables it.
+        generator: Generator for the initialization, uniform in ``[-r, r]`` with ``r`` from the
+            official code (0.1 up to 300 hidden units, 0.05 up to 400, else 0.04). ``None``
+            uses the default generator.
+
+    All dropouts are active only in training mode and draw from the default generator of the
+    input's device. Gradient clipping and the hidden-state detaching of truncated
+    backpropagation are the caller's job.
+    """
+
+    def __init__(
+        self,
+        space: RNNCellSpace,
+        *,
+        vocab_size: int,
+        embed_size: int = 64,
+        hidden_size: int = 64,
+        tie_weights: bool = True,
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        hidden_dropout: float = 0.0,
+        max_hidden_norm: float | None = 25.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(space, RNNCellSpace):
+            raise ValueError(f"space must be an RNNCellSpace, but got {space!r}.")
+        self.space = space
+        self.vocab_size = _check_positive_int("vocab_size", vocab_size)
+        self.embed_size = _check_positive_int("embed_size", embed_size)
+        self.hidden_size = _check_positive_int("hidden_size", hidden_size)
+        if not isinstance(tie_weights, bool):
+            raise ValueError(f"tie_weights must be a bool, but got {tie_weights!r}.")
+        if tie_weights and embed_size != hidden_size:
+            raise ValueError(
+                "tie_weights=True needs embed_size == hidden_size, but got "
+                f"embed_size={embed_size!r} and hidden_size={hidden_size!r}."
+            )
+        self.tie_weights = tie_weights
+        self.dropout = _check_probability("dropout", dropout)
+        self.input_dropout = _check_probability("input_dropout", input_dropout)
+        self.hidden_dropout = _check_probability("hidden_dropout", hidden_dropout)
+        if max_hidden_norm is not None and (
+            isinstance(max_hidden_norm, bool)
+            or not isinstance(max_hidden_norm, (int, float))
+            or not max_hidden_norm > 0.0
+        ):
+            raise ValueError(
+                f"max_hidden_norm must be a positive float or None, but got {max_hidden_norm!r}."
+            )
+        self.max_hidden_norm = None if max_hidden_norm is None else float(max_hidden_norm)
+
+        n_nodes = space.n_nodes
+        h2 = 2 * hidden_size
+        self.embedding = nn.Parameter(torch.empty(vocab_size, embed_size))
+        self.w_x = nn.Parameter(torch.empty(embed_size, h2))
+        self.w_h = nn.Parameter(torch.empty(hidden_size, h2))
+        # w_edges[i][j]: node j -> node i (i >= 1, j < i); w_edges[0] is empty.
+        self.w_edges = nn.ModuleList(
+            nn.ParameterList(nn.Parameter(torch.empty(hidden_size, h2)) for _ in range(i))
+            for i in range(n_nodes)
+        )
+        self.decoder_weight: nn.Parameter | None = (
+            None if tie_weights else nn.Parameter(torch.empty(vocab_size, hidden_size))
+        )
+        self.decoder_bias = nn.Parameter(torch.empty(vocab_size))
+        self.reset_parameters(generator=generator)
+
+    def reset_parameters(self, *, generator: torch.Generator | None = None) -> None:
+        """Re-initialize every weight from ``generator`` (the default generator if ``None``)."""
+        r = _init_range(self.hidden_size)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name == "decoder_bias":
+                    p.zero_()
+                else:
+                    p.uniform_(-r, r, generator=generator)
+
+    def edge_weight(self, node: int, input_node: int) -> nn.Parameter:
+        """The ``(hidden, 2 * hidden)`` weight node ``node`` uses when it reads ``input_node``.
+
+        Node 0 reads the previous hidden state; its weight is :attr:`w_h` (``input_node`` must
+        be -1).
+        """
+        n = self.space.n_nodes
+        if node == 0 and input_node == -1:
+            return self.w_h
+        if not (0 < node < n and 0 <= input_node < node):
+            raise ValueError(
+                f"(node, input_node) must satisfy 0 < node < {n} and 0 <= input_node < node "
+                f"(or be (0, -1)), but got ({node!r}, {input_node!r})."
+            )
+        return cast(nn.Parameter, cast(nn.ParameterList, self.w_edges[node])[input_node])
+
+    def init_hidden(self, batch_size: int) -> torch.Tensor:
+        """A zero hidden state ``(batch_size, hidden_size)`` on the module's device and dtype."""
+        _check_positive_int("batch_size", batch_size)
+        return self.w_h.new_zeros((batch_size, self.hidden_size))
+
+    def _plan(self, arch: Architecture) -> _CellPlan:
+        if not isinstance(arch, Architecture) or arch.space != self.space.name:
+            got = arch.space if isinstance(arch, Architecture) else arch
+            raise ValueError(
+                f"arch must be an Architecture of space {self.space.name!r}, but got {got!r}."
+            )
+        nodes = self.space.cell(arch)
+        return _CellPlan(
+            inputs=tuple(-1 if n.input is None else n.input for n in nodes),
+            activations=tuple(n.activation for n in nodes),
+            loose_ends=tuple(self.space.loose_ends(arch)),
+            max_norm=self.max_hidden_norm,
+        )
+
+    def forward(
+        self, tokens: torch.Tensor, hidden: torch.Tensor, arch: Architecture
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the cell chosen by ``arch`` over a batch of token sequences.
+
+        Args:
+            tokens: Token ids, ``(T, B)``, an integer tensor.
+            hidden: The hidden state ``(B, hidden_size)`` carried from the previous batch
+                (:meth:`init_hidden` for the first one).
+            arch: An architecture of :attr:`space`.
+
+        Returns:
+            The logits ``(T, B, vocab_size)`` and the last hidden state ``(B, hidden_size)``.
+        """
+        plan = self._plan(arch)
+        if tokens.dim() != 2 or tokens.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                "tokens must be an integer tensor of shape (T, B), but got "
+                f"dtype={tokens.dtype} and shape={tuple(tokens.shape)}."
+            )
+        steps, batch = tokens.shape
+        if steps < 1 or batch < 1:
+            raise ValueError(f"tokens must not be empty, but got shape {tuple(tokens.shape)}.")
+        if hidden.shape != (batch, self.hidden_size):
+            raise ValueError(
+                f"hidden must have shape {(batch, self.hidden_size)}, but got "
+                f"{tuple(hidden.shape)}."
+            )
+
+        emb = F.embedding(tokens, self.embedding)
+        if self.training and self.input_dropout > 0.0:
+            emb = emb * _dropout_mask(emb, (1, batch, self.embed_size), self.input_dropout)
+        xproj = torch.mm(emb.reshape(steps * batch, self.embed_size), self.w_x)
+        xproj = xproj.view(steps, batch, 2 * self.hidden_size)
+        mask = None
+        if self.training and self.hidden_dropout > 0.0:
+            mask = _dropout_mask(hidden, (batch, self.hidden_size), self.hidden_dropout)
+        edges = tuple(self.edge_weight(i, plan.inputs[i]) for i in range(1, len(plan.inputs)))
+        device_type = xproj.device.type
+        if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+            # The recurrence runs in the weights' dtype; the decoder below stays autocast.
+            with torch.autocast(device_type, enabled=False):
+                dtype = self.w_h.dtype
+                out = self._recurrence(plan, xproj.to(dtype), hidden.to(dtype), mask, edges)
+        else:
+            out = self._recurrence(plan, xproj, hidden, mask, edges)
+        last = out[-1]
+        if self.training and self.dropout > 0.0:
+            out = out * _dropout_mask(out, (1, batch, self.hidden_size), self.dropout)
+        weight = self.embedding if self.decoder_weight is None else self.decoder_weight
+        logits = torch.addmm(
+            self.decoder_bias, out.reshape(steps * batch, self.hidden_size), weight.t()
+        )
+        return logits.view(steps, batch, self.vocab_size), last
+
+    def _recurrence(
+        self,
+        plan: _CellPlan,
+        xproj: torch.Tensor,
+        hidden: torch.Tensor,
+        mask: torch.Tensor | None,
+        edges: tuple[torch.Tensor, ...],
+    ) -> torch.Tensor:
+        if torch.is_grad_enabled() and any(
+            t.requires_grad for t in (xproj, hidden, self.w_h, *edges)
+        ):
+            out: torch.Tensor = _CellSequence.apply(plan, xproj, hidden, mask, self.w_h, *edges)
+            return out
+        return _run_cell(plan, xproj, hidden, mask, self.w_h, edges, None, None)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_nodes={self.space.n_nodes}, vocab_size={self.vocab_size}, "
+            f"embed_size={self.embed_size}, hidden_size={self.hidden_size}, "
+            f"tie_weights={self.tie_weights}, dropout={self.dropout}, "
+            f"input_dropout={self.input_dropout}, hidden_dropout={self.hidden_dropout}, "
+            f"max_hidden_norm={self.max_hidden_norm}"
+        )
+
+
+def _dropout_mask(like: torch.Tensor, shape: tuple[int, ...], p: float) -> torch.Tensor:
+    keep = 1.0 - p
+    return like.new_empty(shape).bernoulli_(keep).div_(keep)
