@@ -57,8 +57,10 @@ class ENASSampler(BaseSampler):
     sampling policy's fingerprint and log-probabilities under the system attr ``enas:sample``.
     A sampler replays every finished trial of the study it has not seen, in trial-number order,
     before it samples. So a study reloaded in a new process with the same ``seed`` rebuilds the
-    same controller bit for bit (CPU), and with several processes on one RDB or journal storage
-    each sampler also learns from the others' trials, with a clipped importance weight.
+    same controller bit for bit (on CPU, with the same torch build and
+    ``torch.get_num_threads()``: the backward pass sums in a thread-dependent order), and
+    with several processes on one RDB or journal storage each sampler also learns from the
+    others' trials, with a clipped importance weight.
 
     Args:
         search_space: The decisions. ``None`` learns them from the study: every categorical

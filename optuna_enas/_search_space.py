@@ -265,7 +265,12 @@ def suggest_architecture(
         record: Store :meth:`SearchSpace.describe` as the ``architecture`` user attribute
             (shown by optuna-dashboard). One storage write per trial.
     """
-    params = {d.name: trial.suggest_categorical(d.name, d.choices) for d in space.decisions}
+    params: dict[str, Any] = {}
+    for d in space.decisions:
+        try:
+            params[d.name] = trial.suggest_categorical(d.name, d.choices)
+        except ValueError as e:  # e.g. an enqueued value outside the choices
+            raise ValueError(f"decision {d.name!r} of space {space.name!r}: {e}") from e
     arch = space.architecture(params)
     if record:
         trial.set_user_attr("architecture", space.describe(arch))
