@@ -31,16 +31,16 @@ from optuna.study import StudyDirection
 from torch import nn
 
 from optuna_enas._enas_spaces import space_from_dict
-from optuna_enas._evaluator import _as_architecture
-from optuna_enas._evaluator import _check_int
-from optuna_enas._evaluator import _default_data
-from optuna_enas._evaluator import _fresh_seed
-from optuna_enas._evaluator import _resolve_device
-from optuna_enas._evaluator import _resolve_optim
-from optuna_enas._evaluator import _space_kind
-from optuna_enas._evaluator import train_from_scratch
 from optuna_enas._search_space import Architecture
 from optuna_enas._search_space import SearchSpace
+from optuna_enas._training import _as_architecture
+from optuna_enas._training import _check_int
+from optuna_enas._training import _default_data
+from optuna_enas._training import _fresh_seed
+from optuna_enas._training import _resolve_device
+from optuna_enas._training import _resolve_optim
+from optuna_enas._training import _space_kind
+from optuna_enas._training import train_from_scratch
 from optuna_enas.data._corpus import DEFAULT_BATCH_SIZE
 from optuna_enas.data._corpus import DEFAULT_BPTT
 from optuna_enas.data._corpus import Corpus
