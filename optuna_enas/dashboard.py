@@ -1,0 +1,527 @@
+"""optuna-dashboard integration: architecture drawings, trial notes and study figures.
+
+Per trial, :class:`DashboardCallback` draws the architecture as an SVG (boxes and arrows drawn
+by hand: no graphviz), stores it in an Optuna artifact store and writes a trial note (Markdown)
+that shows it, so the trial page of optuna-dashboard displays the cell next to the trial's
+``architecture`` user attribute (set by :func:`~optuna_enas.suggest_architecture`). Per study,
+:func:`save_study_figures` stores plotly figures of the controller's reward, baseline and
+entropy (from the ``enas:stats`` system attrs of :class:`~optuna_enas.ENASSampler`) and of the
+best value so far; the dashboard shows them on the study page.
+
+plotly and optuna-dashboard are imported inside the functions that need them.
+
+Example:
+
+    .. code-block:: python
+
+        import optuna
+        from optuna.artifacts import FileSystemArtifactStore
+        from optuna_enas import ENASSampler, RNNCellSpace
+        from optuna_enas._evaluator import SupernetEvaluator
+        from optuna_enas.dashboard import DashboardCallback
+
+        space = RNNCellSpace(n_nodes=4)
+        evaluator = SupernetEvaluator(space, seed=0)
+        callback = DashboardCallback(space, FileSystemArtifactStore("artifacts"))
+        study = optuna.create_study(
+            storage="sqlite:///enas.db",
+            sampler=ENASSampler(space, seed=0),
+            direction=evaluator.direction,
+        )
+        study.optimize(callback.wrap(evaluator), n_trials=20, callbacks=[callback])
+        # optuna-dashboard sqlite:///enas.db --artifact-dir artifacts
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import types
+import uuid
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import BinaryIO
+from typing import Protocol
+
+import optuna
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_enas._search_space import Architecture
+from optuna_enas._search_space import SearchSpace
+from optuna_enas._svg import SERIES_COLORS
+from optuna_enas._svg import architecture_svg
+from optuna_enas._svg import band
+from optuna_enas._svg import check_curves
+from optuna_enas._svg import comparison_svg
+from optuna_enas._svg import rgba
+
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+
+_logger = logging.getLogger(__name__)
+
+SVG_ATTR = "enas:svg"
+"""Trial system attr set by :meth:`DashboardCallback.wrap`: the id of the SVG artifact."""
+STATS_KEY = "enas:stats"  # optuna_enas._sampler.STATS_KEY
+_DERIVE_TAG = "derive"  # optuna_enas._derive.DERIVE_TAG (not imported: it pulls in torch)
+# optuna-dashboard lists a study system attr with this prefix as an artifact of the trial and
+# serves it at /artifacts/{study_id}/{trial_id}/{artifact_id} (artifact/_backend.py, 0.13+).
+_DASHBOARD_TRIAL_ARTIFACT = "dashboard:artifacts:{trial_id}:{artifact_id}"
+_SVG_MIME = "image/svg+xml"
+_FIGURE_BEST = "enas-best-so-far"
+_FIGURE_CONTROLLER = "enas-controller"
+
+
+class ArtifactStoreLike(Protocol):
+    """What this module needs of an Optuna artifact store (``FileSystemArtifactStore``...)."""
+
+    def open_reader(self, artifact_id: str) -> BinaryIO: ...
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None: ...
+
+    def remove(self, artifact_id: str) -> None: ...
+
+
+def architecture_note(
+    space: SearchSpace, arch: Architecture, *, image_url: str | None, heading: str
+) -> str:
+    """The Markdown of a trial note: a heading, the drawing, the description and ``fixed_arc``."""
+    lines = [f"### {heading}", ""]
+    if image_url is not None:
+        lines += [f"![architecture]({image_url})", ""]
+    lines += [f"`{space.describe(arch)}`", "", f"fixed_arc: `{space.to_fixed_arc(arch)}`", ""]
+    return "\n".join(lines)
+
+
+# -- per-trial dashboard content ---------------------------------------------------------------
+def _as_store(artifact_store: ArtifactStoreLike | str | os.PathLike[str]) -> ArtifactStoreLike:
+    if isinstance(artifact_store, (str, os.PathLike)):
+        from optuna.artifacts import FileSystemArtifactStore
+
+        path = Path(artifact_store).expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        return FileSystemArtifactStore(str(path))
+    for method in ("write", "open_reader"):
+        if not callable(getattr(artifact_store, method, None)):
+            raise ValueError(
+                "artifact_store must be an Optuna artifact store or a directory path, but got "
+                f"{artifact_store!r}."
+            )
+    return artifact_store
+
+
+def _architecture_of(space: SearchSpace, params: Mapping[str, Any]) -> Architecture | None:
+    if not all(name in params for name in space.names):
+        return None  # the trial failed before suggesting the whole architecture
+    try:
+        return space.architecture(params)
+    except ValueError:
+        return None
+
+
+def _heading(space: SearchSpace, number: int, value: Any) -> str:
+    head = f"Trial {number}: {space.name} architecture"
+    return f"{head} (value {value:.6g})" if isinstance(value, (int, float)) else head
+
+
+class DashboardCallback:
+    """Put each trial's architecture drawing and a note on the optuna-dashboard trial page.
+
+    Use it as an Optuna callback, ``study.optimize(objective, callbacks=[callback])``: for each
+    finished trial it writes the SVG to ``artifact_store``, registers it as an artifact of the
+    trial, and saves a trial note (:func:`optuna_dashboard.save_note`) that embeds it from
+    ``/artifacts/{study_id}/{trial_id}/{artifact_id}``. Every ``figures_every`` trials it also
+    refreshes the study figures (:func:`save_study_figures`, needs plotly).
+
+    Optuna refuses system attrs on finished trials, so a callback cannot call
+    :func:`optuna.artifacts.upload_artifact` for the trial. It records the artifact where
+    optuna-dashboard also looks for trial artifacts (the study system attr
+    ``dashboard:artifacts:{trial_id}:{artifact_id}``); the dashboard lists, previews and
+    serves it, but :func:`optuna.artifacts.get_all_artifact_meta` does not see it. To get a
+    regular Optuna trial artifact, also wrap the objective: ``callback.wrap(objective)`` uploads
+    the drawing with :func:`optuna.artifacts.upload_artifact` while the trial still runs (the
+    callback then skips that trial).
+
+    Errors are logged as warnings and never stop the study.
+
+    Args:
+        space: The search space the objective suggests.
+        artifact_store: An Optuna artifact store (``FileSystemArtifactStore(dir)``...) or a
+            directory for one. Start the dashboard with the same store
+            (``optuna-dashboard URL --artifact-dir DIR``).
+        write_note: Save the trial note (overwrites a note the objective wrote).
+        figures_every: Refresh the study figures after every this many trials; ``None`` never.
+        metric: The name of the objective in the figures (``"ppl"``, ``"accuracy"``...).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        artifact_store: ArtifactStoreLike | str | os.PathLike[str],
+        *,
+        write_note: bool = True,
+        figures_every: int | None = 10,
+        metric: str = "value",
+    ) -> None:
+        if not isinstance(space, SearchSpace):
+            raise ValueError(f"space must be a SearchSpace, but got {space!r}.")
+        if figures_every is not None and (
+            isinstance(figures_every, bool)
+            or not isinstance(figures_every, int)
+            or figures_every < 1
+        ):
+            raise ValueError(
+                f"figures_every must be a positive int or None, got {figures_every!r}."
+            )
+        self._space = space
+        self._store = _as_store(artifact_store)
+        self._write_note = write_note
+        self._figures_every = figures_every
+        self._metric = metric
+        self._n_seen = 0
+        self._warned_figures = False
+
+    @property
+    def artifact_store(self) -> ArtifactStoreLike:
+        return self._store
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        try:
+            if SVG_ATTR not in trial.system_attrs:
+                self._decorate_finished(study, trial)
+        except Exception:
+            _logger.warning(
+                f"Could not draw trial {trial.number} for the dashboard.", exc_info=True
+            )
+        self._n_seen += 1
+        if self._figures_every is not None and self._n_seen % self._figures_every == 0:
+            self.save_figures(study)
+
+    def save_figures(self, study: optuna.Study) -> None:
+        """Refresh the study figures now (warns once and continues without plotly)."""
+        try:
+            save_study_figures(study, metric=self._metric)
+        except ImportError as e:
+            if not self._warned_figures:
+                _logger.warning(f"Study figures skipped: {e}")
+                self._warned_figures = True
+        except Exception:
+            _logger.warning("Could not save the study figures.", exc_info=True)
+
+    def wrap(self, objective: Callable[[optuna.Trial], Any]) -> Callable[[optuna.Trial], Any]:
+        """``objective`` that uploads the drawing as an Optuna trial artifact before it ends.
+
+        The upload runs after ``objective`` returns or raises (pruned and failed trials are
+        drawn too), while the trial is still running, with
+        :func:`optuna.artifacts.upload_artifact`.
+        """
+
+        def wrapped(trial: optuna.Trial) -> Any:
+            value = None
+            try:
+                value = objective(trial)
+                return value
+            finally:
+                try:
+                    self._decorate_running(trial, value)
+                except Exception:
+                    _logger.warning(
+                        f"Could not draw trial {trial.number} for the dashboard.", exc_info=True
+                    )
+
+        return wrapped
+
+    def _svg_file(self, directory: str, number: int, arch: Architecture) -> str:
+        title = f"Trial {number} ({self._space.name})"
+        path = os.path.join(directory, f"trial-{number}-architecture.svg")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(architecture_svg(self._space, arch, title=title))
+        return path
+
+    def _decorate_running(self, trial: optuna.Trial, value: Any) -> None:
+        from optuna.artifacts import upload_artifact
+
+        arch = _architecture_of(self._space, trial.params)
+        if arch is None:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            artifact_id = upload_artifact(
+                artifact_store=self._store,
+                file_path=self._svg_file(tmp, trial.number, arch),
+                study_or_trial=trial,
+                mimetype=_SVG_MIME,
+            )
+        trial.storage.set_trial_system_attr(trial._trial_id, SVG_ATTR, artifact_id)
+        if "architecture" not in trial.user_attrs:
+            trial.set_user_attr("architecture", self._space.describe(arch))
+        if self._write_note:
+            url = f"/artifacts/{trial.study._study_id}/{trial._trial_id}/{artifact_id}"
+            note = architecture_note(
+                self._space,
+                arch,
+                image_url=url,
+                heading=_heading(self._space, trial.number, value),
+            )
+            _save_trial_note(trial.study, trial._trial_id, note)
+
+    def _decorate_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        arch = _architecture_of(self._space, trial.params)
+        if arch is None:
+            return
+        artifact_id = str(uuid.uuid4())
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self._svg_file(tmp, trial.number, arch)
+            with open(path, "rb") as f:
+                self._store.write(artifact_id, f)
+        meta = {
+            "artifact_id": artifact_id,
+            "filename": os.path.basename(path),
+            "mimetype": _SVG_MIME,
+            "encoding": None,
+        }
+        key = _DASHBOARD_TRIAL_ARTIFACT.format(trial_id=trial._trial_id, artifact_id=artifact_id)
+        study._storage.set_study_system_attr(study._study_id, key, json.dumps(meta))
+        if self._write_note:
+            url = f"/artifacts/{study._study_id}/{trial._trial_id}/{artifact_id}"
+            value = trial.value if trial.state == TrialState.COMPLETE else None
+            heading = _heading(self._space, trial.number, value)
+            note = architecture_note(self._space, arch, image_url=url, heading=heading)
+            _save_trial_note(study, trial._trial_id, note)
+
+
+def _save_trial_note(study: optuna.Study, trial_id: int, body: str) -> None:
+    from optuna_dashboard import save_note
+
+    # save_note reads .storage, .study and ._trial_id of a trial; notes live in study system
+    # attrs, so this also works for finished trials (which an optuna.Trial cannot wrap).
+    handle = types.SimpleNamespace(storage=study._storage, study=study, _trial_id=trial_id)
+    save_note(handle, body)
+
+
+# -- study figures -----------------------------------------------------------------------------
+def _search_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """COMPLETE trials of the search (not those ``derive`` added), by number."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted(
+        (t for t in trials if t.user_attrs.get("enas:tag") != _DERIVE_TAG and t.value is not None),
+        key=lambda t: t.number,
+    )
+
+
+def best_so_far(values: Sequence[float], direction: str) -> list[float]:
+    """The running best of ``values`` (``direction``: ``"minimize"`` or ``"maximize"``)."""
+    if direction not in ("minimize", "maximize"):
+        raise ValueError(f"direction must be 'minimize' or 'maximize', but got {direction!r}.")
+    better = min if direction == "minimize" else max
+    out: list[float] = []
+    for v in values:
+        out.append(v if not out else better(out[-1], v))
+    return out
+
+
+def _direction(study: optuna.Study) -> str:
+    return "minimize" if study.direction == optuna.study.StudyDirection.MINIMIZE else "maximize"
+
+
+def plot_best_so_far(study: optuna.Study, *, metric: str = "value") -> go.Figure:
+    """Trial values and the best value so far against the trial number (plotly)."""
+    import plotly.graph_objects as go
+
+    trials = _search_trials(study)
+    numbers = [t.number for t in trials]
+    values = [float(t.value) for t in trials if t.value is not None]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=numbers, y=values, mode="markers", name=metric, marker={"color": "#aaa", "size": 5}
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=numbers,
+            y=best_so_far(values, _direction(study)),
+            mode="lines",
+            name="best so far",
+            line={"color": SERIES_COLORS[0], "width": 2},
+        )
+    )
+    fig.update_layout(
+        title=f"Best {metric} so far ({study.study_name})",
+        xaxis_title="trial",
+        yaxis_title=metric,
+        template="plotly_white",
+    )
+    return fig
+
+
+def controller_stats(study: optuna.Study) -> list[dict[str, Any]]:
+    """The ``enas:stats`` records of the study's trials, by trial number."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        stats = t.system_attrs.get(STATS_KEY)
+        if isinstance(stats, dict):
+            rows.append({"trial": t.number, **stats})
+    return sorted(rows, key=lambda r: r["trial"])
+
+
+def plot_controller_stats(study: optuna.Study) -> go.Figure:
+    """Reward, moving-average baseline and policy entropy of the ENAS controller per trial.
+
+    Raises:
+        ValueError: No trial carries ``enas:stats`` (the study was not run by ENASSampler).
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows = controller_stats(study)
+    if not rows:
+        raise ValueError(
+            f"study {study.study_name!r} has no {STATS_KEY!r} trial attrs; was it run by "
+            "ENASSampler with record_stats=True?"
+        )
+    x = [r["trial"] for r in rows]
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.1,
+        subplot_titles=("reward and baseline", "entropy of the sampled architecture"),
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=[r.get("reward") for r in rows],
+            mode="markers",
+            name="reward",
+            marker={"color": "#888", "size": 5},
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=[r.get("baseline") for r in rows],
+            mode="lines",
+            name="baseline",
+            line={"color": SERIES_COLORS[1], "width": 2},
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=[r.get("entropy") for r in rows],
+            mode="lines",
+            name="entropy",
+            line={"color": SERIES_COLORS[2], "width": 2},
+        ),
+        row=2,
+        col=1,
+    )
+    fig.update_layout(title=f"ENAS controller ({study.study_name})", template="plotly_white")
+    fig.update_xaxes(title_text="trial", row=2, col=1)
+    return fig
+
+
+def save_study_figures(study: optuna.Study, *, metric: str = "value") -> list[str]:
+    """Save the best-so-far and (ENAS studies) controller figures for optuna-dashboard.
+
+    Uses :func:`optuna_dashboard.save_plotly_graph_object` with fixed ids, so calling it again
+    replaces the figures. Returns the ids saved.
+
+    Raises:
+        ImportError: plotly is not installed (``pip install optuna-enas[plot]``).
+    """
+    try:
+        import plotly  # noqa: F401
+    except ImportError as e:
+        raise ImportError(
+            "study figures need plotly; install it with `pip install optuna-enas[plot]`."
+        ) from e
+    from optuna_dashboard import save_plotly_graph_object
+
+    saved = []
+    if _search_trials(study):
+        save_plotly_graph_object(
+            study, plot_best_so_far(study, metric=metric), graph_object_id=_FIGURE_BEST
+        )
+        saved.append(_FIGURE_BEST)
+    if controller_stats(study):
+        fig = plot_controller_stats(study)
+        save_plotly_graph_object(study, fig, graph_object_id=_FIGURE_CONTROLLER)
+        saved.append(_FIGURE_CONTROLLER)
+    return saved
+
+
+# -- comparisons (several samplers x seeds) ----------------------------------------------------
+def plot_comparison(
+    curves: Mapping[str, Sequence[Sequence[float]]], *, metric: str, title: str
+) -> go.Figure:
+    """Mean best-so-far per name with a min-max band over its runs (plotly).
+
+    Args:
+        curves: ``{name: [run, ...]}``, each run the best-so-far values by trial; runs are cut
+            to the shortest one.
+        metric: The y-axis label.
+        title: The figure title.
+    """
+    import plotly.graph_objects as go
+
+    check_curves(curves)
+    fig = go.Figure()
+    for k, (name, runs) in enumerate(curves.items()):
+        color = SERIES_COLORS[k % len(SERIES_COLORS)]
+        mean, lo, hi = band(runs)
+        x = list(range(1, len(mean) + 1))
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=hi + lo[::-1],
+                fill="toself",
+                fillcolor=rgba(color, 0.15),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                name=f"{name} min-max",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=mean,
+                mode="lines",
+                name=f"{name} (n={len(runs)})",
+                line={"color": color, "width": 2},
+            )
+        )
+    fig.update_layout(
+        title=title, xaxis_title="trials", yaxis_title=metric, template="plotly_white"
+    )
+    return fig
+
+
+__all__ = [
+    "SVG_ATTR",
+    "ArtifactStoreLike",
+    "DashboardCallback",
+    "architecture_note",
+    "architecture_svg",
+    "best_so_far",
+    "comparison_svg",
+    "controller_stats",
+    "plot_best_so_far",
+    "plot_comparison",
+    "plot_controller_stats",
+    "save_study_figures",
+]

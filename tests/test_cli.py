@@ -1,0 +1,235 @@
+"""The ``optuna-enas`` command: search, resume, compare, derive, retrain, export, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from optuna_enas import RNNCellSpace
+from optuna_enas._derive import DERIVE_TAG
+from optuna_enas._derive import import_architecture
+from optuna_enas.cli import _DERIVE_TAG
+from optuna_enas.cli import CONFIG_ATTR
+from optuna_enas.cli import main
+
+
+_REPO = Path(__file__).resolve().parents[1]
+# Three RNN nodes, 8 hidden units, 8x8 minibatches: about 0.1 s per trial on a laptop CPU.
+_TINY = ["--n-nodes", "3", "--hidden-size", "8", "--batch-size", "8", "--bptt", "8"]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    # Tiny models run faster on one thread, and much faster on a busy machine.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _search(db: Path, *extra: str) -> int:
+    return main(["search", "--storage", f"sqlite:///{db}", *_TINY, *extra])
+
+
+def _study(db: Path, name: str = "enas-rnn-enas") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 4-trial ENAS search (read-only for the tests that use it)."""
+    db = tmp_path_factory.mktemp("searched") / "s.db"
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert _search(db, "--trials", "4") == 0
+    finally:
+        torch.set_num_threads(n)
+    return db
+
+
+def test_derive_tag_matches_derive_module() -> None:
+    assert _DERIVE_TAG == DERIVE_TAG
+
+
+def test_search_resume_continues_the_same_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "s.db"
+    assert _search(db, "--trials", "3") == 0
+    out = capsys.readouterr().out
+    assert "best architecture:" in out and "fixed_arc:" in out
+    assert f"dashboard: optuna-enas dashboard --storage sqlite:///{db}" in out
+    ckpt = tmp_path / "enas-rnn-enas.supernet.pt"
+    assert ckpt.is_file()
+    assert torch.load(ckpt, weights_only=True)["n_calls"] == 3
+
+    assert _search(db, "--trials", "5") == 0  # the same command with a larger target
+    err = capsys.readouterr().err
+    assert "resuming at 3 trials" in err
+    summaries = optuna.get_all_study_summaries(f"sqlite:///{db}")
+    assert [s.study_name for s in summaries] == ["enas-rnn-enas"]
+    study = _study(db)
+    trials = study.get_trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert all("architecture" in t.user_attrs for t in trials)
+    # The resumed ENASSampler replayed trials 0-2 and learned from 3-4.
+    assert all("enas:stats" in t.system_attrs for t in trials)
+    assert torch.load(ckpt, weights_only=True)["n_calls"] == 5
+    assert study.user_attrs[CONFIG_ATTR]["space"] == RNNCellSpace(n_nodes=3).to_dict()
+
+    assert _search(db, "--trials", "5") == 0  # target reached: nothing to do
+    assert len(_study(db).get_trials()) == 5
+
+
+def test_search_resume_with_other_options_is_refused(
+    searched: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _search(searched, "--trials", "6", "--seed", "1") == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--seed" in err and "enas-rnn-enas" in err
+    assert len(_study(searched).get_trials()) == 4
+
+
+def test_export_writes_json_and_fixed_arc(
+    searched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "best.json"
+    assert main(["export", "--storage", f"sqlite:///{searched}", "--output", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    fixed_arc = (tmp_path / "best.fixed_arc").read_text().strip()
+    assert data["fixed_arc"] == fixed_arc
+    assert f"fixed_arc: {fixed_arc}" in stdout
+    arch, space = import_architecture(out)
+    best = _study(searched).best_trial
+    assert space == RNNCellSpace(n_nodes=3)
+    assert arch.to_params() == best.params
+    assert space.to_fixed_arc(arch) == fixed_arc
+
+
+def test_derive_and_retrain(
+    searched: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{searched}"
+    assert (
+        main(["derive", "--storage", url, "--n-samples", "3", "--top-k", "2", "--no-record"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "| rank | ppl |" in out and "fixed_arc (rank 0):" in out
+    assert len(_study(searched).get_trials()) == 4  # --no-record
+
+    model = tmp_path / "model.pt"
+    args = ["retrain", "--storage", url, "--epochs", "1", "--steps-per-epoch", "2"]
+    assert main([*args, "--save-model", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "test ppl" in out
+    summary = _study(searched).user_attrs["enas:retrain"]
+    assert summary["epochs"] == 1 and summary["test"] > 1.0
+    assert "state_dict" in torch.load(model, weights_only=True)
+
+
+def test_compare_writes_plot_table_and_dashboard_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/c.db"
+    out_dir = tmp_path / "cmp"
+    args = ["compare", "--storage", url, *_TINY, "--trials", "2", "--seeds", "0", "1"]
+    assert main([*args, "--samplers", "enas", "random", "--output-dir", str(out_dir)]) == 0
+    stdout = capsys.readouterr().out
+    assert "| enas | 2 |" in stdout and "| random (weight sharing) | 2 |" in stdout
+    assert (out_dir / "results.md").read_text().startswith("Space `rnn`")
+    assert (out_dir / "best_so_far.svg").read_text().startswith("<svg")
+    assert (out_dir / "best_so_far.html").is_file()
+    rows = json.loads((out_dir / "results.json").read_text())
+    assert sorted((r["sampler"], r["seed"]) for r in rows) == [
+        ("enas", 0),
+        ("enas", 1),
+        ("random", 0),
+        ("random", 1),
+    ]
+    study = optuna.load_study(study_name="compare-rnn-random-seed1", storage=url)
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert any(k.startswith("dashboard:plot_data:enas-compare:") for k in attrs)
+    assert any(k.startswith("artifacts:") for k in attrs)  # the SVG, a study artifact
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["search", "--space", "foo"], "--space"),
+        (["search", "--data", "/no/such/corpus"], "--data '/no/such/corpus'"),
+        (["search", "--storage", "sqlite:////no/such/dir/x.db"], "--storage"),
+        (["search", "--storage", "not-a-url.txt"], "--storage 'not-a-url.txt'"),
+        (["search", "--trials", "0"], "--trials"),
+        (["search", "--n-layers", "3"], "--n-layers"),
+        (["dashboard", "--storage", "sqlite:////no/such/dir/x.db"], "--storage"),
+        (["export", "--storage", "{db}", "--study-name", "nope"], "--study-name 'nope'"),
+        (["export", "--storage", "{db}", "--trial", "99"], "--trial 99"),
+    ],
+    ids=[
+        "unknown-space",
+        "missing-data",
+        "unreachable-storage",
+        "storage-not-url",
+        "zero-trials",
+        "n-layers-for-rnn",
+        "dashboard-missing-db",
+        "unknown-study",
+        "unknown-trial",
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    argv: list[str],
+    needle: str,
+    searched: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = [a.replace("{db}", f"sqlite:///{searched}") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("optuna-enas")
+    assert needle in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no database or checkpoint was created
+
+
+def test_cli_runs_as_a_subprocess(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(_REPO), "OMP_NUM_THREADS": "1"}
+    db = tmp_path / "p.db"
+    cmd = [sys.executable, "-m", "optuna_enas.cli", "--threads", "1", "search"]
+    cmd += ["--storage", f"sqlite:///{db}"]
+    run = subprocess.run(
+        [*cmd, *_TINY, "--trials", "2", "--sampler", "random"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "fixed_arc:" in run.stdout
+    assert len(_study(db, "enas-rnn-random").get_trials()) == 2
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "optuna_enas", "search", "--data", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "--data" in bad.stderr
+    assert not (tmp_path / "optuna-enas.db").exists()  # nothing was created

@@ -1,0 +1,52 @@
+"""Every example runs end to end with ``--smoke`` (as a subprocess, in a temporary directory)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+_REPO = Path(__file__).resolve().parents[1]
+_EXAMPLES = _REPO / "examples"
+
+
+@pytest.mark.parametrize(
+    "script, expected",
+    [
+        ("quickstart.py", "fixed_arc:"),
+        ("rnn_ptb.py", "retrained: valid ppl"),
+        ("cnn_micro_digits.py", "retrained: valid accuracy"),
+        ("compare_samplers.py", "| tpe |"),
+        ("nasrl_pruning.py", "children,"),
+        # Several processes on one storage: slow by the house rule for cross-process tests.
+        pytest.param("multi_worker.py", "complete trials from workers", marks=pytest.mark.slow),
+    ],
+    ids=["quickstart", "rnn_ptb", "cnn_micro_digits", "compare_samplers", "nasrl", "multi_worker"],
+)
+def test_example_smoke(script: str, expected: str, tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, str(_EXAMPLES / script), "--smoke"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(_REPO), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert expected in run.stdout
+
+
+def test_every_example_is_tested() -> None:
+    tested = {
+        "quickstart.py",
+        "rnn_ptb.py",
+        "cnn_micro_digits.py",
+        "compare_samplers.py",
+        "nasrl_pruning.py",
+        "multi_worker.py",
+    }
+    assert {p.name for p in _EXAMPLES.glob("*.py")} == tested
