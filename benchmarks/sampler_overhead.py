@@ -130,6 +130,12 @@ def main() -> None:
         help="skip TPE above this many trials (its cost grows with n)",
     )
     parser.add_argument("--postgres-url", default=os.environ.get("OPTUNA_ENAS_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's own choice)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI")
     parser.add_argument("--json", default="benchmarks/results/sampler_overhead.json")
     args = parser.parse_args()
@@ -138,6 +144,10 @@ def main() -> None:
         if args.json == parser.get_default("json"):
             args.json = "benchmarks/results/sampler_overhead.smoke.json"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for storage in args.storages:
