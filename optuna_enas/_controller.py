@@ -12,15 +12,43 @@ caller-given uniforms, so sampling never touches a global RNG) and :meth:`log_pr
 
 from __future__ import annotations
 
+import threading
 import zlib
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import nn
 
 from optuna_enas._config import ControllerConfig
+
+
+_THREADS_LOCK = threading.Lock()
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block, then restore the count.
+
+    The controller's tensors are tiny: a second OpenMP thread buys nothing, and when another
+    process keeps a core busy its spinning worker stalls every op (one update took 3.6 s
+    instead of 15 ms on a loaded 2-core machine; see BENCHMARKS.md). The thread count is
+    process-wide, so another Python thread training at the same moment (``n_jobs > 1``) also
+    runs on one thread for these few milliseconds.
+    """
+    with _THREADS_LOCK:
+        n = torch.get_num_threads()
+        if n == 1:
+            yield
+            return
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(n)
 
 
 class LSTMController(nn.Module):

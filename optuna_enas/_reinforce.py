@@ -21,6 +21,7 @@ import torch
 
 from optuna_enas._config import ControllerConfig
 from optuna_enas._controller import LSTMController
+from optuna_enas._controller import single_thread
 
 
 @dataclass
@@ -113,6 +114,10 @@ class Reinforce:
         """Apply one Adam step on the buffered observations (no-op on an empty buffer)."""
         if not self._pending:
             return 0.0
+        with single_thread():
+            return self._step()
+
+    def _step(self) -> float:
         batch = self._pending
         self._pending = []
         n_steps = len(self.controller)

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from optuna_enas._config import DEFAULT_PRESET_FOR_SPACE
 from optuna_enas._config import ControllerConfig
 from optuna_enas._controller import LSTMController
+from optuna_enas._controller import single_thread
 from optuna_enas._reinforce import Reinforce
 from optuna_enas._reward import RewardFn
 from optuna_enas._reward import direction_reward
@@ -410,7 +411,7 @@ class ENASSampler(BaseSampler):
             behaviour = [float(x) for x in record["log_probs"]]
             on_policy = record["policy"] == self._learner.fingerprint
         else:
-            with torch.no_grad():
+            with torch.no_grad(), single_thread():
                 _, ents, _ = self._controller.log_prob_steps(torch.tensor([actions]))
             entropy = float((ents[0] * torch.tensor(mask)).sum())
             behaviour, on_policy = None, True

@@ -121,7 +121,7 @@ def test_rnn_supernet_matches_autograd_reference(
     rng = np.random.default_rng(n_nodes)
     for _ in range(4):
         arch = model.space.sample_uniform(rng)
-        tokens = torch.randint(0, 15, (4, 3))
+        tokens = torch.randint(0, 15, (11, 3))  # two chunks of the weight-gradient accumulation
         h0 = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
         results = []
         for fn in (model, _reference):
@@ -151,7 +151,7 @@ def test_rnn_cell_sequence_with_hidden_mask_matches_reference() -> None:
             p.mul_(20.0)
     arch = _arch(model.space, [0, 0, 1], ["tanh", "relu", "sigmoid", "identity"])
     plan = model._plan(arch)
-    tokens = torch.randint(0, 15, (4, 2))
+    tokens = torch.randint(0, 15, (19, 2))
     h0 = torch.randn(2, 5, dtype=torch.float64)
     mask = torch.bernoulli(torch.full((2, 5), 0.5, dtype=torch.float64)) * 2.0
     edges = [model.edge_weight(i, plan.inputs[i]) for i in range(1, 4)]
