@@ -44,7 +44,11 @@ def machine_info() -> dict[str, Any]:
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"command": " ".join([Path(sys.executable).name, *sys.argv]), **payload}
+    payload = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "load_average_at_end": os.getloadavg(),
+        **payload,
+    }
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     print(f"\nwrote {path}")
 
