@@ -1,15 +1,9 @@
 #!/usr/bin/env bash
-# Run a small architecture search on CPU. Extra arguments go to the search command.
+# Run a small ENAS search on CPU (embedded corpus, no download). Extra arguments go to
+# `optuna-enas search`, e.g. `bash scripts/demo.sh --space micro --trials 100`.
 #   bash scripts/demo.sh [ARGS...]
 set -euo pipefail
 # shellcheck source=scripts/_env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 
-if [[ -f optuna_enas/cli.py ]]; then
-    exec python -m optuna_enas.cli search "$@"
-elif [[ -f examples/quickstart.py ]]; then
-    exec python examples/quickstart.py "$@"
-else
-    echo "demo.sh: neither optuna_enas/cli.py nor examples/quickstart.py exists yet" >&2
-    exit 1
-fi
+exec python -m optuna_enas.cli search "$@"

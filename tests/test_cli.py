@@ -16,9 +16,9 @@ import torch
 from optuna_enas import RNNCellSpace
 from optuna_enas._derive import DERIVE_TAG
 from optuna_enas._derive import import_architecture
-from optuna_enas.cli import _DERIVE_TAG
 from optuna_enas.cli import CONFIG_ATTR
 from optuna_enas.cli import main
+from optuna_enas.cli._storage import _DERIVE_TAG
 
 
 _REPO = Path(__file__).resolve().parents[1]

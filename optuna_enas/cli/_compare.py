@@ -1,0 +1,213 @@
+"""``optuna-enas compare``: samplers over several seeds, with tables and plots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+from optuna_enas.cli._errors import PROG
+from optuna_enas.cli._errors import UsageError
+from optuna_enas.cli._options import _metric
+from optuna_enas.cli._search import _dashboard_hint
+from optuna_enas.cli._search import _run_search
+from optuna_enas.cli._storage import WALL_ATTR
+from optuna_enas.cli._storage import _best_trial
+from optuna_enas.cli._storage import _file_name
+from optuna_enas.cli._storage import _is_search_trial
+from optuna_enas.cli._storage import default_artifact_dir
+
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from optuna_enas.dashboard import best_so_far
+
+    if args.trials < 2:
+        raise UsageError(f"--trials must be >= 2, but got {args.trials}.")
+    if len(set(args.seeds)) != len(args.seeds) or any(s < 0 for s in args.seeds):
+        raise UsageError(f"--seeds must be distinct non-negative integers, but got {args.seeds}.")
+    samplers = list(dict.fromkeys(args.samplers))
+    prefix = args.study_prefix or f"compare-{args.space}"
+    out_dir = Path(args.output_dir or f"{_file_name(prefix)}").expanduser()
+    rows: list[dict[str, Any]] = []
+    studies: list[optuna.Study] = []
+    metric = _metric(args.space)
+    direction = "minimize" if args.space == "rnn" else "maximize"
+    for sampler_name in samplers:
+        for seed in args.seeds:
+            name = f"{prefix}-{sampler_name}-seed{seed}"
+            run = _run_search(
+                args,
+                sampler_name=sampler_name,
+                seed=seed,
+                study_name=name,
+                n_trials=args.trials,
+                progress_label=f"{sampler_name} seed {seed}",
+                quiet=True,
+            )
+            if run.interrupted:
+                print(f"{PROG}: interrupted; rerun the same command to continue.", file=sys.stderr)
+                return 130
+            trials = sorted(
+                (t for t in run.study.get_trials(deepcopy=False) if _is_search_trial(t)),
+                key=lambda t: t.number,
+            )
+            values = [float(t.value) for t in trials if t.value is not None]
+            best = _best_trial(run.study, derived=False)
+            rescored = math.nan
+            if best is not None:
+                arch = run.space.architecture(best.params)
+                rescored = run.evaluator.evaluate(arch, split="valid", full=True)
+            wall = float(run.study.user_attrs.get(WALL_ATTR, run.seconds))
+            rows.append(
+                {
+                    "sampler": sampler_name,
+                    "seed": seed,
+                    "study": name,
+                    "n_trials": len(values),
+                    "best": best_so_far(values, direction)[-1] if values else math.nan,
+                    "best_trial": None if best is None else best.number,
+                    "rescored": rescored,
+                    "wall_seconds": wall,
+                    "curve": best_so_far(values, direction)[: args.trials],
+                }
+            )
+            studies.append(run.study)
+            print(
+                f"[compare] {name}: best {metric} {rows[-1]['best']:.6g}, re-scored "
+                f"{rescored:.6g}, {wall:.1f} s",
+                file=sys.stderr,
+            )
+    table = _comparison_table(rows, samplers, metric, direction, args)
+    paths = _write_comparison(rows, samplers, table, out_dir, metric, args, studies)
+    print(table)
+    for p in paths:
+        print(f"wrote {p}")
+    _dashboard_hint(args)
+    return 0
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    vals = [v for v in values if math.isfinite(v)]
+    if not vals:
+        return "n/a"
+    mean = statistics.fmean(vals)
+    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{mean:.4g} ± {std:.2g}"
+
+
+def _comparison_table(
+    rows: list[dict[str, Any]],
+    samplers: list[str],
+    metric: str,
+    direction: str,
+    args: argparse.Namespace,
+) -> str:
+    better = "lower" if direction == "minimize" else "higher"
+    lines = [
+        f"Space `{args.space}`, {args.trials} trials per run, seeds {args.seeds}, one "
+        f"SupernetEvaluator per run (same config); {metric}, {better} is better.",
+        "",
+        f"| sampler | runs | best {metric} during search (mean ± std) "
+        f"| best architecture re-scored on the full validation set | wall s/run |",
+        "|---|---|---|---|---|",
+    ]
+    for name in samplers:
+        mine = [r for r in rows if r["sampler"] == name]
+        label = "random (weight sharing)" if name == "random" else name
+        wall = statistics.fmean(r["wall_seconds"] for r in mine)
+        lines.append(
+            f"| {label} | {len(mine)} | {_mean_std([r['best'] for r in mine])} "
+            f"| {_mean_std([r['rescored'] for r in mine])} | {wall:.1f} |"
+        )
+    lines += [
+        "",
+        "Values during the search are single-minibatch scores with the shared weights at that "
+        "time; the re-scored column evaluates each run's best architecture with its run's "
+        "final shared weights on the whole validation split.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _write_comparison(
+    rows: list[dict[str, Any]],
+    samplers: list[str],
+    table: str,
+    out_dir: Path,
+    metric: str,
+    args: argparse.Namespace,
+    studies: list[optuna.Study],
+) -> list[Path]:
+    from optuna_enas.dashboard import comparison_svg
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    curves = {
+        name: [r["curve"] for r in rows if r["sampler"] == name and r["curve"]]
+        for name in samplers
+    }
+    curves = {k: v for k, v in curves.items() if v}
+    title = f"Best {metric} so far ({args.space}, {len(args.seeds)} seeds)"
+    paths = [out_dir / "results.md", out_dir / "results.json"]
+    paths[0].write_text(table, encoding="utf-8")
+    paths[1].write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    if not curves:
+        return paths
+    svg_path = out_dir / "best_so_far.svg"
+    svg_path.write_text(comparison_svg(curves, metric=metric, title=title), encoding="utf-8")
+    paths.append(svg_path)
+    figure = None
+    try:
+        from optuna_enas.dashboard import plot_comparison
+
+        figure = plot_comparison(curves, metric=metric, title=title)
+        html_path = out_dir / "best_so_far.html"
+        # plotly.min.js is written once next to the page, so it also opens offline.
+        figure.write_html(str(html_path), include_plotlyjs="directory")
+        paths.append(html_path)
+        try:
+            png_path = out_dir / "best_so_far.png"
+            figure.write_image(str(png_path))  # needs kaleido
+            paths.append(png_path)
+        except Exception:  # kaleido missing or broken: the SVG and HTML are enough.
+            pass
+    except ImportError:
+        pass
+    _save_comparison_to_studies(studies, figure, table, svg_path, args)
+    return paths
+
+
+def _save_comparison_to_studies(
+    studies: list[optuna.Study],
+    figure: Any,
+    table: str,
+    svg_path: Path,
+    args: argparse.Namespace,
+) -> None:
+    from optuna.artifacts import FileSystemArtifactStore
+    from optuna.artifacts import upload_artifact
+    from optuna_dashboard import save_note
+    from optuna_dashboard import save_plotly_graph_object
+
+    artifact_dir = Path(args.artifact_dir or default_artifact_dir(args.storage))
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    store = FileSystemArtifactStore(str(artifact_dir))
+    for study in studies:
+        if figure is not None:
+            save_plotly_graph_object(study, figure, graph_object_id="enas-compare")
+        artifact_id = upload_artifact(
+            artifact_store=store,
+            file_path=str(svg_path),
+            study_or_trial=study,
+            mimetype="image/svg+xml",
+        )
+        url = f"/artifacts/{study._study_id}/{artifact_id}"
+        save_note(study, f"## Sampler comparison\n\n![best so far]({url})\n\n{table}")

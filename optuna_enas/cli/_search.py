@@ -1,0 +1,288 @@
+"""``optuna-enas search``, and the study/evaluator setup that ``compare`` shares."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Literal
+
+from optuna_enas.cli._errors import PROG
+from optuna_enas.cli._errors import UsageError
+from optuna_enas.cli._errors import _one_line
+from optuna_enas.cli._options import _build_space
+from optuna_enas.cli._options import _check_device
+from optuna_enas.cli._options import _evaluator_config
+from optuna_enas.cli._options import _load_data
+from optuna_enas.cli._options import _metric
+from optuna_enas.cli._storage import CONFIG_ATTR
+from optuna_enas.cli._storage import WALL_ATTR
+from optuna_enas.cli._storage import _best_trial
+from optuna_enas.cli._storage import _file_name
+from optuna_enas.cli._storage import _is_search_trial
+from optuna_enas.cli._storage import _n_finished_in
+from optuna_enas.cli._storage import _storage_dir
+from optuna_enas.cli._storage import default_artifact_dir
+from optuna_enas.cli._storage import open_storage
+
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from optuna_enas._evaluator import SupernetEvaluator
+    from optuna_enas._search_space import SearchSpace
+
+
+_CHECKPOINT_EVERY = 10
+
+
+@dataclass
+class _Run:
+    study: optuna.Study
+    evaluator: SupernetEvaluator
+    space: SearchSpace
+    checkpoint: Path
+    seconds: float
+    interrupted: bool
+
+
+class _ProgressLines:
+    """A callback printing one compact line every ``every`` trials (used when stderr is no TTY)."""
+
+    def __init__(self, label: str, total: int, every: int, metric: str) -> None:
+        self._label = label
+        self._total = total
+        self._every = every
+        self._metric = metric
+        self._n = 0
+        self._start = time.perf_counter()
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._n += 1
+        if self._n % self._every and self._n != self._total:
+            return
+        best = _best_trial(study, derived=False)
+        best_text = "-" if best is None else f"{best.value:.6g} (trial {best.number})"
+        rate = (time.perf_counter() - self._start) / self._n
+        print(
+            f"[{self._label}] {self._n}/{self._total} trials, best {self._metric} {best_text}, "
+            f"{rate:.2f} s/trial",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _make_sampler(name: str, space: SearchSpace, seed: int, n_done: int) -> Any:
+    import numpy as np
+    import optuna
+
+    from optuna_enas import ENASSampler
+
+    if name == "enas":
+        # Draws are seeded by (seed, trial.number) and the controller replays the study: a
+        # resumed search continues exactly.
+        return ENASSampler(space, seed=seed)
+    # Random and TPE draw from one stream per process; a resumed search gets a new stream so
+    # it does not repeat the architectures it already tried.
+    sub = seed if n_done == 0 else int(np.random.SeedSequence([seed, n_done]).generate_state(1)[0])
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=sub)
+    return optuna.samplers.TPESampler(seed=sub)
+
+
+def _run_search(
+    args: argparse.Namespace,
+    *,
+    sampler_name: str,
+    seed: int,
+    study_name: str,
+    n_trials: int,
+    progress_label: str,
+    quiet: bool = False,
+) -> _Run:
+    import optuna
+
+    from optuna_enas._evaluator import SupernetEvaluator
+    from optuna_enas.dashboard import DashboardCallback
+
+    space = _build_space(args)
+    evaluator_config = _evaluator_config(args, space.name)
+    device = _check_device(args.device)
+    data = _load_data(space.name, args.data)
+    storage = open_storage(args.storage, must_exist=False)
+    data_id = None if args.data is None else str(Path(args.data).expanduser().resolve())
+    checkpoint = (
+        Path(args.checkpoint).expanduser()
+        if getattr(args, "checkpoint", None)
+        else _storage_dir(args.storage) / f"{_file_name(study_name)}.supernet.pt"
+    )
+    config = {
+        "space": space.to_dict(),
+        "sampler": sampler_name,
+        "seed": seed,
+        "data": data_id,
+        "evaluator": evaluator_config,
+        "checkpoint": str(checkpoint.resolve()),
+    }
+    direction: Literal["minimize", "maximize"] = "minimize" if space.name == "rnn" else "maximize"
+    # Check an existing study before anything is written.
+    existing = {s.study_name: s for s in storage.get_all_studies()}.get(study_name)
+    if existing is not None:
+        old_direction = existing.direction.name.lower()
+        if old_direction != direction:
+            raise UsageError(
+                f"--study-name {study_name!r} exists with direction {old_direction}; a "
+                f"{space.name} search needs {direction}."
+            )
+    n_done = 0 if existing is None else _n_finished_in(storage, existing._study_id)
+    if existing is not None and (CONFIG_ATTR in existing.user_attrs or n_done > 0):
+        _check_same_config(study_name, existing.user_attrs.get(CONFIG_ATTR), config)
+    resume = checkpoint if checkpoint.is_file() else None
+    if resume is not None and n_done == 0:
+        raise UsageError(
+            f"--checkpoint {str(checkpoint)!r} exists but study {study_name!r} has no finished "
+            "trial; delete the file or choose another --study-name or --checkpoint."
+        )
+    try:
+        evaluator = SupernetEvaluator(
+            space,
+            data,
+            seed=seed,
+            device=device,
+            checkpoint_path=checkpoint,
+            checkpoint_every=_CHECKPOINT_EVERY,
+            resume_from=resume,
+            **evaluator_config,
+        )
+    except ValueError as e:
+        raise UsageError(f"cannot build the evaluator: {_one_line(e)}") from e
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        direction=direction,
+        # One shared-weight step per trial: stopping a trial early saves nothing.
+        pruner=optuna.pruners.NopPruner(),
+        load_if_exists=True,
+    )
+    if existing is None or CONFIG_ATTR not in existing.user_attrs:
+        study.set_user_attr(CONFIG_ATTR, config)
+    study.sampler = _make_sampler(sampler_name, space, seed, n_done)
+    if n_done and resume is None and not quiet:
+        print(
+            f"[{progress_label}] no checkpoint {checkpoint}: the supernet starts from scratch",
+            file=sys.stderr,
+        )
+    remaining = n_trials - n_done
+    if not quiet:
+        state = f"resuming at {n_done} trials" if n_done else "new study"
+        ckpt = f", supernet from {resume}" if resume else ""
+        if remaining <= 0:
+            state, ckpt = f"already has {n_done} trials; raise --trials to continue", ""
+        print(f"[{progress_label}] {study_name}: {state}{ckpt}", file=sys.stderr)
+    artifact_dir = Path(args.artifact_dir or default_artifact_dir(args.storage))
+    callback = DashboardCallback(
+        space, artifact_dir, figures_every=args.figures_every, metric=_metric(space.name)
+    )
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [callback]
+    bar = sys.stderr.isatty() and not quiet
+    if not bar and not quiet and remaining > 0:
+        metric = _metric(space.name)
+        callbacks.append(_ProgressLines(progress_label, remaining, args.log_every, metric))
+    start = time.perf_counter()
+    interrupted = False
+    try:
+        if remaining > 0:
+            study.optimize(
+                callback.wrap(evaluator),
+                n_trials=remaining,
+                callbacks=callbacks,
+                show_progress_bar=bar,
+            )
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        seconds = time.perf_counter() - start
+        if remaining > 0:
+            evaluator.save(checkpoint)
+            study.set_user_attr(WALL_ATTR, float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds)
+            callback.save_figures(study)
+    return _Run(study, evaluator, space, checkpoint, seconds, interrupted)
+
+
+def _check_same_config(name: str, old: Any, config: dict[str, Any]) -> None:
+    if old is None:
+        raise UsageError(
+            f"--study-name {name!r} exists but was not created by `{PROG} search`; choose "
+            "another --study-name."
+        )
+    flags = {"space": "--space/--n-nodes/--n-layers", "sampler": "--sampler", "seed": "--seed"}
+    flags |= {"data": "--data", "evaluator": "the evaluator options", "checkpoint": "--checkpoint"}
+    for key, flag in flags.items():
+        if json.dumps(old.get(key), sort_keys=True) != json.dumps(config[key], sort_keys=True):
+            raise UsageError(
+                f"--study-name {name!r} was created with other {flag} ({key}={old.get(key)!r}, "
+                f"now {config[key]!r}); rerun it with the original options or choose another "
+                "--study-name."
+            )
+
+
+def _print_best(study: optuna.Study, space: SearchSpace) -> FrozenTrial | None:
+    from optuna.trial import TrialState
+
+    trials = [t for t in study.get_trials(deepcopy=False) if _is_search_trial(t)]
+    counts = {s: sum(t.state == s for t in trials) for s in TrialState}
+    print(
+        f"trials: {len(trials)} ({counts[TrialState.COMPLETE]} complete, "
+        f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed)"
+    )
+    best = _best_trial(study, derived=False)
+    if best is None:
+        print("best: no completed trial yet")
+        return None
+    arch = space.architecture(best.params)
+    print(f"best trial: {best.number}  {_metric(space.name)} {best.value:.6g}")
+    print(f"best architecture: {space.describe(arch)}")
+    print(f"fixed_arc: {space.to_fixed_arc(arch)}")
+    return best
+
+
+def _dashboard_hint(args: argparse.Namespace) -> None:
+    artifact_dir = args.artifact_dir or default_artifact_dir(args.storage)
+    cmd = [PROG, "dashboard", "--storage", args.storage]
+    if args.artifact_dir:
+        cmd += ["--artifact-dir", str(artifact_dir)]
+    plain = ["optuna-dashboard", args.storage, "--artifact-dir", str(artifact_dir)]
+    print(f"dashboard: {shlex.join(cmd)}")
+    print(f"       or: {shlex.join(plain)}")
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    if args.trials < 1:
+        raise UsageError(f"--trials must be >= 1, but got {args.trials}.")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, but got {args.seed}.")
+    study_name = args.study_name or f"enas-{args.space}-{args.sampler}"
+    run = _run_search(
+        args,
+        sampler_name=args.sampler,
+        seed=args.seed,
+        study_name=study_name,
+        n_trials=args.trials,
+        progress_label="search",
+    )
+    print(f"study: {study_name}  storage: {args.storage}")
+    _print_best(run.study, run.space)
+    print(f"supernet checkpoint: {run.checkpoint}")
+    _dashboard_hint(args)
+    if run.interrupted:
+        print(f"{PROG}: interrupted; rerun the same command to continue.", file=sys.stderr)
+        return 130
+    return 0
