@@ -97,26 +97,23 @@ def _run_cell(
         out = xproj.new_empty((steps, batch, hidden))
     inv_loose = 1.0 / len(plan.loose_ends)
     loose = plan.loose_ends
+    # Without `save`, one scratch block is reused at every step; node states likewise.
+    scratch = xproj.new_empty((n_nodes, batch, 2 * hidden)) if save is None else None
+    nodes = xproj.new_empty((n_nodes, batch, hidden))
     h = h0
     for t in range(steps):
-        nodes: list[torch.Tensor] = []
+        buf = save[t] if save is not None else cast(torch.Tensor, scratch)
         for i in range(n_nodes):
             if i == 0:
                 h_in = h
                 rec = h if mask is None else h * mask
-                if save is None:
-                    s = torch.addmm(xproj[t], rec, w_h)
-                else:
-                    s = torch.addmm(xproj[t], rec, w_h, out=save[t, 0])
+                s = torch.addmm(xproj[t], rec, w_h, out=buf[0])
             else:
                 h_in = nodes[plan.inputs[i]]
-                if save is None:
-                    s = torch.mm(h_in, edges[i - 1])
-                else:
-                    s = torch.mm(h_in, edges[i - 1], out=save[t, i])
+                s = torch.mm(h_in, edges[i - 1], out=buf[i])
             _activate_(plan.activations[i], s, hidden)
             # h_i = h_in + c * (act - h_in) = c * act + (1 - c) * h_in
-            nodes.append(torch.lerp(h_in, s[:, hidden:], s[:, :hidden]))
+            torch.lerp(h_in, s[:, hidden:], s[:, :hidden], out=nodes[i])
         o = out[t]
         if len(loose) == 1:
             o.copy_(nodes[loose[0]])
