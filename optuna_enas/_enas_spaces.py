@@ -105,7 +105,7 @@ class RNNCellSpace(SearchSpace):
 @dataclass(frozen=True)
 class MacroLayer:
     op: str
-    skips: tuple[int, ...]  # earlier layers whose output is added (skip bit = 1)
+    skips: tuple[int, ...]  # skip bits set to 1; bit j adds [stem, layer0, ...][j] (official code)
 
 
 class MacroSpace(SearchSpace):

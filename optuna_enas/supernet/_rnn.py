@@ -20,6 +20,11 @@ per chunk of 8 steps (a single ``(H, 8B) @ (8B, 2H)`` product instead of 8 memor
 updates of the whole gradient). Edges the architecture does not use receive no gradient at all
 (their ``.grad`` stays ``None``), which keeps the gradient memory of the 1000-unit, 12-node
 ENAS-pytorch configuration at the edges used (13 of 68 matrices).
+
+Cost of that configuration (batch 64, BPTT 35, vocabulary 10000, 146 M parameters) on a 2-core
+CPU (``benchmarks/supernet_step.py``): 3.8-4.8 s per training step, 484 GFLOP of matmuls at
+about 100 GFLOP/s, and 1.37 GiB peak RSS (0.55 GiB of weights, 0.2 GiB of saved activations,
+0.25 GiB for the caller's cross-entropy over the 35 x 64 x 10000 logits).
 """
 
 from __future__ import annotations
