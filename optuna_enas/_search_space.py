@@ -176,6 +176,14 @@ class SearchSpace:
             n *= len(d.choices)
         return n
 
+    def check_architecture(self, arch: object) -> None:
+        """Raise a ValueError unless ``arch`` is an :class:`Architecture` of this space."""
+        if not isinstance(arch, Architecture) or arch.space != self._name:
+            got = arch.space if isinstance(arch, Architecture) else arch
+            raise ValueError(
+                f"arch must be an Architecture of space {self._name!r}, but got {got!r}."
+            )
+
     # -- conversions ---------------------------------------------------------------------------
     def architecture(self, params: Mapping[str, Any]) -> Architecture:
         """Build an :class:`Architecture` from Optuna params (extra keys are ignored).

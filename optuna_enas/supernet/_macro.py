@@ -18,7 +18,6 @@ The layout follows the official ``general_child.py`` in search mode (``whole_cha
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import cast
 
@@ -30,6 +29,8 @@ from optuna_enas._enas_spaces import MacroSpace
 from optuna_enas._search_space import Architecture
 from optuna_enas.supernet._ops import FactorizedReduce
 from optuna_enas.supernet._ops import batch_norm
+from optuna_enas.supernet._ops import check_images
+from optuna_enas.supernet._ops import classifier
 from optuna_enas.supernet._ops import conv_weight
 from optuna_enas.supernet._ops import make_op
 
@@ -114,22 +115,12 @@ class MacroSupernet(nn.Module):
             nn.ModuleList(FactorizedReduce(c, c, generator=generator) for _ in range(p + 2))
             for p in pools
         )
-        self.classifier_weight = nn.Parameter(torch.empty(n_classes, c))
-        self.classifier_bias = nn.Parameter(torch.zeros(n_classes))
-        bound = 1.0 / math.sqrt(c)
-        nn.init.uniform_(self.classifier_weight, -bound, bound, generator=generator)
+        self.classifier_weight, self.classifier_bias = classifier(n_classes, c, generator)
 
     def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
         """Logits ``(N, n_classes)`` of the network ``arch`` for images ``x`` ``(N, C, H, W)``."""
-        if not isinstance(arch, Architecture) or arch.space != self.space.name:
-            got = arch.space if isinstance(arch, Architecture) else arch
-            raise ValueError(
-                f"arch must be an Architecture of space {self.space.name!r}, but got {got!r}."
-            )
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"x must have shape (N, {self.in_channels}, H, W), but got {tuple(x.shape)}."
-            )
+        self.space.check_architecture(arch)
+        check_images(x, self.in_channels)
         layers = self.space.layers(arch)
         out = self.stem_bn(F.conv2d(x, self.stem_weight, padding=1))
         kept = [out]  # [stem, layer 0, ..., layer i-1]

@@ -13,6 +13,7 @@ average over every architecture that shares the layer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -36,6 +37,22 @@ def _check_kernel_size(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value % 2 != 1:
         raise ValueError(f"kernel_size must be an odd positive integer, but got {value!r}.")
     return value
+
+
+def check_images(x: torch.Tensor, in_channels: int) -> None:
+    """Raise a ValueError unless ``x`` is an image batch ``(N, in_channels, H, W)``."""
+    if x.dim() != 4 or x.shape[1] != in_channels:
+        raise ValueError(f"x must have shape (N, {in_channels}, H, W), but got {tuple(x.shape)}.")
+
+
+def classifier(
+    n_classes: int, channels: int, generator: torch.Generator | None
+) -> tuple[nn.Parameter, nn.Parameter]:
+    """Weight and bias of the final linear layer, weight uniform in +-1/sqrt(channels)."""
+    weight = nn.Parameter(torch.empty(n_classes, channels))
+    bound = 1.0 / math.sqrt(channels)
+    nn.init.uniform_(weight, -bound, bound, generator=generator)
+    return weight, nn.Parameter(torch.zeros(n_classes))
 
 
 def batch_norm(channels: int) -> nn.BatchNorm2d:

@@ -423,11 +423,7 @@ class RNNSupernet(nn.Module):
         return self.w_h.new_zeros((batch_size, self.hidden_size))
 
     def _plan(self, arch: Architecture) -> _CellPlan:
-        if not isinstance(arch, Architecture) or arch.space != self.space.name:
-            got = arch.space if isinstance(arch, Architecture) else arch
-            raise ValueError(
-                f"arch must be an Architecture of space {self.space.name!r}, but got {got!r}."
-            )
+        self.space.check_architecture(arch)
         nodes = self.space.cell(arch)
         return _CellPlan(
             inputs=tuple(-1 if n.input is None else n.input for n in nodes),
