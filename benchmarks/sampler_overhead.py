@@ -34,7 +34,7 @@ from _common import write_json
 from optuna_enas import ENASSampler
 from optuna_enas import RNNCellSpace
 from optuna_enas import suggest_architecture
-from optuna_enas._mirror import TrialMirror
+from optuna_enas.storage._mirror import TrialMirror
 
 
 SPACE = RNNCellSpace()  # 12 nodes -> 23 decisions (ENAS Sec. 3.1)

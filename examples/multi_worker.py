@@ -9,8 +9,8 @@ sampler replays the trials the other workers finished (off-policy, with a clippe
 weight), so one controller policy learns from all of them. The children are trained from
 scratch (:class:`StandaloneEvaluator`), as NAS-RL (Zoph & Le, 2017) did on 800 GPUs: the
 trials are independent, so workers need no shared weights. (With :class:`SupernetEvaluator`
-every worker would train its own supernet; see ``optuna_enas._distributed`` for data-parallel
-shared weights.)
+every worker would train its own supernet; see ``optuna_enas.training.distributed`` for
+data-parallel shared weights.)
 
 The default storage is an Optuna journal file, which needs no database server and is safe
 for several processes on one machine; use PostgreSQL/MySQL URLs for several machines.

@@ -1,55 +1,84 @@
-"""optuna-enas: Efficient Neural Architecture Search (Pham et al., 2018) as an Optuna sampler."""
+"""optuna-enas: Efficient Neural Architecture Search (Pham et al., 2018) as an Optuna sampler.
 
-from optuna_enas._config import PRESETS
-from optuna_enas._config import ControllerConfig
-from optuna_enas._controller import LSTMController
-from optuna_enas._derive import derive
-from optuna_enas._derive import export_architecture
-from optuna_enas._derive import import_architecture
-from optuna_enas._derive import retrain
-from optuna_enas._enas_spaces import MacroSpace
-from optuna_enas._enas_spaces import MicroSpace
-from optuna_enas._enas_spaces import RNNCellSpace
-from optuna_enas._enas_spaces import make_space
-from optuna_enas._enas_spaces import space_from_dict
-from optuna_enas._evaluator import StandaloneEvaluator
-from optuna_enas._evaluator import SupernetEvaluator
-from optuna_enas._mirror import TrialMirror
-from optuna_enas._mirror import load_study_in_memory
-from optuna_enas._reward import direction_reward
-from optuna_enas._reward import perplexity_reward
-from optuna_enas._sampler import ENASSampler
-from optuna_enas._search_space import Architecture
-from optuna_enas._search_space import Decision
-from optuna_enas._search_space import SearchSpace
-from optuna_enas._search_space import suggest_architecture
+The package has two halves that meet only through Optuna params:
+
+- sampling: :mod:`optuna_enas.spaces` (torch-free) and :mod:`optuna_enas.sampler`;
+- evaluation: :mod:`optuna_enas.supernet`, :mod:`optuna_enas.training`, :mod:`optuna_enas.data`;
+
+and :mod:`optuna_enas.final` (derive, retrain, export), :mod:`optuna_enas.storage`,
+:mod:`optuna_enas.dashboard` and :mod:`optuna_enas.cli` around them. Names are loaded lazily
+(PEP 562): ``import optuna_enas`` and the spaces work without importing torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from optuna_enas._lazy import lazy_exports
 
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "PRESETS",
-    "Architecture",
-    "ControllerConfig",
-    "Decision",
-    "ENASSampler",
-    "LSTMController",
-    "MacroSpace",
-    "MicroSpace",
-    "RNNCellSpace",
-    "SearchSpace",
-    "StandaloneEvaluator",
-    "SupernetEvaluator",
-    "TrialMirror",
-    "__version__",
-    "derive",
-    "direction_reward",
-    "export_architecture",
-    "import_architecture",
-    "load_study_in_memory",
-    "make_space",
-    "perplexity_reward",
-    "retrain",
-    "space_from_dict",
-    "suggest_architecture",
-]
+_EXPORTS = {
+    # spaces (torch-free)
+    "Architecture": "optuna_enas.spaces._search_space",
+    "Decision": "optuna_enas.spaces._search_space",
+    "SearchSpace": "optuna_enas.spaces._search_space",
+    "suggest_architecture": "optuna_enas.spaces._search_space",
+    "MacroSpace": "optuna_enas.spaces._enas",
+    "MicroSpace": "optuna_enas.spaces._enas",
+    "RNNCellSpace": "optuna_enas.spaces._enas",
+    "make_space": "optuna_enas.spaces._enas",
+    "space_from_dict": "optuna_enas.spaces._enas",
+    # sampler (ControllerConfig, PRESETS and the rewards are torch-free)
+    "PRESETS": "optuna_enas.sampler._config",
+    "ControllerConfig": "optuna_enas.sampler._config",
+    "direction_reward": "optuna_enas.sampler._reward",
+    "perplexity_reward": "optuna_enas.sampler._reward",
+    "ENASSampler": "optuna_enas.sampler._sampler",
+    "LSTMController": "optuna_enas.sampler._controller",
+    # training
+    "StandaloneEvaluator": "optuna_enas.training._evaluator",
+    "SupernetEvaluator": "optuna_enas.training._evaluator",
+    # final architecture
+    "DerivedArchitecture": "optuna_enas.final._derive",
+    "RetrainResult": "optuna_enas.final._derive",
+    "derive": "optuna_enas.final._derive",
+    "export_architecture": "optuna_enas.final._derive",
+    "import_architecture": "optuna_enas.final._derive",
+    "retrain": "optuna_enas.final._derive",
+    # storage (torch-free)
+    "TrialMirror": "optuna_enas.storage._mirror",
+    "load_study_in_memory": "optuna_enas.storage._mirror",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from optuna_enas.final._derive import DerivedArchitecture as DerivedArchitecture
+    from optuna_enas.final._derive import RetrainResult as RetrainResult
+    from optuna_enas.final._derive import derive as derive
+    from optuna_enas.final._derive import export_architecture as export_architecture
+    from optuna_enas.final._derive import import_architecture as import_architecture
+    from optuna_enas.final._derive import retrain as retrain
+    from optuna_enas.sampler._config import PRESETS as PRESETS
+    from optuna_enas.sampler._config import ControllerConfig as ControllerConfig
+    from optuna_enas.sampler._controller import LSTMController as LSTMController
+    from optuna_enas.sampler._reward import direction_reward as direction_reward
+    from optuna_enas.sampler._reward import perplexity_reward as perplexity_reward
+    from optuna_enas.sampler._sampler import ENASSampler as ENASSampler
+    from optuna_enas.spaces._enas import MacroSpace as MacroSpace
+    from optuna_enas.spaces._enas import MicroSpace as MicroSpace
+    from optuna_enas.spaces._enas import RNNCellSpace as RNNCellSpace
+    from optuna_enas.spaces._enas import make_space as make_space
+    from optuna_enas.spaces._enas import space_from_dict as space_from_dict
+    from optuna_enas.spaces._search_space import Architecture as Architecture
+    from optuna_enas.spaces._search_space import Decision as Decision
+    from optuna_enas.spaces._search_space import SearchSpace as SearchSpace
+    from optuna_enas.spaces._search_space import suggest_architecture as suggest_architecture
+    from optuna_enas.storage._mirror import TrialMirror as TrialMirror
+    from optuna_enas.storage._mirror import load_study_in_memory as load_study_in_memory
+    from optuna_enas.training._evaluator import StandaloneEvaluator as StandaloneEvaluator
+    from optuna_enas.training._evaluator import SupernetEvaluator as SupernetEvaluator
+
+__all__ = ["__version__", *sorted(_EXPORTS)]

@@ -112,8 +112,8 @@ def toy(args: dict[str, Any]) -> None:
 
 def fault(args: dict[str, Any]) -> None:
     """A ``victim``, ``survivor`` or ``restart`` worker on a heartbeat-enabled RDB study."""
-    from optuna_enas._distributed import state_digest
-    from optuna_enas._evaluator import SupernetEvaluator
+    from optuna_enas.training._evaluator import SupernetEvaluator
+    from optuna_enas.training.distributed import state_digest
 
     role = args["role"]
     sampler = ENASSampler(SPACE, seed=args["seed"], config=CONFIG)
@@ -193,11 +193,11 @@ def distributed(args: dict[str, Any]) -> None:
 
     import torch.distributed as dist
 
-    from optuna_enas._distributed import allreduce_gradients
-    from optuna_enas._distributed import make_distributed_objective
-    from optuna_enas._distributed import shard_training_data
-    from optuna_enas._distributed import state_digest
-    from optuna_enas._evaluator import SupernetEvaluator
+    from optuna_enas.training._evaluator import SupernetEvaluator
+    from optuna_enas.training.distributed import allreduce_gradients
+    from optuna_enas.training.distributed import make_distributed_objective
+    from optuna_enas.training.distributed import shard_training_data
+    from optuna_enas.training.distributed import state_digest
 
     rank, world = args["rank"], args["world_size"]
     dist.init_process_group(

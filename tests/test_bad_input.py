@@ -31,11 +31,11 @@ from optuna_enas import RNNCellSpace
 from optuna_enas import SearchSpace
 from optuna_enas import make_space
 from optuna_enas import suggest_architecture
-from optuna_enas._checkpoint import save_checkpoint
-from optuna_enas._evaluator import SupernetEvaluator
 from optuna_enas.data import load_cifar10
 from optuna_enas.data import load_corpus
 from optuna_enas.data import synthetic_corpus
+from optuna_enas.training._checkpoint import save_checkpoint
+from optuna_enas.training._evaluator import SupernetEvaluator
 
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)

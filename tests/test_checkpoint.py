@@ -1,4 +1,4 @@
-"""Tests of atomic checkpoints (``optuna_enas._checkpoint``)."""
+"""Tests of atomic checkpoints (``optuna_enas.training._checkpoint``)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import optuna
 import pytest
 import torch
 
-from optuna_enas import _checkpoint
-from optuna_enas._checkpoint import load_checkpoint
-from optuna_enas._checkpoint import save_checkpoint
-from optuna_enas._checkpoint import upload_checkpoint
+from optuna_enas.training import _checkpoint
+from optuna_enas.training._checkpoint import load_checkpoint
+from optuna_enas.training._checkpoint import save_checkpoint
+from optuna_enas.training._checkpoint import upload_checkpoint
 
 
 def _state() -> dict[str, Any]:
@@ -129,7 +129,7 @@ _WRITER = textwrap.dedent(
     """
     import sys
     import torch
-    from optuna_enas._checkpoint import save_checkpoint
+    from optuna_enas.training._checkpoint import save_checkpoint
 
     path = sys.argv[1]
     i = 0

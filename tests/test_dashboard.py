@@ -28,10 +28,6 @@ from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
 from optuna_enas import SearchSpace
 from optuna_enas import suggest_architecture
-from optuna_enas._derive import DERIVE_TAG
-from optuna_enas._evaluator import SupernetEvaluator
-from optuna_enas._sampler import STATS_KEY
-from optuna_enas.dashboard import _DERIVE_TAG
 from optuna_enas.dashboard import STATS_KEY as DASHBOARD_STATS_KEY
 from optuna_enas.dashboard import SVG_ATTR
 from optuna_enas.dashboard import DashboardCallback
@@ -40,6 +36,10 @@ from optuna_enas.dashboard import best_so_far
 from optuna_enas.dashboard import comparison_svg
 from optuna_enas.dashboard import plot_controller_stats
 from optuna_enas.dashboard import save_study_figures
+from optuna_enas.dashboard._figures import _DERIVE_TAG
+from optuna_enas.final._derive import DERIVE_TAG
+from optuna_enas.sampler._sampler import STATS_KEY
+from optuna_enas.training._evaluator import SupernetEvaluator
 
 
 _REPO = Path(__file__).resolve().parents[1]

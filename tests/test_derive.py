@@ -1,4 +1,4 @@
-"""Tests of deriving, retraining and exporting architectures (``optuna_enas._derive``)."""
+"""Tests of deriving, retraining and exporting architectures (``optuna_enas.final._derive``)."""
 
 from __future__ import annotations
 
@@ -19,17 +19,17 @@ from optuna_enas import MacroSpace
 from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
 from optuna_enas import SearchSpace
-from optuna_enas._derive import DERIVE_TAG
-from optuna_enas._derive import derive
-from optuna_enas._derive import export_architecture
-from optuna_enas._derive import import_architecture
-from optuna_enas._derive import retrain
-from optuna_enas._evaluator import SupernetEvaluator
 from optuna_enas.data import Corpus
 from optuna_enas.data import ImageData
 from optuna_enas.data import load_corpus
 from optuna_enas.data import load_digits_dataset
 from optuna_enas.data import synthetic_corpus
+from optuna_enas.final._derive import DERIVE_TAG
+from optuna_enas.final._derive import derive
+from optuna_enas.final._derive import export_architecture
+from optuna_enas.final._derive import import_architecture
+from optuna_enas.final._derive import retrain
+from optuna_enas.training._evaluator import SupernetEvaluator
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -117,7 +117,7 @@ def test_derive_from_callable_and_sampler_object(trained: SupernetEvaluator) -> 
 
 
 def test_derive_with_enas_sampler(trained: SupernetEvaluator) -> None:
-    sampler_module = pytest.importorskip("optuna_enas._sampler")
+    sampler_module = pytest.importorskip("optuna_enas.sampler._sampler")
     sampler = sampler_module.ENASSampler(trained.space, seed=0)
     study = optuna.create_study(direction=trained.direction, sampler=sampler)
     best = derive(study, sampler, trained, n_samples=8, top_k=1, seed=0)
@@ -272,7 +272,7 @@ def test_end_to_end_small_search_on_ptb(ptb_dir: Path, tmp_path: Path) -> None:
         ("random", optuna.samplers.RandomSampler(seed=0))
     ]
     try:
-        from optuna_enas._sampler import ENASSampler
+        from optuna_enas.sampler._sampler import ENASSampler
 
         samplers.append(("enas", ENASSampler(space, seed=0)))
     except ImportError:

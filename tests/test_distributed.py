@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from optuna_enas._distributed import shard_training_data
 from optuna_enas.data import synthetic_corpus
+from optuna_enas.training.distributed import shard_training_data
 
 
 N_TRIALS = 6
@@ -99,8 +99,8 @@ def test_shard_training_data_partitions_the_training_split_only() -> None:
 
 
 def test_distributed_helpers_without_process_group_raise() -> None:
-    from optuna_enas._distributed import GradientAverager
-    from optuna_enas._distributed import allreduce_gradients
+    from optuna_enas.training.distributed import GradientAverager
+    from optuna_enas.training.distributed import allreduce_gradients
 
     assert not dist.is_initialized()
     with pytest.raises(RuntimeError, match="GradientAverager.*init_process_group"):

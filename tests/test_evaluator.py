@@ -1,4 +1,4 @@
-"""Tests of the supernet and standalone evaluators (``optuna_enas._evaluator``)."""
+"""Tests of the supernet and standalone evaluators (``optuna_enas.training._evaluator``)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ from optuna_enas import MacroSpace
 from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
 from optuna_enas import SearchSpace
-from optuna_enas._evaluator import StandaloneEvaluator
-from optuna_enas._evaluator import SupernetEvaluator
 from optuna_enas.data import Corpus
 from optuna_enas.data import ImageData
 from optuna_enas.data import load_digits_dataset
 from optuna_enas.data import synthetic_corpus
+from optuna_enas.training._evaluator import StandaloneEvaluator
+from optuna_enas.training._evaluator import SupernetEvaluator
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -171,7 +171,7 @@ def test_supernet_evaluator_tpe_sampler_sqlite(digits: ImageData, tmp_path: Path
 
 
 def test_supernet_evaluator_enas_sampler(corpus: Corpus) -> None:
-    sampler_module = pytest.importorskip("optuna_enas._sampler")
+    sampler_module = pytest.importorskip("optuna_enas.sampler._sampler")
     evaluator = _rnn(corpus)
     sampler = sampler_module.ENASSampler(evaluator.space, seed=0)
     study = optuna.create_study(direction=evaluator.direction, sampler=sampler, pruner=_NOP)
@@ -379,7 +379,7 @@ def test_supernet_evaluator_load_corrupt_checkpoint_raises(tmp_path: Path) -> No
     path.write_bytes(b"\x00" * 64)
     with pytest.raises(ValueError, match=r"ck\.pt"):
         SupernetEvaluator.load(path)
-    from optuna_enas._checkpoint import save_checkpoint
+    from optuna_enas.training._checkpoint import save_checkpoint
 
     save_checkpoint({"kind": "something else"}, path)
     with pytest.raises(ValueError, match="not a SupernetEvaluator checkpoint"):

@@ -27,9 +27,9 @@ from optuna.trial import TrialState
 
 from optuna_enas import ControllerConfig
 from optuna_enas import ENASSampler
-from optuna_enas._distributed import state_digest
-from optuna_enas._evaluator import SupernetEvaluator
 from optuna_enas.data import synthetic_corpus
+from optuna_enas.training._evaluator import SupernetEvaluator
+from optuna_enas.training.distributed import state_digest
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

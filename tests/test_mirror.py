@@ -10,8 +10,8 @@ from optuna_enas import ControllerConfig
 from optuna_enas import ENASSampler
 from optuna_enas import RNNCellSpace
 from optuna_enas import suggest_architecture
-from optuna_enas._mirror import TrialMirror
-from optuna_enas._mirror import load_study_in_memory
+from optuna_enas.storage._mirror import TrialMirror
+from optuna_enas.storage._mirror import load_study_in_memory
 
 
 SPACE = RNNCellSpace(n_nodes=4)

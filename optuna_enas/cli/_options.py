@@ -13,9 +13,9 @@ from optuna_enas.cli._errors import _one_line
 
 
 if TYPE_CHECKING:
-    from optuna_enas._search_space import SearchSpace
     from optuna_enas.data import Corpus
     from optuna_enas.data import ImageData
+    from optuna_enas.spaces._search_space import SearchSpace
 
 
 SPACES = ("rnn", "macro", "micro")

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-    from optuna_enas._evaluator import SupernetEvaluator
-    from optuna_enas._search_space import SearchSpace
+    from optuna_enas.spaces._search_space import SearchSpace
+    from optuna_enas.training._evaluator import SupernetEvaluator
 
 
 _CHECKPOINT_EVERY = 10
@@ -110,8 +110,8 @@ def _run_search(
 ) -> _Run:
     import optuna
 
-    from optuna_enas._evaluator import SupernetEvaluator
     from optuna_enas.dashboard import DashboardCallback
+    from optuna_enas.training._evaluator import SupernetEvaluator
 
     space = _build_space(args)
     evaluator_config = _evaluator_config(args, space.name)

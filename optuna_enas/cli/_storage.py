@@ -19,14 +19,14 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
-    from optuna_enas._search_space import SearchSpace
+    from optuna_enas.spaces._search_space import SearchSpace
 
 
 DEFAULT_STORAGE = "sqlite:///optuna-enas.db"
 CONFIG_ATTR = "enas:cli"
 """Study user attr holding the search configuration (space, sampler, data, evaluator, seed)."""
 WALL_ATTR = "enas:wall_seconds"
-_DERIVE_TAG = "derive"  # optuna_enas._derive.DERIVE_TAG
+_DERIVE_TAG = "derive"  # optuna_enas.final._derive.DERIVE_TAG
 _JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 
 

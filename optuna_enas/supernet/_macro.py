@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optuna_enas._enas_spaces import MacroSpace
-from optuna_enas._search_space import Architecture
+from optuna_enas.spaces._enas import MacroSpace
+from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.supernet._ops import FactorizedReduce
 from optuna_enas.supernet._ops import batch_norm
 from optuna_enas.supernet._ops import check_images

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optuna_enas._enas_spaces import MicroNode
-from optuna_enas._enas_spaces import MicroSpace
-from optuna_enas._search_space import Architecture
+from optuna_enas.spaces._enas import MicroNode
+from optuna_enas.spaces._enas import MicroSpace
+from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.supernet._ops import FactorizedReduce
 from optuna_enas.supernet._ops import ReLUConvBN
 from optuna_enas.supernet._ops import batch_norm

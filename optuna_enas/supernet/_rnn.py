@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optuna_enas._enas_spaces import RNNCellSpace
-from optuna_enas._search_space import Architecture
+from optuna_enas.spaces._enas import RNNCellSpace
+from optuna_enas.spaces._search_space import Architecture
 
 
 _CHUNK_STEPS = 8  # steps whose weight gradients the backward pass accumulates in one matmul

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from optuna_enas._config import ControllerConfig
+from optuna_enas.sampler._config import ControllerConfig
 
 
 _THREADS_LOCK = threading.Lock()

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from optuna_enas._config import ControllerConfig
-from optuna_enas._controller import LSTMController
-from optuna_enas._controller import single_thread
+from optuna_enas.sampler._config import ControllerConfig
+from optuna_enas.sampler._controller import LSTMController
+from optuna_enas.sampler._controller import single_thread
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Data-parallel supernet training: one architecture per trial, gradients averaged over ranks.
 
 Every rank of a ``torch.distributed`` process group (CPU ranks with ``gloo``, GPUs with
-``nccl``) holds a copy of the same :class:`~optuna_enas._evaluator.SupernetEvaluator`, built
+``nccl``) holds a copy of the same :class:`~optuna_enas.SupernetEvaluator`, built
 with the same ``seed`` and its own shard of the training data (:func:`shard_training_data`).
 The study and its :class:`~optuna_enas.ENASSampler` live on rank 0 only. For each trial every
 rank wraps its trial in ``optuna_integration.TorchDistributedTrial`` (rank 0 the real trial,
@@ -18,10 +18,10 @@ Example (``torchrun --nproc-per-node 2 search.py``):
         import optuna
         import torch.distributed as dist
         from optuna_enas import ENASSampler, RNNCellSpace
-        from optuna_enas._distributed import make_distributed_objective
-        from optuna_enas._distributed import run_follower
-        from optuna_enas._distributed import shard_training_data
-        from optuna_enas._evaluator import SupernetEvaluator
+        from optuna_enas.training.distributed import make_distributed_objective
+        from optuna_enas.training.distributed import run_follower
+        from optuna_enas.training.distributed import shard_training_data
+        from optuna_enas.training._evaluator import SupernetEvaluator
         from optuna_enas.data import load_corpus
 
         dist.init_process_group("gloo")
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
     from torch.utils.hooks import RemovableHandle
 
-    from optuna_enas._evaluator import SupernetEvaluator
+    from optuna_enas.training._evaluator import SupernetEvaluator
 
 
 def _require_initialized(what: str) -> None:
@@ -267,7 +267,7 @@ def make_distributed_objective(
     broadcast, and ``report``/``should_prune`` are decided on rank 0 for every rank.
 
     Args:
-        evaluator: A :class:`~optuna_enas._evaluator.SupernetEvaluator`, built the same way on
+        evaluator: A :class:`~optuna_enas.SupernetEvaluator`, built the same way on
             every rank except for the training data (see :func:`shard_training_data`). Give
             only rank 0 a ``checkpoint_path`` (weights and optimizer state are the same on
             every rank); to resume, pass that file as ``resume_from`` on every rank (the

@@ -30,21 +30,21 @@ from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
 from torch import nn
 
-from optuna_enas._enas_spaces import space_from_dict
-from optuna_enas._search_space import Architecture
-from optuna_enas._search_space import SearchSpace
-from optuna_enas._training import _as_architecture
-from optuna_enas._training import _check_int
-from optuna_enas._training import _default_data
-from optuna_enas._training import _fresh_seed
-from optuna_enas._training import _resolve_device
-from optuna_enas._training import _resolve_optim
-from optuna_enas._training import _space_kind
-from optuna_enas._training import train_from_scratch
 from optuna_enas.data._corpus import DEFAULT_BATCH_SIZE
 from optuna_enas.data._corpus import DEFAULT_BPTT
 from optuna_enas.data._corpus import Corpus
 from optuna_enas.data._images import ImageData
+from optuna_enas.spaces._enas import space_from_dict
+from optuna_enas.spaces._search_space import Architecture
+from optuna_enas.spaces._search_space import SearchSpace
+from optuna_enas.training._training import _as_architecture
+from optuna_enas.training._training import _check_int
+from optuna_enas.training._training import _default_data
+from optuna_enas.training._training import _fresh_seed
+from optuna_enas.training._training import _resolve_device
+from optuna_enas.training._training import _resolve_optim
+from optuna_enas.training._training import _space_kind
+from optuna_enas.training._training import train_from_scratch
 
 
 _logger = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def derive(
         sampler_or_architectures: An object with ``sample_architectures(n, seed=...)`` (the
             trained :class:`~optuna_enas.ENASSampler`), a callable returning one architecture,
             or an iterable of architectures (the first ``n_samples`` are used).
-        evaluator: A trained :class:`~optuna_enas._evaluator.SupernetEvaluator`.
+        evaluator: A trained :class:`~optuna_enas.training._evaluator.SupernetEvaluator`.
         n_samples: Architectures to sample (ENAS-pytorch ``--derive_num_sample 100``).
         top_k: How many of the best to return.
         seed: Passed to ``sample_architectures``.
@@ -232,8 +232,8 @@ def retrain(
     """Train ``arch`` from scratch in a fresh model and report its test metric.
 
     The model is a new supernet (no shared weights) trained on ``arch`` alone with the same
-    optimizer defaults as :class:`~optuna_enas._evaluator.SupernetEvaluator`, constant learning
-    rate. ENAS retrains far longer with learning-rate decay and heavy regularization
+    optimizer defaults as :class:`~optuna_enas.SupernetEvaluator`, constant learning rate.
+    ENAS retrains far longer with learning-rate decay and heavy regularization
     (``ptb_final.sh``); pass larger ``supernet_kwargs``/``n_epochs`` for that.
 
     Args:

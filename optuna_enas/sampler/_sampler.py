@@ -21,16 +21,16 @@ from optuna.storages import InMemoryStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
-from optuna_enas._config import DEFAULT_PRESET_FOR_SPACE
-from optuna_enas._config import ControllerConfig
-from optuna_enas._controller import LSTMController
-from optuna_enas._controller import single_thread
-from optuna_enas._reinforce import Reinforce
-from optuna_enas._reward import RewardFn
-from optuna_enas._reward import direction_reward
-from optuna_enas._search_space import Architecture
-from optuna_enas._search_space import Decision
-from optuna_enas._search_space import SearchSpace
+from optuna_enas.sampler._config import DEFAULT_PRESET_FOR_SPACE
+from optuna_enas.sampler._config import ControllerConfig
+from optuna_enas.sampler._controller import LSTMController
+from optuna_enas.sampler._controller import single_thread
+from optuna_enas.sampler._reinforce import Reinforce
+from optuna_enas.sampler._reward import RewardFn
+from optuna_enas.sampler._reward import direction_reward
+from optuna_enas.spaces._search_space import Architecture
+from optuna_enas.spaces._search_space import Decision
+from optuna_enas.spaces._search_space import SearchSpace
 
 
 if TYPE_CHECKING:

@@ -20,17 +20,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optuna_enas._enas_spaces import MacroSpace
-from optuna_enas._enas_spaces import MicroSpace
-from optuna_enas._enas_spaces import RNNCellSpace
-from optuna_enas._search_space import Architecture
-from optuna_enas._search_space import SearchSpace
 from optuna_enas.data._corpus import Corpus
 from optuna_enas.data._corpus import batchify
 from optuna_enas.data._corpus import get_batch
 from optuna_enas.data._corpus import load_corpus
 from optuna_enas.data._images import ImageData
 from optuna_enas.data._images import load_digits_dataset
+from optuna_enas.spaces._enas import MacroSpace
+from optuna_enas.spaces._enas import MicroSpace
+from optuna_enas.spaces._enas import RNNCellSpace
+from optuna_enas.spaces._search_space import Architecture
+from optuna_enas.spaces._search_space import SearchSpace
 from optuna_enas.supernet import MacroSupernet
 from optuna_enas.supernet import MicroSupernet
 from optuna_enas.supernet import RNNSupernet

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
-from optuna_enas._enas_spaces import MacroSpace
-from optuna_enas._enas_spaces import MicroNode
-from optuna_enas._enas_spaces import MicroSpace
-from optuna_enas._enas_spaces import RNNCellSpace
-from optuna_enas._search_space import Architecture
-from optuna_enas._search_space import SearchSpace
+from optuna_enas.spaces._enas import MacroSpace
+from optuna_enas.spaces._enas import MicroNode
+from optuna_enas.spaces._enas import MicroSpace
+from optuna_enas.spaces._enas import RNNCellSpace
+from optuna_enas.spaces._search_space import Architecture
+from optuna_enas.spaces._search_space import SearchSpace
 
 
 _FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"

@@ -27,31 +27,31 @@ import optuna
 import torch
 from torch import nn
 
-from optuna_enas._checkpoint import load_checkpoint
-from optuna_enas._checkpoint import save_checkpoint
-from optuna_enas._enas_spaces import space_from_dict
-from optuna_enas._search_space import Architecture
-from optuna_enas._search_space import SearchSpace
-from optuna_enas._search_space import suggest_architecture
-from optuna_enas._training import _KIND
-from optuna_enas._training import Direction
-from optuna_enas._training import Split
-from optuna_enas._training import _as_architecture
-from optuna_enas._training import _check_int
-from optuna_enas._training import _check_non_negative
-from optuna_enas._training import _check_split
-from optuna_enas._training import _default_data
-from optuna_enas._training import _fingerprint
-from optuna_enas._training import _fresh_seed
-from optuna_enas._training import _resolve_device
-from optuna_enas._training import _resolve_optim
-from optuna_enas._training import _space_kind
-from optuna_enas._training import _Trainer
-from optuna_enas._training import train_from_scratch
 from optuna_enas.data._corpus import DEFAULT_BATCH_SIZE
 from optuna_enas.data._corpus import DEFAULT_BPTT
 from optuna_enas.data._corpus import Corpus
 from optuna_enas.data._images import ImageData
+from optuna_enas.spaces._enas import space_from_dict
+from optuna_enas.spaces._search_space import Architecture
+from optuna_enas.spaces._search_space import SearchSpace
+from optuna_enas.spaces._search_space import suggest_architecture
+from optuna_enas.training._checkpoint import load_checkpoint
+from optuna_enas.training._checkpoint import save_checkpoint
+from optuna_enas.training._training import _KIND
+from optuna_enas.training._training import Direction
+from optuna_enas.training._training import Split
+from optuna_enas.training._training import _as_architecture
+from optuna_enas.training._training import _check_int
+from optuna_enas.training._training import _check_non_negative
+from optuna_enas.training._training import _check_split
+from optuna_enas.training._training import _default_data
+from optuna_enas.training._training import _fingerprint
+from optuna_enas.training._training import _fresh_seed
+from optuna_enas.training._training import _resolve_device
+from optuna_enas.training._training import _resolve_optim
+from optuna_enas.training._training import _space_kind
+from optuna_enas.training._training import _Trainer
+from optuna_enas.training._training import train_from_scratch
 
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class SupernetEvaluator:
 
             import optuna
             from optuna_enas import RNNCellSpace
-            from optuna_enas._evaluator import SupernetEvaluator
+            from optuna_enas.training._evaluator import SupernetEvaluator
 
             space = RNNCellSpace(n_nodes=4)
             evaluator = SupernetEvaluator(space, seed=0)  # the synthetic corpus

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from optuna_enas._search_space import Architecture
-from optuna_enas._search_space import Decision
-from optuna_enas._search_space import SearchSpace
+from optuna_enas.spaces._search_space import Architecture
+from optuna_enas.spaces._search_space import Decision
+from optuna_enas.spaces._search_space import SearchSpace
 
 
 RNN_ACTIVATIONS = ("tanh", "relu", "identity", "sigmoid")

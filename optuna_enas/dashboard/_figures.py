@@ -1,0 +1,233 @@
+"""Plotly figures of a study for optuna-dashboard: best-so-far, controller statistics, comparisons.
+
+plotly and optuna-dashboard are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_enas.dashboard._svg import SERIES_COLORS
+from optuna_enas.dashboard._svg import band
+from optuna_enas.dashboard._svg import check_curves
+from optuna_enas.dashboard._svg import rgba
+
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+
+STATS_KEY = "enas:stats"  # optuna_enas.sampler._sampler.STATS_KEY
+_DERIVE_TAG = "derive"  # optuna_enas.final._derive.DERIVE_TAG (not imported: it pulls in torch)
+_FIGURE_BEST = "enas-best-so-far"
+_FIGURE_CONTROLLER = "enas-controller"
+
+
+def _search_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """COMPLETE trials of the search (not those ``derive`` added), by number."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted(
+        (t for t in trials if t.user_attrs.get("enas:tag") != _DERIVE_TAG and t.value is not None),
+        key=lambda t: t.number,
+    )
+
+
+def best_so_far(values: Sequence[float], direction: str) -> list[float]:
+    """The running best of ``values`` (``direction``: ``"minimize"`` or ``"maximize"``)."""
+    if direction not in ("minimize", "maximize"):
+        raise ValueError(f"direction must be 'minimize' or 'maximize', but got {direction!r}.")
+    better = min if direction == "minimize" else max
+    out: list[float] = []
+    for v in values:
+        out.append(v if not out else better(out[-1], v))
+    return out
+
+
+def _direction(study: optuna.Study) -> str:
+    return "minimize" if study.direction == optuna.study.StudyDirection.MINIMIZE else "maximize"
+
+
+def plot_best_so_far(study: optuna.Study, *, metric: str = "value") -> go.Figure:
+    """Trial values and the best value so far against the trial number (plotly)."""
+    import plotly.graph_objects as go
+
+    trials = _search_trials(study)
+    numbers = [t.number for t in trials]
+    values = [float(t.value) for t in trials if t.value is not None]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=numbers, y=values, mode="markers", name=metric, marker={"color": "#aaa", "size": 5}
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=numbers,
+            y=best_so_far(values, _direction(study)),
+            mode="lines",
+            name="best so far",
+            line={"color": SERIES_COLORS[0], "width": 2},
+        )
+    )
+    fig.update_layout(
+        title=f"Best {metric} so far ({study.study_name})",
+        xaxis_title="trial",
+        yaxis_title=metric,
+        template="plotly_white",
+    )
+    return fig
+
+
+def controller_stats(study: optuna.Study) -> list[dict[str, Any]]:
+    """The ``enas:stats`` records of the study's trials, by trial number."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        stats = t.system_attrs.get(STATS_KEY)
+        if isinstance(stats, dict):
+            rows.append({"trial": t.number, **stats})
+    return sorted(rows, key=lambda r: r["trial"])
+
+
+def plot_controller_stats(study: optuna.Study) -> go.Figure:
+    """Reward, moving-average baseline and policy entropy of the ENAS controller per trial.
+
+    Raises:
+        ValueError: No trial carries ``enas:stats`` (the study was not run by ENASSampler).
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows = controller_stats(study)
+    if not rows:
+        raise ValueError(
+            f"study {study.study_name!r} has no {STATS_KEY!r} trial attrs; was it run by "
+            "ENASSampler with record_stats=True?"
+        )
+    x = [r["trial"] for r in rows]
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.1,
+        subplot_titles=("reward and baseline", "entropy of the sampled architecture"),
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=[r.get("reward") for r in rows],
+            mode="markers",
+            name="reward",
+            marker={"color": "#888", "size": 5},
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=[r.get("baseline") for r in rows],
+            mode="lines",
+            name="baseline",
+            line={"color": SERIES_COLORS[1], "width": 2},
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=[r.get("entropy") for r in rows],
+            mode="lines",
+            name="entropy",
+            line={"color": SERIES_COLORS[2], "width": 2},
+        ),
+        row=2,
+        col=1,
+    )
+    fig.update_layout(title=f"ENAS controller ({study.study_name})", template="plotly_white")
+    fig.update_xaxes(title_text="trial", row=2, col=1)
+    return fig
+
+
+def save_study_figures(study: optuna.Study, *, metric: str = "value") -> list[str]:
+    """Save the best-so-far and (ENAS studies) controller figures for optuna-dashboard.
+
+    Uses :func:`optuna_dashboard.save_plotly_graph_object` with fixed ids, so calling it again
+    replaces the figures. Returns the ids saved.
+
+    Raises:
+        ImportError: plotly is not installed (``pip install optuna-enas[plot]``).
+    """
+    try:
+        import plotly  # noqa: F401
+    except ImportError as e:
+        raise ImportError(
+            "study figures need plotly; install it with `pip install optuna-enas[plot]`."
+        ) from e
+    from optuna_dashboard import save_plotly_graph_object
+
+    saved = []
+    if _search_trials(study):
+        save_plotly_graph_object(
+            study, plot_best_so_far(study, metric=metric), graph_object_id=_FIGURE_BEST
+        )
+        saved.append(_FIGURE_BEST)
+    if controller_stats(study):
+        fig = plot_controller_stats(study)
+        save_plotly_graph_object(study, fig, graph_object_id=_FIGURE_CONTROLLER)
+        saved.append(_FIGURE_CONTROLLER)
+    return saved
+
+
+# -- comparisons (several samplers x seeds) ----------------------------------------------------
+def plot_comparison(
+    curves: Mapping[str, Sequence[Sequence[float]]], *, metric: str, title: str
+) -> go.Figure:
+    """Mean best-so-far per name with a min-max band over its runs (plotly).
+
+    Args:
+        curves: ``{name: [run, ...]}``, each run the best-so-far values by trial; runs are cut
+            to the shortest one.
+        metric: The y-axis label.
+        title: The figure title.
+    """
+    import plotly.graph_objects as go
+
+    check_curves(curves)
+    fig = go.Figure()
+    for k, (name, runs) in enumerate(curves.items()):
+        color = SERIES_COLORS[k % len(SERIES_COLORS)]
+        mean, lo, hi = band(runs)
+        x = list(range(1, len(mean) + 1))
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=hi + lo[::-1],
+                fill="toself",
+                fillcolor=rgba(color, 0.15),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                name=f"{name} min-max",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=mean,
+                mode="lines",
+                name=f"{name} (n={len(runs)})",
+                line={"color": color, "width": 2},
+            )
+        )
+    fig.update_layout(
+        title=title, xaxis_title="trials", yaxis_title=metric, template="plotly_white"
+    )
+    return fig

@@ -1,0 +1,28 @@
+"""The evaluation half: evaluators that train and score architectures, checkpoints, data parallel.
+
+- :mod:`._evaluator`: :class:`SupernetEvaluator` (shared weights) and
+  :class:`StandaloneEvaluator` (NAS-RL: each child trained from scratch);
+- :mod:`._training`: tasks, the trainer and :func:`train_from_scratch`;
+- :mod:`._checkpoint`: atomic checkpoints;
+- :mod:`.distributed`: data-parallel training with torch.distributed (public module).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from optuna_enas._lazy import lazy_exports
+
+
+_EXPORTS = {
+    "StandaloneEvaluator": "optuna_enas.training._evaluator",
+    "SupernetEvaluator": "optuna_enas.training._evaluator",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from optuna_enas.training._evaluator import StandaloneEvaluator as StandaloneEvaluator
+    from optuna_enas.training._evaluator import SupernetEvaluator as SupernetEvaluator
+
+__all__ = sorted(_EXPORTS)
