@@ -42,11 +42,11 @@ _EXPORTS = {
     "SupernetEvaluator": "optuna_enas.training._evaluator",
     # final architecture
     "DerivedArchitecture": "optuna_enas.final._derive",
-    "RetrainResult": "optuna_enas.final._derive",
+    "RetrainResult": "optuna_enas.final._retrain",
     "derive": "optuna_enas.final._derive",
-    "export_architecture": "optuna_enas.final._derive",
-    "import_architecture": "optuna_enas.final._derive",
-    "retrain": "optuna_enas.final._derive",
+    "export_architecture": "optuna_enas.final._export",
+    "import_architecture": "optuna_enas.final._export",
+    "retrain": "optuna_enas.final._retrain",
     # storage (torch-free)
     "TrialMirror": "optuna_enas.storage._mirror",
     "load_study_in_memory": "optuna_enas.storage._mirror",
@@ -56,11 +56,11 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from optuna_enas.final._derive import DerivedArchitecture as DerivedArchitecture
-    from optuna_enas.final._derive import RetrainResult as RetrainResult
     from optuna_enas.final._derive import derive as derive
-    from optuna_enas.final._derive import export_architecture as export_architecture
-    from optuna_enas.final._derive import import_architecture as import_architecture
-    from optuna_enas.final._derive import retrain as retrain
+    from optuna_enas.final._export import export_architecture as export_architecture
+    from optuna_enas.final._export import import_architecture as import_architecture
+    from optuna_enas.final._retrain import RetrainResult as RetrainResult
+    from optuna_enas.final._retrain import retrain as retrain
     from optuna_enas.sampler._config import PRESETS as PRESETS
     from optuna_enas.sampler._config import ControllerConfig as ControllerConfig
     from optuna_enas.sampler._controller import LSTMController as LSTMController

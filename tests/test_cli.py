@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from optuna_enas import RNNCellSpace
+from optuna_enas import import_architecture
 from optuna_enas.cli import CONFIG_ATTR
 from optuna_enas.cli import main
 from optuna_enas.cli._storage import _DERIVE_TAG
 from optuna_enas.final._derive import DERIVE_TAG
-from optuna_enas.final._derive import import_architecture
 
 
 _REPO = Path(__file__).resolve().parents[1]

@@ -19,16 +19,16 @@ from optuna_enas import MacroSpace
 from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
 from optuna_enas import SearchSpace
+from optuna_enas import derive
+from optuna_enas import export_architecture
+from optuna_enas import import_architecture
+from optuna_enas import retrain
 from optuna_enas.data import Corpus
 from optuna_enas.data import ImageData
 from optuna_enas.data import load_corpus
 from optuna_enas.data import load_digits_dataset
 from optuna_enas.data import synthetic_corpus
 from optuna_enas.final._derive import DERIVE_TAG
-from optuna_enas.final._derive import derive
-from optuna_enas.final._derive import export_architecture
-from optuna_enas.final._derive import import_architecture
-from optuna_enas.final._derive import retrain
 from optuna_enas.training._evaluator import SupernetEvaluator
 
 

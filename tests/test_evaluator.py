@@ -89,9 +89,9 @@ def _uniform_cell(space: RNNCellSpace, activation: str) -> Architecture:
 # -- construction ------------------------------------------------------------------------------
 def test_supernet_evaluator_direction_follows_space(corpus: Corpus, digits: ImageData) -> None:
     rnn = _rnn(corpus)
-    assert (rnn.reward, rnn.direction) == ("ppl", "minimize")
+    assert (rnn.metric, rnn.direction) == ("ppl", "minimize")
     macro = _macro(digits)
-    assert (macro.reward, macro.direction) == ("accuracy", "maximize")
+    assert (macro.metric, macro.direction) == ("accuracy", "maximize")
     micro = SupernetEvaluator(MicroSpace(n_nodes=2), digits, supernet_kwargs=_MICRO_KW, seed=0)
     assert micro.direction == "maximize"
     assert rnn.device == torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -443,7 +443,7 @@ def test_standalone_evaluator_median_pruner_stops_bad_children(digits: ImageData
         batch_size=32,
         seed=0,
     )
-    assert evaluator.direction == "maximize" and evaluator.reward == "accuracy"
+    assert evaluator.direction == "maximize" and evaluator.metric == "accuracy"
     study = optuna.create_study(
         direction=evaluator.direction,
         sampler=optuna.samplers.RandomSampler(seed=0),

@@ -22,6 +22,7 @@ from optuna_enas.cli._storage import _best_trial
 from optuna_enas.cli._storage import _file_name
 from optuna_enas.cli._storage import _is_search_trial
 from optuna_enas.cli._storage import default_artifact_dir
+from optuna_enas.spaces._kinds import kind_of
 
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     studies: list[optuna.Study] = []
     metric = _metric(args.space)
-    direction = "minimize" if args.space == "rnn" else "maximize"
+    direction = kind_of(args.space).direction
     for sampler_name in samplers:
         for seed in args.seeds:
             name = f"{prefix}-{sampler_name}-seed{seed}"

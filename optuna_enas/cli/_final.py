@@ -41,8 +41,8 @@ def _study_config(study: optuna.Study) -> dict[str, Any]:
 
 def _cmd_derive(args: argparse.Namespace) -> int:
     from optuna_enas import ENASSampler
+    from optuna_enas import derive
     from optuna_enas import space_from_dict
-    from optuna_enas.final._derive import derive
     from optuna_enas.training._evaluator import SupernetEvaluator
 
     if args.n_samples < 1 or args.top_k < 1:
@@ -98,9 +98,9 @@ def _cmd_derive(args: argparse.Namespace) -> int:
 
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
+    from optuna_enas import import_architecture
+    from optuna_enas import retrain
     from optuna_enas import space_from_dict
-    from optuna_enas.final._derive import import_architecture
-    from optuna_enas.final._derive import retrain
 
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, but got {args.epochs}.")
@@ -158,7 +158,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from optuna_enas.final._derive import export_architecture
+    from optuna_enas import export_architecture
 
     storage = open_storage(args.storage, must_exist=True)
     study = _load_study(storage, args.storage, args.study_name)

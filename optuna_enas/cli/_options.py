@@ -111,4 +111,6 @@ def _evaluator_config(args: argparse.Namespace, space_name: str) -> dict[str, An
 
 
 def _metric(space_name: str) -> str:
-    return "ppl" if space_name == "rnn" else "accuracy"
+    from optuna_enas.spaces._kinds import kind_of
+
+    return kind_of(space_name).metric

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import Literal
 
 from optuna_enas.cli._errors import PROG
 from optuna_enas.cli._errors import UsageError
@@ -31,6 +30,7 @@ from optuna_enas.cli._storage import _n_finished_in
 from optuna_enas.cli._storage import _storage_dir
 from optuna_enas.cli._storage import default_artifact_dir
 from optuna_enas.cli._storage import open_storage
+from optuna_enas.spaces._kinds import kind_of
 
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def _run_search(
         "evaluator": evaluator_config,
         "checkpoint": str(checkpoint.resolve()),
     }
-    direction: Literal["minimize", "maximize"] = "minimize" if space.name == "rnn" else "maximize"
+    direction = kind_of(space).direction
     # Check an existing study before anything is written.
     existing = {s.study_name: s for s in storage.get_all_studies()}.get(study_name)
     if existing is not None:

@@ -20,7 +20,7 @@ from optuna.distributions import CategoricalDistribution
 
 
 if TYPE_CHECKING:
-    import optuna
+    from optuna.trial import BaseTrial
 
 
 Choice = str | int | float | bool | None
@@ -203,6 +203,18 @@ class SearchSpace:
             values.append((d.name, d.choices[index[v]]))
         return Architecture(space=self._name, params=tuple(values))
 
+    def coerce(self, arch: Architecture | Mapping[str, Any]) -> Architecture:
+        """``arch`` checked against this space: an :class:`Architecture` or Optuna params.
+
+        Raises:
+            ValueError: ``arch`` belongs to another space, or its params do not fit this one.
+        """
+        if isinstance(arch, Architecture):
+            if arch.space != self._name:
+                raise ValueError(f"arch belongs to space {arch.space!r}, not {self._name!r}.")
+            return self.architecture(arch.to_params())
+        return self.architecture(arch)
+
     def to_indices(self, arch: Architecture | Mapping[str, Any]) -> list[int]:
         """The choice index of every decision, in order."""
         params = arch.to_params() if isinstance(arch, Architecture) else arch
@@ -260,7 +272,7 @@ class SearchSpace:
 
 
 def suggest_architecture(
-    trial: optuna.Trial, space: SearchSpace, *, record: bool = True
+    trial: BaseTrial, space: SearchSpace, *, record: bool = True
 ) -> Architecture:
     """Suggest every decision of ``space`` on ``trial`` and return the architecture.
 
@@ -268,7 +280,8 @@ def suggest_architecture(
     controller, under RandomSampler or TPESampler from theirs.
 
     Args:
-        trial: The Optuna trial.
+        trial: The Optuna trial (any :class:`~optuna.trial.BaseTrial`: ``Trial``,
+            ``FixedTrial``, ``FrozenTrial``, an integration's distributed trial).
         space: The search space.
         record: Store :meth:`SearchSpace.describe` as the ``architecture`` user attribute
             (shown by optuna-dashboard). One storage write per trial.

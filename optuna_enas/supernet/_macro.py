@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from optuna_enas._validation import check_int
 from optuna_enas.spaces._enas import MacroSpace
 from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.supernet._ops import FactorizedReduce
@@ -33,12 +34,6 @@ from optuna_enas.supernet._ops import check_images
 from optuna_enas.supernet._ops import classifier
 from optuna_enas.supernet._ops import conv_weight
 from optuna_enas.supernet._ops import make_op
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, but got {value!r}.")
-    return value
 
 
 def default_macro_pool_layers(n_layers: int) -> tuple[int, ...]:
@@ -76,9 +71,9 @@ class MacroSupernet(nn.Module):
         if not isinstance(space, MacroSpace):
             raise ValueError(f"space must be a MacroSpace, but got {space!r}.")
         self.space = space
-        self.in_channels = _check_positive_int("in_channels", in_channels)
-        self.n_classes = _check_positive_int("n_classes", n_classes)
-        self.n_filters = _check_positive_int("n_filters", n_filters)
+        self.in_channels = check_int("in_channels", in_channels)
+        self.n_classes = check_int("n_classes", n_classes)
+        self.n_filters = check_int("n_filters", n_filters)
         if n_filters % 2 != 0:
             raise ValueError(f"n_filters must be even, but got {n_filters!r}.")
         n_layers = space.n_layers

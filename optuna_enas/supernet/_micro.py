@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from optuna_enas._validation import check_int
 from optuna_enas.spaces._enas import MicroNode
 from optuna_enas.spaces._enas import MicroSpace
 from optuna_enas.spaces._search_space import Architecture
@@ -39,12 +40,6 @@ from optuna_enas.supernet._ops import check_images
 from optuna_enas.supernet._ops import classifier
 from optuna_enas.supernet._ops import conv_weight
 from optuna_enas.supernet._ops import make_op
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, but got {value!r}.")
-    return value
 
 
 def default_micro_reduction_cells(n_layers: int) -> tuple[int, ...]:
@@ -149,13 +144,13 @@ class MicroSupernet(nn.Module):
         if not isinstance(space, MicroSpace):
             raise ValueError(f"space must be a MicroSpace, but got {space!r}.")
         self.space = space
-        self.in_channels = _check_positive_int("in_channels", in_channels)
-        self.n_classes = _check_positive_int("n_classes", n_classes)
-        self.n_filters = _check_positive_int("n_filters", n_filters)
+        self.in_channels = check_int("in_channels", in_channels)
+        self.n_classes = check_int("n_classes", n_classes)
+        self.n_filters = check_int("n_filters", n_filters)
         if n_filters % 2 != 0:
             raise ValueError(f"n_filters must be even, but got {n_filters!r}.")
-        self.n_layers = _check_positive_int("n_layers", n_layers)
-        self.stem_multiplier = _check_positive_int("stem_multiplier", stem_multiplier)
+        self.n_layers = check_int("n_layers", n_layers)
+        self.stem_multiplier = check_int("stem_multiplier", stem_multiplier)
         self.reduction_cells = default_micro_reduction_cells(n_layers)
 
         stem_c = stem_multiplier * n_filters

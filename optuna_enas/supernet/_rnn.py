@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from optuna_enas._validation import check_fraction
+from optuna_enas._validation import check_int
 from optuna_enas.spaces._enas import RNNCellSpace
 from optuna_enas.spaces._search_space import Architecture
 
@@ -278,18 +280,6 @@ class _CellSequence(torch.autograd.Function):
         )
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, but got {value!r}.")
-    return value
-
-
-def _check_probability(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a float in [0, 1), but got {value!r}.")
-    return float(value)
-
-
 def _init_range(hidden_size: int) -> float:
     # Official ENAS ptb_enas_child.py `_build_params`: uniform in [-r, r].
     if hidden_size <= 300:
@@ -328,8 +318,9 @@ class RNNSupernet(nn.Module):
             official code (0.1 up to 300 hidden units, 0.05 up to 400, else 0.04). ``None``
             uses the default generator.
 
-    All dropouts are active only in training mode and draw from the default generator of the
-    input's device. Gradient clipping and the hidden-state detaching of truncated
+    All dropouts are active only in training mode and draw from :attr:`dropout_generator`
+    (a ``torch.Generator`` on the model's device; ``None``, the default, uses the device's
+    default generator). Gradient clipping and the hidden-state detaching of truncated
     backpropagation are the caller's job.
     """
 
@@ -351,9 +342,9 @@ class RNNSupernet(nn.Module):
         if not isinstance(space, RNNCellSpace):
             raise ValueError(f"space must be an RNNCellSpace, but got {space!r}.")
         self.space = space
-        self.vocab_size = _check_positive_int("vocab_size", vocab_size)
-        self.embed_size = _check_positive_int("embed_size", embed_size)
-        self.hidden_size = _check_positive_int("hidden_size", hidden_size)
+        self.vocab_size = check_int("vocab_size", vocab_size)
+        self.embed_size = check_int("embed_size", embed_size)
+        self.hidden_size = check_int("hidden_size", hidden_size)
         if not isinstance(tie_weights, bool):
             raise ValueError(f"tie_weights must be a bool, but got {tie_weights!r}.")
         if tie_weights and embed_size != hidden_size:
@@ -362,9 +353,10 @@ class RNNSupernet(nn.Module):
                 f"embed_size={embed_size!r} and hidden_size={hidden_size!r}."
             )
         self.tie_weights = tie_weights
-        self.dropout = _check_probability("dropout", dropout)
-        self.input_dropout = _check_probability("input_dropout", input_dropout)
-        self.hidden_dropout = _check_probability("hidden_dropout", hidden_dropout)
+        self.dropout = check_fraction("dropout", dropout)
+        self.input_dropout = check_fraction("input_dropout", input_dropout)
+        self.hidden_dropout = check_fraction("hidden_dropout", hidden_dropout)
+        self.dropout_generator: torch.Generator | None = None
         if max_hidden_norm is not None and (
             isinstance(max_hidden_norm, bool)
             or not isinstance(max_hidden_norm, (int, float))
@@ -419,7 +411,7 @@ class RNNSupernet(nn.Module):
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
         """A zero hidden state ``(batch_size, hidden_size)`` on the module's device and dtype."""
-        _check_positive_int("batch_size", batch_size)
+        check_int("batch_size", batch_size)
         return self.w_h.new_zeros((batch_size, self.hidden_size))
 
     def _plan(self, arch: Architecture) -> _CellPlan:
@@ -463,12 +455,16 @@ class RNNSupernet(nn.Module):
 
         emb = F.embedding(tokens, self.embedding)
         if self.training and self.input_dropout > 0.0:
-            emb = emb * _dropout_mask(emb, (1, batch, self.embed_size), self.input_dropout)
+            emb = emb * _dropout_mask(
+                emb, (1, batch, self.embed_size), self.input_dropout, self.dropout_generator
+            )
         xproj = torch.mm(emb.reshape(steps * batch, self.embed_size), self.w_x)
         xproj = xproj.view(steps, batch, 2 * self.hidden_size)
         mask = None
         if self.training and self.hidden_dropout > 0.0:
-            mask = _dropout_mask(hidden, (batch, self.hidden_size), self.hidden_dropout)
+            mask = _dropout_mask(
+                hidden, (batch, self.hidden_size), self.hidden_dropout, self.dropout_generator
+            )
         edges = tuple(self.edge_weight(i, plan.inputs[i]) for i in range(1, len(plan.inputs)))
         device_type = xproj.device.type
         if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
@@ -480,7 +476,9 @@ class RNNSupernet(nn.Module):
             out = self._recurrence(plan, xproj, hidden, mask, edges)
         last = out[-1].clone()  # a view would keep the saved activations alive (see _carve)
         if self.training and self.dropout > 0.0:
-            out = out * _dropout_mask(out, (1, batch, self.hidden_size), self.dropout)
+            out = out * _dropout_mask(
+                out, (1, batch, self.hidden_size), self.dropout, self.dropout_generator
+            )
         weight = self.embedding if self.decoder_weight is None else self.decoder_weight
         logits = torch.addmm(
             self.decoder_bias, out.reshape(steps * batch, self.hidden_size), weight.t()
@@ -512,6 +510,8 @@ class RNNSupernet(nn.Module):
         )
 
 
-def _dropout_mask(like: torch.Tensor, shape: tuple[int, ...], p: float) -> torch.Tensor:
+def _dropout_mask(
+    like: torch.Tensor, shape: tuple[int, ...], p: float, generator: torch.Generator | None
+) -> torch.Tensor:
     keep = 1.0 - p
-    return like.new_empty(shape).bernoulli_(keep).div_(keep)
+    return like.new_empty(shape).bernoulli_(keep, generator=generator).div_(keep)

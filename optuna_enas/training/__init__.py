@@ -2,7 +2,9 @@
 
 - :mod:`._evaluator`: :class:`SupernetEvaluator` (shared weights) and
   :class:`StandaloneEvaluator` (NAS-RL: each child trained from scratch);
-- :mod:`._training`: tasks, the trainer and :func:`train_from_scratch`;
+- :mod:`._tasks`: language modelling and image classification (data streams, loss, metric);
+- :mod:`._trainer`: the supernet + optimizer + task, and :func:`train_from_scratch`;
+- :mod:`._optim`: :class:`OptimConfig`, the optimizer settings and their ENAS defaults;
 - :mod:`._checkpoint`: atomic checkpoints;
 - :mod:`.distributed`: data-parallel training with torch.distributed (public module).
 """
@@ -15,6 +17,7 @@ from optuna_enas._lazy import lazy_exports
 
 
 _EXPORTS = {
+    "OptimConfig": "optuna_enas.training._optim",
     "StandaloneEvaluator": "optuna_enas.training._evaluator",
     "SupernetEvaluator": "optuna_enas.training._evaluator",
 }
@@ -24,5 +27,6 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from optuna_enas.training._evaluator import StandaloneEvaluator as StandaloneEvaluator
     from optuna_enas.training._evaluator import SupernetEvaluator as SupernetEvaluator
+    from optuna_enas.training._optim import OptimConfig as OptimConfig
 
 __all__ = sorted(_EXPORTS)

@@ -11,16 +11,15 @@ Python values only, so loading an untrusted file cannot run code.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
 import torch
+
+from optuna_enas._atomic import atomic_write
 
 
 if TYPE_CHECKING:
@@ -54,33 +53,10 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
     for key in ("format", "version"):
         if key in state:
             raise ValueError(f"state must not use the reserved key {key!r}.")
-    dest = Path(path).expanduser()
-    dest.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **state}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(dest.parent)
+    dest = atomic_write(path, lambda f: torch.save(payload, f))
     _logger.debug("Saved checkpoint %s.", dest)
     return dest
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename durable; directories cannot be opened on Windows, hence the suppress.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def load_checkpoint(

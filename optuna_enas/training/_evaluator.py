@@ -27,31 +27,27 @@ import optuna
 import torch
 from torch import nn
 
+from optuna_enas._validation import check_int
+from optuna_enas._validation import check_non_negative
+from optuna_enas._validation import check_seed
+from optuna_enas._validation import fresh_seed
 from optuna_enas.data._corpus import DEFAULT_BATCH_SIZE
 from optuna_enas.data._corpus import DEFAULT_BPTT
 from optuna_enas.data._corpus import Corpus
 from optuna_enas.data._images import ImageData
 from optuna_enas.spaces._enas import space_from_dict
+from optuna_enas.spaces._kinds import Direction
 from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.spaces._search_space import SearchSpace
 from optuna_enas.spaces._search_space import suggest_architecture
 from optuna_enas.training._checkpoint import load_checkpoint
 from optuna_enas.training._checkpoint import save_checkpoint
-from optuna_enas.training._training import _KIND
-from optuna_enas.training._training import Direction
-from optuna_enas.training._training import Split
-from optuna_enas.training._training import _as_architecture
-from optuna_enas.training._training import _check_int
-from optuna_enas.training._training import _check_non_negative
-from optuna_enas.training._training import _check_split
-from optuna_enas.training._training import _default_data
-from optuna_enas.training._training import _fingerprint
-from optuna_enas.training._training import _fresh_seed
-from optuna_enas.training._training import _resolve_device
-from optuna_enas.training._training import _resolve_optim
-from optuna_enas.training._training import _space_kind
-from optuna_enas.training._training import _Trainer
-from optuna_enas.training._training import train_from_scratch
+from optuna_enas.training._tasks import Split
+from optuna_enas.training._tasks import check_split
+from optuna_enas.training._tasks import data_fingerprint
+from optuna_enas.training._trainer import Trainer
+from optuna_enas.training._trainer import resolve_training
+from optuna_enas.training._trainer import train_from_scratch
 
 
 if TYPE_CHECKING:
@@ -59,6 +55,8 @@ if TYPE_CHECKING:
 
 
 _logger = logging.getLogger(__name__)
+
+_KIND = "SupernetEvaluator"  # the checkpoint format tag
 
 
 class SupernetEvaluator:
@@ -78,11 +76,9 @@ class SupernetEvaluator:
     training steps with a non-finite loss are skipped so it cannot ruin the shared weights.
 
     All randomness (initialization, shuffling, dropout) comes from a private NumPy generator
-    seeded with ``seed``; its state is what checkpoints store. The supernets draw dropout masks
-    from torch's default generator, so each training step runs inside
-    ``torch.random.fork_rng`` with that generator seeded from the private one: the caller's
-    global RNG state is the same afterwards (other threads drawing from it during a step
-    would see the private stream). A lock serializes calls, so ``n_jobs > 1``
+    seeded with ``seed``; its state is what checkpoints store. Dropout masks are drawn from a
+    private ``torch.Generator`` reseeded from it at every step; torch's global RNG is never
+    used. A lock serializes calls, so ``n_jobs > 1``
     is safe (but runs one trial's training at a time; the order of the calls then decides the
     results).
 
@@ -97,7 +93,7 @@ class SupernetEvaluator:
 
             import optuna
             from optuna_enas import RNNCellSpace
-            from optuna_enas.training._evaluator import SupernetEvaluator
+            from optuna_enas import SupernetEvaluator
 
             space = RNNCellSpace(n_nodes=4)
             evaluator = SupernetEvaluator(space, seed=0)  # the synthetic corpus
@@ -157,39 +153,38 @@ class SupernetEvaluator:
         checkpoint_every: int = 50,
         resume_from: str | Path | None = None,
     ) -> None:
-        kind = _space_kind(space)
-        steps = _check_non_negative("n_train_steps", n_train_steps)
-        if seed is not None:
-            _check_int("seed", seed, 0)
+        steps = check_non_negative("n_train_steps", n_train_steps)
+        check_seed("seed", seed)
+        self._setup = resolve_training(
+            space,
+            data,
+            supernet_kwargs=supernet_kwargs,
+            batch_size=batch_size,
+            bptt=bptt,
+            lr=lr,
+            grad_clip=grad_clip,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            device=device,
+        )
         self._space = space
-        self._kind = kind
-        self._data = _default_data(space, data)
+        self._data = self._setup.data
         self._n_train_steps = Fraction(steps).limit_denominator(1_000_000)
-        self._optim = _resolve_optim(kind, lr, grad_clip, momentum, weight_decay)
-        self._n_eval_batches = _check_int("n_eval_batches", n_eval_batches, 1)
-        self._checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
+        self._n_eval_batches = check_int("n_eval_batches", n_eval_batches, 1)
+        self._checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
         self._checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
-        self._device = _resolve_device(device)
+        self._device = self._setup.device
         self._config: dict[str, Any] = {
-            "supernet_kwargs": dict(supernet_kwargs or {}),
-            "batch_size": _check_int("batch_size", batch_size, 1),
-            "bptt": _check_int("bptt", bptt, 1),
+            "supernet_kwargs": self._setup.supernet_kwargs,
+            "batch_size": self._setup.batch_size,
+            "bptt": self._setup.bptt,
             "n_train_steps": steps,
             "n_eval_batches": n_eval_batches,
             "seed": seed,
-            **self._optim,
+            **self._setup.optim.as_dict(),
         }
         self._rng = np.random.default_rng(seed)
-        self._trainer = _Trainer(
-            space,
-            self._data,
-            supernet_kwargs=self._config["supernet_kwargs"],
-            batch_size=batch_size,
-            bptt=bptt,
-            device=self._device,
-            init_seed=int(self._rng.integers(2**31 - 1)),
-            **self._optim,
-        )
+        self._trainer = Trainer(self._setup, init_seed=int(self._rng.integers(2**31 - 1)))
         self._lock = threading.RLock()
         self._credit = Fraction(0)
         self._n_calls = 0
@@ -219,14 +214,14 @@ class SupernetEvaluator:
         return self._device
 
     @property
-    def reward(self) -> str:
+    def metric(self) -> str:
         """``"ppl"`` (validation perplexity) for RNN spaces, ``"accuracy"`` for CNN spaces."""
-        return self._trainer.task.metric
+        return self._setup.kind.metric
 
     @property
     def direction(self) -> Direction:
         """``"minimize"`` for perplexity, ``"maximize"`` for accuracy: the study's direction."""
-        return self._trainer.task.direction
+        return self._setup.kind.direction
 
     @property
     def n_calls(self) -> int:
@@ -240,7 +235,7 @@ class SupernetEvaluator:
 
     # -- the objective -----------------------------------------------------------------------
     def __call__(self, trial: BaseTrial) -> float:
-        arch = suggest_architecture(trial, self._space)  # type: ignore[arg-type]
+        arch = suggest_architecture(trial, self._space)
         with self._lock:
             try:
                 return self._run(trial, arch)
@@ -264,13 +259,13 @@ class SupernetEvaluator:
             value = self._trainer.evaluate_next(arch, self._n_eval_batches)
             trial.report(value, k)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at step {k} with {self.reward} {value:.6g}.")
+                raise optuna.TrialPruned(f"pruned at step {k} with {self.metric} {value:.6g}.")
         return value
 
     def train_steps(self, arch: Architecture | Mapping[str, Any], n: int = 1) -> list[float]:
         """Take ``n`` shared-weight steps on ``arch`` outside any trial; return the losses."""
-        arch = _as_architecture(self._space, arch)
-        _check_int("n", n, 0)
+        arch = self._space.coerce(arch)
+        check_int("n", n, 0)
         with self._lock:
             losses = [self._trainer.step(arch, self._rng) for _ in range(n)]
             self._n_steps += sum(math.isfinite(x) for x in losses)
@@ -295,8 +290,8 @@ class SupernetEvaluator:
         Returns:
             Perplexity (RNN) or accuracy (CNN).
         """
-        arch = _as_architecture(self._space, arch)
-        split = _check_split(split)
+        arch = self._space.coerce(arch)
+        split = check_split(split)
         with self._lock:
             return self._trainer.evaluate(arch, split, full, self._n_eval_batches)
 
@@ -309,7 +304,7 @@ class SupernetEvaluator:
                     "kind": _KIND,
                     "space": self._space.to_dict(),
                     "config": self._config,
-                    "data": _fingerprint(self._data),
+                    "data": data_fingerprint(self._data),
                     "supernet": self._trainer.model.state_dict(),
                     "optimizer": self._trainer.optimizer.state_dict(),
                     "task": self._trainer.task.state_dict(),
@@ -369,10 +364,10 @@ class SupernetEvaluator:
         _check_kind(state, source)
         if space_from_dict(state["space"]) != self._space:
             raise ValueError(f"resume_from={source!r} was saved for another search space.")
-        if state["data"] != _fingerprint(self._data):
+        if state["data"] != data_fingerprint(self._data):
             raise ValueError(
                 f"resume_from={source!r} was saved with other data ({state['data']}); this "
-                f"evaluator has {_fingerprint(self._data)}."
+                f"evaluator has {data_fingerprint(self._data)}."
             )
         for key in ("supernet_kwargs", "batch_size", "bptt"):
             if state["config"][key] != self._config[key]:
@@ -386,11 +381,7 @@ class SupernetEvaluator:
                 self._trainer.optimizer.load_state_dict(state["optimizer"])
             except (RuntimeError, ValueError, KeyError) as e:
                 raise ValueError(f"resume_from={source!r} does not fit this supernet: {e}") from e
-            self._trainer.set_hyperparameters(
-                lr=self._optim["lr"],
-                momentum=self._optim["momentum"],
-                weight_decay=self._optim["weight_decay"],
-            )
+            self._trainer.set_optim(self._setup.optim)
             self._trainer.task.load_state_dict(state["task"])
             self._rng.bit_generator.state = state["numpy_rng"]
             self._credit = Fraction(*state["credit"])
@@ -459,60 +450,58 @@ class StandaloneEvaluator:
         device: str | torch.device | None = None,
         seed: int | None = None,
     ) -> None:
-        kind = _space_kind(space)
-        if seed is not None:
-            _check_int("seed", seed, 0)
+        check_seed("seed", seed)
         if n_steps_per_epoch is not None:
-            _check_int("n_steps_per_epoch", n_steps_per_epoch, 1)
+            check_int("n_steps_per_epoch", n_steps_per_epoch, 1)
+        self._setup = resolve_training(
+            space,
+            data,
+            supernet_kwargs=supernet_kwargs,
+            batch_size=batch_size,
+            bptt=bptt,
+            lr=lr,
+            grad_clip=grad_clip,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            device=device,
+        )
         self._space = space
-        self._data = _default_data(space, data)
-        self._n_epochs = _check_int("n_epochs", n_epochs, 1)
+        self._n_epochs = check_int("n_epochs", n_epochs, 1)
         self._n_steps_per_epoch = n_steps_per_epoch
-        self._supernet_kwargs = dict(supernet_kwargs or {})
-        self._batch_size = _check_int("batch_size", batch_size, 1)
-        self._bptt = _check_int("bptt", bptt, 1)
-        self._optim = _resolve_optim(kind, lr, grad_clip, momentum, weight_decay)
-        self._device = _resolve_device(device)
         self._seed = seed
-        self._metric = "ppl" if kind == "rnn" else "accuracy"
-        self._direction: Direction = "minimize" if kind == "rnn" else "maximize"
 
     @property
     def space(self) -> SearchSpace:
         return self._space
 
     @property
-    def reward(self) -> str:
-        return self._metric
+    def metric(self) -> str:
+        """``"ppl"`` for RNN spaces, ``"accuracy"`` for CNN spaces."""
+        return self._setup.kind.metric
 
     @property
     def direction(self) -> Direction:
-        return self._direction
+        """The study direction the metric needs."""
+        return self._setup.kind.direction
 
     def __call__(self, trial: BaseTrial) -> float:
-        arch = suggest_architecture(trial, self._space)  # type: ignore[arg-type]
+        arch = suggest_architecture(trial, self._space)
         number = int(getattr(trial, "number", 0))
-        base = self._seed if self._seed is not None else int(_fresh_seed())
+        base = self._seed if self._seed is not None else fresh_seed()
         seed = int(np.random.SeedSequence([base, number]).generate_state(1)[0])
 
         def report(epoch: int, value: float) -> None:
             trial.report(value, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(
-                    f"pruned after epoch {epoch} with {self._metric} {value:.6g}."
+                    f"pruned after epoch {epoch} with {self.metric} {value:.6g}."
                 )
 
         _, history, _ = train_from_scratch(
-            self._space,
-            self._data,
+            self._setup,
             arch,
             n_epochs=self._n_epochs,
             n_steps_per_epoch=self._n_steps_per_epoch,
-            supernet_kwargs=self._supernet_kwargs,
-            batch_size=self._batch_size,
-            bptt=self._bptt,
-            optim=self._optim,
-            device=self._device,
             seed=seed,
             callback=report,
         )

@@ -1,0 +1,247 @@
+"""The trainer: a supernet, its SGD optimizer and a task, and training one child from scratch.
+
+:func:`resolve_training` checks the training arguments that both evaluators and ``retrain``
+take, once, into a :class:`TrainingSetup`; :class:`Trainer` holds the state they share;
+:func:`train_from_scratch` is the standalone (NAS-RL) training of one architecture.
+
+Randomness: weights are initialised from a ``torch.Generator`` seeded by the caller; dropout
+masks come from the trainer's own generator, reseeded for every step from the caller's NumPy
+generator (whose state checkpoints store). Torch's global RNG is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from optuna_enas._validation import check_int
+from optuna_enas.data._corpus import Corpus
+from optuna_enas.data._images import ImageData
+from optuna_enas.spaces._enas import MacroSpace
+from optuna_enas.spaces._enas import MicroSpace
+from optuna_enas.spaces._enas import RNNCellSpace
+from optuna_enas.spaces._kinds import SpaceKind
+from optuna_enas.spaces._kinds import kind_of
+from optuna_enas.spaces._search_space import Architecture
+from optuna_enas.spaces._search_space import SearchSpace
+from optuna_enas.supernet import MacroSupernet
+from optuna_enas.supernet import MicroSupernet
+from optuna_enas.supernet import RNNSupernet
+from optuna_enas.training._optim import OptimConfig
+from optuna_enas.training._tasks import Split
+from optuna_enas.training._tasks import Task
+from optuna_enas.training._tasks import default_data
+from optuna_enas.training._tasks import make_task
+from optuna_enas.training._tasks import steps_per_epoch
+
+
+_logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a torch device that exists here; ``None``: CUDA when available."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must name a torch device, but got {device!r}.") from e
+    if resolved.type == "cuda" and (
+        not torch.cuda.is_available() or (resolved.index or 0) >= torch.cuda.device_count()
+    ):
+        raise ValueError(
+            f"device={device!r} is not available: torch sees {torch.cuda.device_count()} CUDA "
+            "devices."
+        )
+    return resolved
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """The checked training arguments of an evaluator or of ``retrain``."""
+
+    space: SearchSpace
+    kind: SpaceKind
+    data: Corpus | ImageData
+    supernet_kwargs: dict[str, Any]
+    batch_size: int
+    bptt: int
+    optim: OptimConfig
+    device: torch.device
+
+
+def resolve_training(
+    space: SearchSpace,
+    data: Corpus | ImageData | None,
+    *,
+    supernet_kwargs: Mapping[str, Any] | None,
+    batch_size: int,
+    bptt: int,
+    lr: float | None,
+    grad_clip: float | None,
+    momentum: float | None,
+    weight_decay: float | None,
+    device: str | torch.device | None,
+) -> TrainingSetup:
+    """Check the training arguments shared by the evaluators and ``retrain``; fill defaults."""
+    kind = kind_of(space)
+    kwargs = dict(supernet_kwargs or {})
+    if "generator" in kwargs:
+        raise ValueError("supernet_kwargs must not hold 'generator'; the seed argument sets it.")
+    return TrainingSetup(
+        space=space,
+        kind=kind,
+        data=default_data(space, data),
+        supernet_kwargs=kwargs,
+        batch_size=check_int("batch_size", batch_size, 1),
+        bptt=check_int("bptt", bptt, 1),
+        optim=OptimConfig.for_kind(
+            kind.name, lr=lr, grad_clip=grad_clip, momentum=momentum, weight_decay=weight_decay
+        ),
+        device=resolve_device(device),
+    )
+
+
+def build_supernet(
+    space: SearchSpace,
+    data: Corpus | ImageData,
+    kwargs: Mapping[str, Any],
+    generator: torch.Generator,
+) -> nn.Module:
+    """The supernet of ``space`` sized for ``data``, initialised from ``generator``."""
+    kw = dict(kwargs)
+    derived: dict[str, Any]
+    if isinstance(data, Corpus):
+        derived = {"vocab_size": data.vocab_size}
+    else:
+        derived = {"in_channels": data.in_channels, "n_classes": data.n_classes}
+    for key, value in derived.items():
+        if kw.setdefault(key, value) != value:
+            raise ValueError(
+                f"supernet_kwargs[{key!r}]={kw[key]!r} disagrees with the data ({value!r})."
+            )
+    if isinstance(space, RNNCellSpace):
+        return RNNSupernet(space, generator=generator, **kw)
+    if isinstance(space, MacroSpace):
+        return MacroSupernet(space, generator=generator, **kw)
+    assert isinstance(space, MicroSpace)  # kind_of checked it.
+    return MicroSupernet(space, generator=generator, **kw)
+
+
+class Trainer:
+    """A supernet, its SGD optimizer and a task: the state both evaluators share."""
+
+    def __init__(self, setup: TrainingSetup, *, init_seed: int) -> None:
+        generator = torch.Generator().manual_seed(init_seed)
+        model = build_supernet(setup.space, setup.data, setup.supernet_kwargs, generator)
+        self.model = model.to(setup.device)
+        optim = setup.optim
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=optim.lr,
+            momentum=optim.momentum,
+            nesterov=optim.momentum > 0,
+            weight_decay=optim.weight_decay,
+        )
+        self.task: Task = make_task(
+            setup.data, batch_size=setup.batch_size, bptt=setup.bptt, device=setup.device
+        )
+        self.grad_clip = optim.grad_clip
+        self.device = setup.device
+        # Dropout masks (RNN supernet) draw from this generator, never from torch's global one.
+        self.dropout_generator = torch.Generator(device=setup.device)
+        if isinstance(self.model, RNNSupernet):
+            self.model.dropout_generator = self.dropout_generator
+        self.n_skipped = 0
+
+    def set_optim(self, optim: OptimConfig) -> None:
+        """Change the learning rate, momentum and weight decay (e.g. after a resume)."""
+        for group in self.optimizer.param_groups:
+            group.update(
+                lr=optim.lr,
+                momentum=optim.momentum,
+                nesterov=optim.momentum > 0,
+                weight_decay=optim.weight_decay,
+            )
+        self.grad_clip = optim.grad_clip
+
+    def step(self, arch: Architecture, rng: np.random.Generator) -> float:
+        """One SGD step on the next training minibatch; returns the loss."""
+        self.model.train()
+        self.dropout_generator.manual_seed(int(rng.integers(2**31 - 1)))
+        loss = self.task.train_loss(self.model, arch, rng)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            # A diverging architecture must not poison the weights the others share.
+            self.n_skipped += 1
+            self.task.reset_hidden()
+            _logger.warning(f"Skipped a shared-weight step: the loss is {value}.")
+            return value
+        self.optimizer.zero_grad(set_to_none=True)  # unused ops get no update at all
+        loss.backward()
+        if math.isfinite(self.grad_clip):
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        return value
+
+    def evaluate_next(self, arch: Architecture, n_batches: int) -> float:
+        """Score ``arch`` on the next ``n_batches`` validation minibatches (rotating)."""
+        self.model.eval()
+        with torch.no_grad():
+            return self.task.evaluate_next(self.model, arch, n_batches)
+
+    def evaluate(self, arch: Architecture, split: Split, full: bool, n_batches: int) -> float:
+        """Score ``arch`` on ``split`` (whole, or its first ``n_batches`` minibatches)."""
+        self.model.eval()
+        with torch.no_grad():
+            return self.task.evaluate(self.model, arch, split, full, n_batches)
+
+
+def train_from_scratch(
+    setup: TrainingSetup,
+    arch: Architecture,
+    *,
+    n_epochs: int,
+    n_steps_per_epoch: int | None,
+    seed: int,
+    callback: Callable[[int, float], None] | None = None,
+) -> tuple[nn.Module, list[float], Callable[[Split], float]]:
+    """Train ``arch`` alone in a fresh supernet; score the full validation set every epoch.
+
+    ``callback(epoch, value)`` runs after each epoch's evaluation (it may raise to stop).
+    Returns the model, the per-epoch validation values, and ``score(split)`` (full split).
+    """
+    rng = np.random.default_rng(seed)
+    trainer = Trainer(setup, init_seed=int(rng.integers(2**31 - 1)))
+    n_steps = n_steps_per_epoch or steps_per_epoch(trainer.task)
+    history: list[float] = []
+    for epoch in range(n_epochs):
+        for _ in range(n_steps):
+            trainer.step(arch, rng)
+        value = trainer.evaluate(arch, "valid", True, 1)
+        history.append(value)
+        if callback is not None:
+            callback(epoch, value)
+
+    def score(split: Split) -> float:
+        return trainer.evaluate(arch, split, True, 1)
+
+    return trainer.model, history, score
+
+
+__all__ = [
+    "Trainer",
+    "TrainingSetup",
+    "build_supernet",
+    "resolve_device",
+    "resolve_training",
+    "train_from_scratch",
+]
