@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 import pytest
-import torch
 from optuna.trial import TrialState
 
 from optuna_enas import Architecture
@@ -35,14 +33,7 @@ from optuna_enas.training._evaluator import SupernetEvaluator
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    # The models here are tiny: intra-op threads only add overhead, and on a busy machine
-    # (parallel test runs) oversubscription makes them many times slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 _RNN_KW: dict[str, Any] = {"hidden_size": 16, "embed_size": 16}

@@ -9,10 +9,10 @@ from optuna_enas._lazy import lazy_exports
 
 _EXPORTS = {
     "DerivedArchitecture": "optuna_enas.final._derive",
-    "RetrainResult": "optuna_enas.final._retrain",
     "derive": "optuna_enas.final._derive",
     "export_architecture": "optuna_enas.final._export",
     "import_architecture": "optuna_enas.final._export",
+    "RetrainResult": "optuna_enas.final._retrain",
     "retrain": "optuna_enas.final._retrain",
 }
 

@@ -1,5 +1,7 @@
 """The evaluation half: evaluators that train and score architectures, checkpoints, data parallel.
 
+Names load lazily (PEP 562), so the torch-free :mod:`._optim` imports without torch.
+
 - :mod:`._evaluator`: :class:`SupernetEvaluator` (shared weights) and
   :class:`StandaloneEvaluator` (NAS-RL: each child trained from scratch);
 - :mod:`._tasks`: language modelling and image classification (data streams, loss, metric);
@@ -17,9 +19,9 @@ from optuna_enas._lazy import lazy_exports
 
 
 _EXPORTS = {
-    "OptimConfig": "optuna_enas.training._optim",
     "StandaloneEvaluator": "optuna_enas.training._evaluator",
     "SupernetEvaluator": "optuna_enas.training._evaluator",
+    "OptimConfig": "optuna_enas.training._optim",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
