@@ -1,0 +1,244 @@
+"""End-to-end search quality with weight sharing, judged by training from scratch.
+
+Issue #11, item 6(b). For each method and seed:
+
+1. search: ``--trials`` trials of :class:`~optuna_enas.SupernetEvaluator` on the ground-truth
+   task's space, data and child model (``benchmarks/ground_truth.py``), under ENASSampler
+   (default configuration), RandomSampler (random search with weight sharing, Li & Talwalkar
+   2019) or TPESampler, with the evaluator options given by ``--evaluator`` (JSON, e.g. a
+   schedule);
+2. derive: ``--candidates`` architectures re-scored on the whole validation slice with the
+   final shared weights (:func:`~optuna_enas.derive`): for ENAS samples of the trained policy
+   (ENAS Sec. 2.2), for the baselines the best distinct architectures of their trials;
+3. retrain the best candidate from scratch with exactly the ground-truth protocol, and place
+   its value as a percentile of the ground-truth table (100 = better than every trained
+   architecture; a uniformly random architecture averages 50).
+
+Mann-Whitney U p-values test "ENAS's percentiles are higher" against each baseline.
+
+    python benchmarks/end_to_end.py --task rnn --seeds 5 --trials 300
+    python benchmarks/end_to_end.py --task rnn --evaluator '{"n_train_steps": 1.0}'
+    python benchmarks/end_to_end.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from scipy import stats
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import write_json  # noqa: E402
+from benchmarks.ground_truth import CONFIGS  # noqa: E402
+from benchmarks.ground_truth import load_task_data  # noqa: E402
+from benchmarks.ground_truth import make_evaluator  # noqa: E402
+from benchmarks.ground_truth import make_space  # noqa: E402
+from optuna_enas import Architecture  # noqa: E402
+from optuna_enas import ENASSampler  # noqa: E402
+from optuna_enas import SearchSpace  # noqa: E402
+from optuna_enas import SupernetEvaluator  # noqa: E402
+from optuna_enas import derive  # noqa: E402
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = ("enas", "random", "tpe")
+
+
+class _FixedTrial:
+    """A stand-in trial with fixed params for one from-scratch run (no storage)."""
+
+    def __init__(self, params: dict[str, Any], number: int) -> None:
+        self.params = params
+        self.number = number
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self.params[name]
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        pass
+
+    def report(self, value: float, step: int) -> None:
+        pass
+
+    def should_prune(self) -> bool:
+        return False
+
+
+def _best_trial_archs(study: optuna.Study, space: SearchSpace, n: int) -> list[Architecture]:
+    trials = [t for t in study.trials if t.value is not None]
+    trials.sort(key=lambda t: float(t.value or 0.0), reverse=study.direction.name == "MAXIMIZE")
+    out: list[Architecture] = []
+    for t in trials:
+        arch = space.architecture(t.params)
+        if arch not in out:
+            out.append(arch)
+        if len(out) == n:
+            break
+    return out
+
+
+def run_one(
+    method: str,
+    seed: int,
+    *,
+    config: dict[str, Any],
+    space: SearchSpace,
+    data: Any,
+    n_trials: int,
+    n_candidates: int,
+    evaluator_kwargs: dict[str, Any],
+    table: np.ndarray,
+    lower_is_better: bool,
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    evaluator = SupernetEvaluator(
+        space,
+        data,
+        supernet_kwargs=config["supernet_kwargs"],
+        batch_size=config["batch_size"],
+        bptt=config["bptt"],
+        device="cpu",
+        seed=seed,
+        **config["optim"],
+        **evaluator_kwargs,
+    )
+    sampler: optuna.samplers.BaseSampler
+    if method == "enas":
+        sampler = ENASSampler(space, seed=seed)
+    elif method == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    study = optuna.create_study(direction=evaluator.direction, sampler=sampler)
+    study.optimize(evaluator, n_trials=n_trials)
+    search_s = time.perf_counter() - t0
+    source: Any = sampler if method == "enas" else _best_trial_archs(study, space, n_candidates)
+    best = derive(None, source, evaluator, n_samples=n_candidates, top_k=1, seed=seed)[0]
+    # Retrain with the ground-truth protocol (its run seed 0), like every table row.
+    retrain_value = float(
+        make_evaluator(config, space, data)(_FixedTrial(best.architecture.to_params(), 0))
+    )
+    worse = table > retrain_value if lower_is_better else table < retrain_value
+    return {
+        "method": method,
+        "seed": seed,
+        "architecture": space.describe(best.architecture),
+        "params": best.architecture.to_params(),
+        "shared_weight_value": float(best.value),
+        "retrained_value": retrain_value,
+        "percentile": float(100.0 * np.mean(worse)),
+        "search_seconds": search_s,
+        "total_seconds": time.perf_counter() - t0,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", choices=tuple(CONFIGS), default="rnn")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--trials", type=int, default=300)
+    p.add_argument("--candidates", type=int, default=20)
+    p.add_argument("--evaluator", type=json.loads, default={}, help="SupernetEvaluator kwargs")
+    p.add_argument("--smoke", action="store_true", help="1 seed, 6 trials, tiny retrain")
+    p.add_argument("--table", type=Path, default=None, help="ground-truth JSON (default: ours)")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)
+
+    config = json.loads(json.dumps(CONFIGS[args.task]))
+    table_path = args.table or RESULTS / f"ground_truth_{args.task}.json"
+    if not table_path.is_file():
+        print(f"no ground-truth table at {table_path}: run benchmarks/ground_truth.py first")
+        return
+    table_json = json.loads(table_path.read_text())
+    if args.smoke:
+        args.seeds, args.trials, args.candidates = 1, 6, 2
+        config["n_epochs"], config["n_steps_per_epoch"] = 1, 2
+    else:
+        stored = table_json["config"]
+        for key in ("space", "data", "supernet_kwargs", "n_epochs", "n_steps_per_epoch"):
+            if stored.get(key) != config.get(key):
+                sys.exit(f"the table was made with another {key}: {stored.get(key)!r}")
+    s0 = config["seeds"][0]
+    table = np.array([r["value"] for r in table_json["rows"] if r["seed"] == s0], dtype=float)
+    space = make_space(config)
+    data = load_task_data(config)
+    lower = config["direction"] == "minimize"
+
+    runs = []
+    for seed in range(args.seeds):
+        for method in args.methods:
+            r = run_one(
+                method,
+                seed,
+                config=config,
+                space=space,
+                data=data,
+                n_trials=args.trials,
+                n_candidates=args.candidates,
+                evaluator_kwargs=args.evaluator,
+                table=table,
+                lower_is_better=lower,
+            )
+            runs.append(r)
+            print(
+                f"{method} seed {seed}: retrained {r['retrained_value']:.4g} "
+                f"(percentile {r['percentile']:.1f}) {r['architecture']} "
+                f"[{r['total_seconds']:.0f} s]",
+                flush=True,
+            )
+
+    rows = []
+    for method in args.methods:
+        pct = np.array([r["percentile"] for r in runs if r["method"] == method])
+        vals = np.array([r["retrained_value"] for r in runs if r["method"] == method])
+        row: dict[str, Any] = {
+            "method": method,
+            "runs": len(pct),
+            "percentile_mean": float(pct.mean()),
+            "percentile_std": float(pct.std(ddof=1)) if len(pct) > 1 else 0.0,
+            "retrained_mean": float(vals.mean()),
+            "top10_share": float(np.mean(pct >= 90.0)),
+        }
+        if method != "enas" and "enas" in args.methods and len(pct) > 1:
+            enas = np.array([r["percentile"] for r in runs if r["method"] == "enas"])
+            row["p_enas_better"] = float(
+                stats.mannwhitneyu(enas, pct, alternative="greater").pvalue
+            )
+        rows.append(row)
+    print()
+    cols = ["method", "runs", "percentile_mean", "percentile_std", "retrained_mean"]
+    print_table(rows, [*cols, "top10_share", "p_enas_better"])
+    if args.smoke:
+        return
+    write_json(
+        args.out or RESULTS / f"end_to_end_{args.task}.json",
+        {
+            "machine": machine_info(),
+            "config": config,
+            "evaluator": args.evaluator,
+            "trials": args.trials,
+            "candidates": args.candidates,
+            "n_table": int(len(table)),
+            "rows": rows,
+            "runs": runs,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
