@@ -13,16 +13,21 @@ from optuna_enas import Architecture
 from optuna_enas import MacroSpace
 from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
+from optuna_enas.spaces._enas import MACRO_OPS
+from optuna_enas.spaces._enas import MICRO_OPS
 from optuna_enas.supernet import MacroSupernet
 from optuna_enas.supernet import MicroSupernet
-from optuna_enas.supernet._ops import OPS
 from optuna_enas.supernet._ops import FactorizedReduce
-from optuna_enas.supernet._ops import ReLUConvBN
+from optuna_enas.supernet._ops import MacroConvBranch
+from optuna_enas.supernet._ops import MacroPoolBranch
 from optuna_enas.supernet._ops import SepConvBN
-from optuna_enas.supernet._ops import make_op
+from optuna_enas.supernet._ops import StackedSepConv
+from optuna_enas.supernet._ops import make_macro_op
+from optuna_enas.supernet._ops import make_micro_op
 
 
 _Factory = Callable[..., "MacroSupernet | MicroSupernet"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -72,20 +77,112 @@ def _micro_arch(space: MicroSpace, normal: list[tuple[int, str, int, str]]) -> A
     return space.architecture(params)
 
 
-@pytest.mark.parametrize("name", sorted(OPS), ids=sorted(OPS))
-def test_ops_keep_shape(name: str) -> None:
-    op = make_op(name, 4, generator=_gen())
+@pytest.mark.parametrize(
+    ("space", "name"),
+    [("macro", n) for n in MACRO_OPS] + [("micro", n) for n in MICRO_OPS],
+    ids=[f"macro-{n}" for n in MACRO_OPS] + [f"micro-{n}" for n in MICRO_OPS],
+)
+def test_ops_keep_shape(space: str, name: str) -> None:
+    make = make_macro_op if space == "macro" else make_micro_op
+    op = make(name, 4, generator=_gen())
     x = torch.randn(2, 4, 5, 5)
     assert op(x).shape == x.shape
 
 
 def test_ops_reject_bad_arguments() -> None:
     with pytest.raises(ValueError, match="name"):
-        make_op("conv7x7", 4)
+        make_macro_op("conv7x7", 4)
+    with pytest.raises(ValueError, match="name"):
+        make_micro_op("conv3x3", 4)  # a macro op only
     with pytest.raises(ValueError, match="channels"):
-        make_op("conv3x3", 0)
+        make_macro_op("conv3x3", 0)
+    with pytest.raises(ValueError, match="sep_stack"):
+        make_micro_op("sep3x3", 4, sep_stack=0)
+    with pytest.raises(ValueError, match="mode"):
+        MacroPoolBranch(4, "min")
     with pytest.raises(ValueError, match="out_channels"):
         FactorizedReduce(4, 3)
+
+
+def _n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("c", [4, 6])
+def test_op_parameter_counts_follow_official_enas(c: int) -> None:
+    bn = 2 * c  # affine scale and offset
+    # micro_child.py _enas_conv, stack_conv=2: each stack a depthwise KxK, pointwise 1x1, BN.
+    for k, name in ((3, "sep3x3"), (5, "sep5x5")):
+        assert _n_params(make_micro_op(name, c)) == 2 * (k * k * c + c * c + bn)
+        assert _n_params(make_micro_op(name, c, sep_stack=1)) == k * k * c + c * c + bn
+    for name in ("avgpool", "maxpool", "identity"):
+        assert _n_params(make_micro_op(name, c)) == 0
+    # general_child.py _conv_branch / _pool_branch: a 1x1 conv-BN first, then the KxK conv-BN.
+    inp = c * c + bn
+    assert _n_params(make_macro_op("conv3x3", c)) == inp + 9 * c * c + bn
+    assert _n_params(make_macro_op("conv5x5", c)) == inp + 25 * c * c + bn
+    assert _n_params(make_macro_op("sep3x3", c)) == inp + 9 * c + c * c + bn
+    assert _n_params(make_macro_op("sep5x5", c)) == inp + 25 * c + c * c + bn
+    assert _n_params(make_macro_op("avgpool", c)) == inp
+    assert _n_params(make_macro_op("maxpool", c)) == inp
+
+
+def _bn(x: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    bn = cast(nn.BatchNorm2d, module)
+    return F.batch_norm(x, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
+
+
+def test_micro_separable_op_is_two_relu_sepconv_bn() -> None:
+    op = cast(StackedSepConv, make_micro_op("sep5x5", 4, generator=_gen()))
+    x = torch.randn(3, 4, 6, 6, generator=_gen(1))
+    expected = x
+    for sep in cast(list[SepConvBN], list(op.stack)):
+        h = F.conv2d(F.relu(expected), sep.depthwise, padding=2, groups=4)
+        expected = _bn(F.conv2d(h, sep.pointwise), sep.bn)
+    torch.testing.assert_close(op(x), expected)
+    assert len(op.stack) == 2
+    # One separable conv is not the op.
+    first = cast(SepConvBN, op.stack[0])
+    assert not torch.allclose(op(x), first(x))
+
+
+@pytest.mark.parametrize("name", ["conv3x3", "sep5x5"])
+def test_macro_conv_branch_is_official(name: str) -> None:
+    op = cast(MacroConvBranch, make_macro_op(name, 4, generator=_gen()))
+    x = torch.randn(3, 4, 6, 6, generator=_gen(1))
+    # 1x1 conv, BN, ReLU (no ReLU before), then the KxK conv, BN, ReLU.
+    h = F.relu(_bn(F.conv2d(x, op.inp.weight), op.inp.bn))
+    if name == "conv3x3":
+        h = F.conv2d(h, op.weight, padding=1)
+    else:
+        h = F.conv2d(F.conv2d(h, op.depthwise, padding=2, groups=4), op.pointwise)
+    expected = F.relu(_bn(h, op.bn))
+    torch.testing.assert_close(op(x), expected)
+    assert (op(x) >= 0).all()
+
+
+@pytest.mark.parametrize("name", ["avgpool", "maxpool"])
+def test_macro_pool_branch_is_official(name: str) -> None:
+    op = cast(MacroPoolBranch, make_macro_op(name, 4, generator=_gen()))
+    x = torch.randn(3, 4, 6, 6, generator=_gen(1))
+    h = F.relu(_bn(F.conv2d(x, op.inp.weight), op.inp.bn))
+    if name == "avgpool":
+        expected = F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False)
+    else:
+        expected = F.max_pool2d(h, 3, stride=1, padding=1)
+    torch.testing.assert_close(op(x), expected)
+
+
+def test_micro_supernet_sep_stack_is_a_keyword() -> None:
+    two = _micro()
+    one = _micro(sep_stack=1)
+    n_sep = sum(1 for m in two.modules() if isinstance(m, StackedSepConv))
+    assert n_sep > 0
+    assert _n_params(two) > _n_params(one)
+    cell = two.cells[-1]
+    assert len(cast(StackedSepConv, cell.get_submodule("branches.0.0.0.sep3x3")).stack) == 2
+    with pytest.raises(ValueError, match="sep_stack"):
+        _micro(sep_stack=0)
 
 
 @pytest.mark.parametrize("size", [8, 7], ids=["even", "odd"])
@@ -150,8 +247,8 @@ def test_macro_supernet_architectures_share_op_weights() -> None:
     x = torch.randn(2, 3, 8, 8)
     arch_a = _macro_arch(space, ["conv3x3", "sep3x3", "maxpool", "conv5x5"], {(2, 0)})
     arch_b = _macro_arch(space, ["avgpool", "sep3x3", "conv3x3", "sep5x5"], {(3, 1)})
-    shared = cast(SepConvBN, model.get_submodule("layers.1.sep3x3")).pointwise
-    unused = cast(ReLUConvBN, model.get_submodule("layers.1.conv5x5")).weight
+    shared = cast(MacroConvBranch, model.get_submodule("layers.1.sep3x3")).pointwise
+    unused = cast(MacroConvBranch, model.get_submodule("layers.1.conv5x5")).weight
     for arch in (arch_a, arch_b):
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x, arch), torch.tensor([0, 1])).backward()
@@ -168,8 +265,8 @@ def test_micro_supernet_architectures_share_op_weights() -> None:
     cell = model.cells[-1]
     # Block 0, slot 0, input 0, op sep3x3 is used by both; block 1, slot 0, input 2, sep3x3 by
     # neither.
-    shared = cast(SepConvBN, cell.get_submodule("branches.0.0.0.sep3x3")).depthwise
-    unused = cast(SepConvBN, cell.get_submodule("branches.1.0.2.sep3x3")).depthwise
+    shared = cast(SepConvBN, cell.get_submodule("branches.0.0.0.sep3x3.stack.1")).depthwise
+    unused = cast(SepConvBN, cell.get_submodule("branches.1.0.2.sep3x3.stack.0")).depthwise
     for arch in (arch_a, arch_b):
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x, arch), torch.tensor([0, 1])).backward()

@@ -4,7 +4,8 @@ The layout follows the official ``general_child.py`` in search mode (``whole_cha
 
 * stem: 3x3 convolution to ``n_filters`` channels, then batch norm;
 * layer ``i`` owns every op of the space; the architecture picks the one applied to the previous
-  layer's output;
+  layer's output. Each op is an official branch (``_conv_branch`` / ``_pool_branch``): a 1x1
+  conv-BN-ReLU first, then the ``K``x``K`` conv (full or separable)-BN-ReLU, or the pooling;
 * skip connections are **summed** with the op's output and the sum is batch-normalized (layers
   ``i >= 1``), as the official code does (``add_n`` then ``batch_norm``; the paper's text says
   concatenate). Skip bit ``j`` of layer ``i`` adds entry ``j`` of ``[stem, layer 0, ...,
@@ -33,7 +34,7 @@ from optuna_enas.supernet._ops import batch_norm
 from optuna_enas.supernet._ops import check_images
 from optuna_enas.supernet._ops import classifier
 from optuna_enas.supernet._ops import conv_weight
-from optuna_enas.supernet._ops import make_op
+from optuna_enas.supernet._ops import make_macro_op
 
 
 def default_macro_pool_layers(n_layers: int) -> tuple[int, ...]:
@@ -99,7 +100,7 @@ class MacroSupernet(nn.Module):
         self.stem_weight = conv_weight(c, in_channels, 3, generator=generator)
         self.stem_bn = batch_norm(c)
         self.layers = nn.ModuleList(
-            nn.ModuleDict({op: make_op(op, c, generator=generator) for op in space.ops})
+            nn.ModuleDict({op: make_macro_op(op, c, generator=generator) for op in space.ops})
             for _ in range(n_layers)
         )
         # skip_bns[i - 1] normalizes the sum of layer i (i >= 1).

@@ -11,6 +11,8 @@ The layout follows the official ``micro_child.py`` in search mode:
   architecture on ``[previous output, reduced output]``, as the official search does;
 * each cell first calibrates its two inputs to its channel count and spatial size (ReLU then
   factorized reduction when the sizes differ, ReLU-1x1 conv-BN when only the channels do);
+* ``sep3x3``/``sep5x5`` are two ReLU-sepconv-BN in a row, each with its own weights
+  (``stack_conv=2``); pooling is 3x3 stride 1, ``identity`` passes its input on;
 * weights are shared per (cell position, block, input slot, input, op): block ``b`` owns, for
   each of its two input slots and each possible input ``0..b-1``, one module per op (the
   official code's ``w[prev_cell]`` indexing within the ``x``/``y`` scopes). The two slots'
@@ -39,7 +41,7 @@ from optuna_enas.supernet._ops import batch_norm
 from optuna_enas.supernet._ops import check_images
 from optuna_enas.supernet._ops import classifier
 from optuna_enas.supernet._ops import conv_weight
-from optuna_enas.supernet._ops import make_op
+from optuna_enas.supernet._ops import make_micro_op
 
 
 def default_micro_reduction_cells(n_layers: int) -> tuple[int, ...]:
@@ -58,6 +60,7 @@ class _Cell(nn.Module):
         channels: int,
         prev_prev: tuple[int, bool],
         prev_channels: int,
+        sep_stack: int,
         generator: torch.Generator | None,
     ) -> None:
         super().__init__()
@@ -81,7 +84,12 @@ class _Cell(nn.Module):
         self.branches = nn.ModuleList(
             nn.ModuleList(
                 nn.ModuleList(
-                    nn.ModuleDict({op: make_op(op, c, generator=generator) for op in space.ops})
+                    nn.ModuleDict(
+                        {
+                            op: make_micro_op(op, c, sep_stack=sep_stack, generator=generator)
+                            for op in space.ops
+                        }
+                    )
                     for _ in range(b + 2)
                 )
                 for _slot in range(2)
@@ -125,6 +133,9 @@ class MicroSupernet(nn.Module):
         n_layers: Normal cells in the whole network, as ``child_num_layers`` (default 6: two
             per stage, plus two reduction cells).
         stem_multiplier: The stem has ``stem_multiplier * n_filters`` channels (3 in ENAS).
+        sep_stack: Separable convolutions (each ReLU-sepconv-BN) per ``sep3x3``/``sep5x5`` op.
+            Default 2, as the official micro child (``stack_conv=2`` in ``_enas_conv``,
+            ``src/cifar10/micro_child.py`` line 580 of melodyguan/enas).
         generator: Generator for the initialization (He-normal convolutions, a uniform
             classifier); ``None`` uses the default generator.
     """
@@ -138,6 +149,7 @@ class MicroSupernet(nn.Module):
         n_filters: int = 20,
         n_layers: int = 6,
         stem_multiplier: int = 3,
+        sep_stack: int = 2,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -151,6 +163,7 @@ class MicroSupernet(nn.Module):
             raise ValueError(f"n_filters must be even, but got {n_filters!r}.")
         self.n_layers = check_int("n_layers", n_layers)
         self.stem_multiplier = check_int("stem_multiplier", stem_multiplier)
+        self.sep_stack = check_int("sep_stack", sep_stack)
         self.reduction_cells = default_micro_reduction_cells(n_layers)
 
         stem_c = stem_multiplier * n_filters
@@ -174,6 +187,7 @@ class MicroSupernet(nn.Module):
                     channels=c,
                     prev_prev=(prev_prev[0], prev_prev[1] < prev[1]),
                     prev_channels=prev[0],
+                    sep_stack=self.sep_stack,
                     generator=generator,
                 )
             )
@@ -206,5 +220,5 @@ class MicroSupernet(nn.Module):
         return (
             f"n_nodes={self.space.n_nodes}, ops={list(self.space.ops)}, "
             f"n_filters={self.n_filters}, n_layers={self.n_layers}, "
-            f"reduction_cells={list(self.reduction_cells)}"
+            f"sep_stack={self.sep_stack}, reduction_cells={list(self.reduction_cells)}"
         )

@@ -1,9 +1,12 @@
-"""A typed registry of the CNN operations of the ENAS macro and micro spaces.
+"""The CNN operations of the ENAS macro and micro spaces, built as the official code builds them.
 
-Every factory takes ``(channels, generator)`` and returns a module that maps ``(N, C, H, W)`` to
-``(N, C, H, W)`` (stride 1, "same" padding). Parameters are created empty and initialized from
-``generator`` (the default generator when it is ``None``), so building a supernet never touches
-the global RNG when a generator is given.
+:func:`make_micro_op` and :func:`make_macro_op` return a module that maps ``(N, C, H, W)`` to
+``(N, C, H, W)`` (stride 1, "same" padding). The two spaces share op names but not op bodies:
+a micro separable conv is two ReLU-sepconv-BN in a row (``micro_child.py``), a macro branch
+starts with a 1x1 conv-BN-ReLU and ends its convolutions with BN-ReLU (``general_child.py``).
+
+Parameters are created empty and initialized from ``generator`` (the default generator when it
+is ``None``), so building a supernet never touches the global RNG when a generator is given.
 
 Batch normalization uses batch statistics in training and evaluation alike
 (``track_running_stats=False``), as the official ENAS micro search does
@@ -14,17 +17,14 @@ average over every architecture that shares the layer.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from collections.abc import Mapping
-from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-OpFactory = Callable[[int, "torch.Generator | None"], nn.Module]
-"""``factory(channels, generator) -> module``: a stride-1 op from ``channels`` to ``channels``."""
+from optuna_enas._validation import check_int
+from optuna_enas.spaces._enas import MACRO_OPS
+from optuna_enas.spaces._enas import MICRO_OPS
 
 
 def _check_channels(name: str, value: object) -> int:
@@ -104,10 +104,10 @@ class ReLUConvBN(nn.Module):
 
 
 class SepConvBN(nn.Module):
-    """ReLU, depthwise ``kernel_size`` conv, pointwise 1x1 conv, batch norm (ENAS ``separable``).
+    """ReLU, depthwise ``kernel_size`` conv, pointwise 1x1 conv, batch norm: one separable conv.
 
-    ENAS's micro search stacks two of these per op (``stack_conv=2``); this is one, as in the
-    macro search's separable branch.
+    One ``stack_{i}`` of the official micro ``_enas_conv`` (``src/cifar10/micro_child.py``,
+    lines 585-622 of melodyguan/enas): ``relu``, ``separable_conv2d``, ``fused_batch_norm``.
 
     Args:
         channels: Input and output channels.
@@ -130,6 +130,139 @@ class SepConvBN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.conv2d(F.relu(x), self.depthwise, padding=self.padding, groups=self.channels)
         return self.bn(F.conv2d(x, self.pointwise))
+
+
+class StackedSepConv(nn.Module):
+    """``n_stack`` :class:`SepConvBN` in a row: the micro search's separable-conv op.
+
+    The official micro child stacks two (``_enas_conv(..., stack_conv=2)``,
+    ``src/cifar10/micro_child.py`` line 580 of melodyguan/enas; the fixed-architecture child
+    the same, ``_fixed_conv(..., stack_convs=2)``, line 342), each with its own weights.
+
+    Args:
+        channels: Input and output channels.
+        kernel_size: Odd kernel size of the depthwise convolutions.
+        n_stack: Separable convolutions in the stack (2 as ENAS).
+        generator: Generator for the weight initialization.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int,
+        *,
+        n_stack: int = 2,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        n_stack = check_int("n_stack", n_stack)
+        self.stack = nn.ModuleList(
+            SepConvBN(channels, kernel_size, generator=generator) for _ in range(n_stack)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.stack:
+            x = conv(x)
+        return x
+
+
+class _InputConv(nn.Module):
+    """1x1 convolution, batch norm, ReLU: the input stage of every official macro branch."""
+
+    def __init__(self, channels: int, generator: torch.Generator | None) -> None:
+        super().__init__()
+        self.weight = conv_weight(channels, channels, 1, generator=generator)
+        self.bn = batch_norm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(F.conv2d(x, self.weight)))
+
+
+class MacroConvBranch(nn.Module):
+    """An official macro conv branch: 1x1 conv-BN-ReLU, then KxK conv (or separable)-BN-ReLU.
+
+    As ``_conv_branch`` of ``src/cifar10/general_child.py`` (melodyguan/enas, lines 483-544,
+    search mode with ``whole_channels``): ``inp_conv_1`` (1x1 conv, batch norm, ReLU), then
+    ``out_conv_{K}`` (a ``K``x``K`` convolution, or a depthwise ``K``x``K`` plus pointwise
+    convolution when ``separable``), batch norm and ReLU. No ReLU comes before the 1x1 conv.
+
+    Args:
+        channels: Input and output channels.
+        kernel_size: Odd kernel size (3 or 5 in ENAS).
+        separable: Depthwise-separable ``K``x``K`` convolution instead of a full one.
+        generator: Generator for the weight initialization.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int,
+        *,
+        separable: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        _check_channels("channels", channels)
+        _check_kernel_size(kernel_size)
+        self.channels = channels
+        self.separable = bool(separable)
+        self.padding = kernel_size // 2
+        self.inp = _InputConv(channels, generator)
+        if self.separable:
+            self.depthwise = conv_weight(channels, 1, kernel_size, generator=generator)
+            self.pointwise = conv_weight(channels, channels, 1, generator=generator)
+        else:
+            self.weight = conv_weight(channels, channels, kernel_size, generator=generator)
+        self.bn = batch_norm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.inp(x)
+        if self.separable:
+            x = F.conv2d(x, self.depthwise, padding=self.padding, groups=self.channels)
+            x = F.conv2d(x, self.pointwise)
+        else:
+            x = F.conv2d(x, self.weight, padding=self.padding)
+        return F.relu(self.bn(x))
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, padding={self.padding}, separable={self.separable}"
+
+
+class MacroPoolBranch(nn.Module):
+    """An official macro pool branch: 1x1 conv-BN-ReLU, then 3x3 stride-1 pooling.
+
+    As ``_pool_branch`` of ``src/cifar10/general_child.py`` (melodyguan/enas, lines 546-588):
+    ``conv_1`` (1x1 conv, batch norm, ReLU), then average or max pooling with "SAME" padding.
+
+    Args:
+        channels: Input and output channels.
+        mode: ``"avg"`` or ``"max"``.
+        generator: Generator for the weight initialization.
+    """
+
+    def __init__(
+        self, channels: int, mode: str, *, generator: torch.Generator | None = None
+    ) -> None:
+        super().__init__()
+        _check_channels("channels", channels)
+        if mode not in ("avg", "max"):
+            raise ValueError(f"mode must be 'avg' or 'max', but got {mode!r}.")
+        self.mode = mode
+        self.inp = _InputConv(channels, generator)
+        self.pool = _pool(mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.inp(x))
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
+def _pool(mode: str) -> nn.Module:
+    # TF "SAME" average pooling, as in ENAS, does not count the padding.
+    if mode == "avg":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    return nn.MaxPool2d(3, stride=1, padding=1)
 
 
 class FactorizedReduce(nn.Module):
@@ -162,55 +295,53 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([p1, p2], dim=1))
 
 
-def _conv3x3(channels: int, generator: torch.Generator | None) -> nn.Module:
-    return ReLUConvBN(channels, channels, 3, generator=generator)
+def make_micro_op(
+    name: str,
+    channels: int,
+    *,
+    sep_stack: int = 2,
+    generator: torch.Generator | None = None,
+) -> nn.Module:
+    """The micro-search op ``name`` for ``channels`` channels (names of ``MICRO_OPS``).
 
+    ``sep3x3``/``sep5x5`` are :class:`StackedSepConv` of ``sep_stack`` separable convs;
+    pooling is 3x3 stride 1 (the cell's inputs are already calibrated to ``channels``, so the
+    official 1x1 conv after pooling, used only when channels differ, never applies);
+    ``identity`` returns its input (``_enas_cell``, ``src/cifar10/micro_child.py`` lines
+    519-577 of melodyguan/enas).
 
-def _conv5x5(channels: int, generator: torch.Generator | None) -> nn.Module:
-    return ReLUConvBN(channels, channels, 5, generator=generator)
-
-
-def _sep3x3(channels: int, generator: torch.Generator | None) -> nn.Module:
-    return SepConvBN(channels, 3, generator=generator)
-
-
-def _sep5x5(channels: int, generator: torch.Generator | None) -> nn.Module:
-    return SepConvBN(channels, 5, generator=generator)
-
-
-def _avgpool(channels: int, generator: torch.Generator | None) -> nn.Module:
-    # TF "SAME" average pooling, as in ENAS, does not count the padding.
-    return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-
-
-def _maxpool(channels: int, generator: torch.Generator | None) -> nn.Module:
-    return nn.MaxPool2d(3, stride=1, padding=1)
-
-
-def _identity(channels: int, generator: torch.Generator | None) -> nn.Module:
+    Raises:
+        ValueError: ``name`` is not a micro op, or ``channels`` / ``sep_stack`` is not a
+            positive integer.
+    """
+    if name not in MICRO_OPS:
+        raise ValueError(f"name must be one of {list(MICRO_OPS)}, but got {name!r}.")
+    _check_channels("channels", channels)
+    sep_stack = check_int("sep_stack", sep_stack)
+    if name in ("sep3x3", "sep5x5"):
+        size = 3 if name == "sep3x3" else 5
+        return StackedSepConv(channels, size, n_stack=sep_stack, generator=generator)
+    if name in ("avgpool", "maxpool"):
+        return _pool(name[:3])
     return nn.Identity()
 
 
-OPS: Mapping[str, OpFactory] = MappingProxyType(
-    {
-        "conv3x3": _conv3x3,
-        "conv5x5": _conv5x5,
-        "sep3x3": _sep3x3,
-        "sep5x5": _sep5x5,
-        "avgpool": _avgpool,
-        "maxpool": _maxpool,
-        "identity": _identity,
-    }
-)
-"""Op name to factory; the names are those of ``MACRO_OPS`` and ``MICRO_OPS``."""
+def make_macro_op(
+    name: str, channels: int, *, generator: torch.Generator | None = None
+) -> nn.Module:
+    """The macro-search branch ``name`` for ``channels`` channels (names of ``MACRO_OPS``).
 
-
-def make_op(name: str, channels: int, *, generator: torch.Generator | None = None) -> nn.Module:
-    """Build the op ``name`` for ``channels`` channels.
+    Every branch starts with the official 1x1 conv-BN-ReLU (:class:`MacroConvBranch`,
+    :class:`MacroPoolBranch`), in the official order ``branch_0..5`` of ``_enas_layer``
+    (``src/cifar10/general_child.py`` lines 268-293 of melodyguan/enas).
 
     Raises:
-        ValueError: ``name`` is not in :data:`OPS` or ``channels`` is not a positive integer.
+        ValueError: ``name`` is not a macro op, or ``channels`` is not a positive integer.
     """
-    if name not in OPS:
-        raise ValueError(f"name must be one of {sorted(OPS)}, but got {name!r}.")
-    return OPS[name](_check_channels("channels", channels), generator)
+    if name not in MACRO_OPS:
+        raise ValueError(f"name must be one of {list(MACRO_OPS)}, but got {name!r}.")
+    _check_channels("channels", channels)
+    if name in ("avgpool", "maxpool"):
+        return MacroPoolBranch(channels, name[:3], generator=generator)
+    size = 3 if name.endswith("3x3") else 5
+    return MacroConvBranch(channels, size, separable=name.startswith("sep"), generator=generator)
