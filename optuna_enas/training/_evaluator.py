@@ -42,9 +42,16 @@ from optuna_enas.spaces._search_space import SearchSpace
 from optuna_enas.spaces._search_space import suggest_architecture
 from optuna_enas.training._checkpoint import load_checkpoint
 from optuna_enas.training._checkpoint import save_checkpoint
+from optuna_enas.training._schedule import DEFAULT_SCORE_TRIALS
+from optuna_enas.training._schedule import PHASE_KEY
+from optuna_enas.training._schedule import Phase
+from optuna_enas.training._schedule import PhasePlan
+from optuna_enas.training._schedule import Schedule
+from optuna_enas.training._schedule import check_schedule
 from optuna_enas.training._tasks import Split
 from optuna_enas.training._tasks import check_split
 from optuna_enas.training._tasks import data_fingerprint
+from optuna_enas.training._tasks import steps_per_epoch
 from optuna_enas.training._trainer import Trainer
 from optuna_enas.training._trainer import resolve_training
 from optuna_enas.training._trainer import train_from_scratch
@@ -82,7 +89,21 @@ class SupernetEvaluator:
     is safe (but runs one trial's training at a time; the order of the calls then decides the
     results).
 
-    State (weights, optimizer, data positions, carried hidden state, RNG, step credit) is saved
+    ``schedule`` says how trials map onto ENAS's two phases (see
+    :mod:`optuna_enas.training._schedule`). ``"interleaved"`` (the default) is the above: every
+    trial trains, then scores. ``"phased"`` cycles through ``phase_train_trials`` training
+    trials (each takes ``n_train_steps`` shared steps on its architecture, scores nothing, sets
+    the user attr ``"enas:phase"`` to ``"train"`` and ends PRUNED, so no sampler or pruner
+    mistakes it for a result; :class:`~optuna_enas.ENASSampler` never learns from it) and
+    ``phase_score_trials`` scoring trials (``"enas:phase"`` ``"score"``), which score their
+    architecture on the frozen weights and on the same ``n_eval_batches`` validation
+    minibatches, so all rewards of a phase are comparable, as ENAS's controller phase. Choose
+    ``phase_score_trials`` as a multiple of the sampler's aggregation so that no controller
+    update mixes two phases. ``warmup_steps`` shared steps on uniformly random architectures
+    (drawn from the private generator) precede the first trial in either schedule.
+
+    State (weights, optimizer, data positions, carried hidden state, RNG, step credit, phase
+    position) is saved
     atomically every ``checkpoint_every`` calls to ``checkpoint_path``, on demand with
     :meth:`save`, and restored with :meth:`load` or ``resume_from``. A resumed evaluator
     returns the same values as one that never stopped (bitwise on CPU).
@@ -130,7 +151,19 @@ class SupernetEvaluator:
         checkpoint_every: Calls between periodic checkpoints.
         resume_from: A checkpoint to restore right away (see :meth:`load`). The space, data,
             ``supernet_kwargs``, ``batch_size`` and ``bptt`` must match it; the optimizer
-            knobs and ``n_train_steps`` may change.
+            knobs, ``n_train_steps`` and the schedule may change.
+        schedule: ``"interleaved"`` or ``"phased"`` (see above).
+        phase_train_trials: Training trials per phase (``"phased"``). Default: one epoch of
+            training minibatches (at ``n_train_steps`` 1), as ENAS trains the shared weights
+            for an epoch between controller phases (``controller_train_every=1`` in the
+            official search scripts).
+        phase_score_trials: Scoring trials per phase (``"phased"``). Default: the official
+            ``controller_train_steps * controller_num_aggregate``: 1000 for RNN
+            (``scripts/ptb_search.sh``), 300 for micro and 1000 for macro
+            (``scripts/cifar10_{micro,macro}_search.sh``, melodyguan/enas).
+        warmup_steps: Shared steps on uniformly random architectures before the first trial
+            (0: none). Not an ENAS setting; it gives every op some training before the
+            controller's choices concentrate the shared steps on a few.
     """
 
     def __init__(
@@ -152,8 +185,18 @@ class SupernetEvaluator:
         checkpoint_path: str | Path | None = None,
         checkpoint_every: int = 50,
         resume_from: str | Path | None = None,
+        schedule: Schedule = "interleaved",
+        phase_train_trials: int | None = None,
+        phase_score_trials: int | None = None,
+        warmup_steps: int = 0,
     ) -> None:
         steps = check_non_negative("n_train_steps", n_train_steps)
+        schedule = check_schedule(schedule)
+        if phase_train_trials is not None:
+            check_int("phase_train_trials", phase_train_trials, 0)
+        if phase_score_trials is not None:
+            check_int("phase_score_trials", phase_score_trials, 1)
+        self._warmup_steps = check_int("warmup_steps", warmup_steps, 0)
         check_seed("seed", seed)
         self._setup = resolve_training(
             space,
@@ -185,6 +228,21 @@ class SupernetEvaluator:
         }
         self._rng = np.random.default_rng(seed)
         self._trainer = Trainer(self._setup, init_seed=int(self._rng.integers(2**31 - 1)))
+        if schedule == "phased":
+            if phase_train_trials is None:
+                phase_train_trials = steps_per_epoch(self._trainer.task)
+            if phase_score_trials is None:
+                phase_score_trials = DEFAULT_SCORE_TRIALS[self._setup.kind.name]
+        self._plan = PhasePlan(schedule, phase_train_trials or 0, phase_score_trials or 0)
+        self._config.update(
+            schedule=schedule,
+            phase_train_trials=phase_train_trials,
+            phase_score_trials=phase_score_trials,
+            warmup_steps=self._warmup_steps,
+        )
+        self._phase_pos = 0  # position of the next call in the schedule's cycle
+        self._score_valid_pos: int | None = None  # validation position of this scoring phase
+        self._warmed_up = self._warmup_steps == 0
         self._lock = threading.RLock()
         self._credit = Fraction(0)
         self._n_calls = 0
@@ -233,6 +291,16 @@ class SupernetEvaluator:
         """Shared-weight SGD steps taken so far (skipped non-finite steps excluded)."""
         return self._n_steps
 
+    @property
+    def schedule(self) -> Schedule:
+        """``"interleaved"`` or ``"phased"``."""
+        return self._plan.schedule
+
+    @property
+    def next_phase(self) -> Phase:
+        """The phase of the next call: ``"interleaved"``, ``"train"`` or ``"score"``."""
+        return self._plan.phase(self._phase_pos)
+
     # -- the objective -----------------------------------------------------------------------
     def __call__(self, trial: BaseTrial) -> float:
         arch = suggest_architecture(trial, self._space)
@@ -241,15 +309,40 @@ class SupernetEvaluator:
                 return self._run(trial, arch)
             finally:
                 self._n_calls += 1
+                self._phase_pos = (self._phase_pos + 1) % self._plan.cycle
                 if self._checkpoint_path is not None and (
                     self._n_calls % self._checkpoint_every == 0
                 ):
                     self.save(self._checkpoint_path)
 
-    def _run(self, trial: BaseTrial, arch: Architecture) -> float:
+    def _take_credit(self) -> int:
         self._credit += self._n_train_steps
         n_steps = int(self._credit)
         self._credit -= n_steps
+        return n_steps
+
+    def warm_up(self) -> None:
+        """Take the ``warmup_steps`` uniform-architecture steps now, unless already taken.
+
+        The first call does this by itself; calling it earlier only moves the cost.
+        """
+        with self._lock:
+            if self._warmed_up:
+                return
+            for _ in range(self._warmup_steps):
+                arch = self._space.sample_uniform(self._rng)
+                if math.isfinite(self._trainer.step(arch, self._rng)):
+                    self._n_steps += 1
+            self._warmed_up = True
+
+    def _run(self, trial: BaseTrial, arch: Architecture) -> float:
+        self.warm_up()
+        phase = self._plan.phase(self._phase_pos)
+        if phase == "train":
+            return self._run_train(trial, arch)
+        if phase == "score":
+            return self._run_score(trial, arch)
+        n_steps = self._take_credit()
         value = math.nan
         for k in range(max(n_steps, 1)):
             if k < n_steps:
@@ -260,6 +353,30 @@ class SupernetEvaluator:
             trial.report(value, k)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {k} with {self.metric} {value:.6g}.")
+        return value
+
+    def _run_train(self, trial: BaseTrial, arch: Architecture) -> float:
+        trial.set_user_attr(PHASE_KEY, "train")
+        losses = [self._trainer.step(arch, self._rng) for _ in range(self._take_credit())]
+        finite = [x for x in losses if math.isfinite(x)]
+        self._n_steps += len(finite)
+        if finite:
+            trial.set_user_attr("enas:train_loss", float(np.mean(finite)))
+        raise optuna.TrialPruned(
+            f"training phase ({len(losses)} shared steps); scored by no one, learned from by no "
+            "one."
+        )
+
+    def _run_score(self, trial: BaseTrial, arch: Architecture) -> float:
+        trial.set_user_attr(PHASE_KEY, "score")
+        task = self._trainer.task
+        if self._plan.starts_scoring(self._phase_pos) or self._score_valid_pos is None:
+            self._score_valid_pos = task.valid_pos
+        task.valid_pos = self._score_valid_pos  # every score of the phase: the same batches
+        value = self._trainer.evaluate_next(arch, self._n_eval_batches)
+        trial.report(value, 0)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned with {self.metric} {value:.6g}.")
         return value
 
     def train_steps(self, arch: Architecture | Mapping[str, Any], n: int = 1) -> list[float]:
@@ -312,6 +429,9 @@ class SupernetEvaluator:
                     "credit": [self._credit.numerator, self._credit.denominator],
                     "n_calls": self._n_calls,
                     "n_steps": self._n_steps,
+                    "phase_pos": self._phase_pos,
+                    "score_valid_pos": self._score_valid_pos,
+                    "warmed_up": self._warmed_up,
                 }
             )
 
@@ -387,6 +507,13 @@ class SupernetEvaluator:
             self._credit = Fraction(*state["credit"])
             self._n_calls = int(state["n_calls"])
             self._n_steps = int(state["n_steps"])
+            # Checkpoints from before the schedules: interleaved, warm-up long done.
+            self._phase_pos = int(state.get("phase_pos", 0)) % self._plan.cycle
+            pos = state.get("score_valid_pos")
+            self._score_valid_pos = None if pos is None else int(pos)
+            self._warmed_up = bool(state.get("warmed_up", self._n_calls > 0)) or (
+                self._warmup_steps == 0
+            )
         _logger.info(f"Resumed the supernet evaluator from {source} at call {self._n_calls}.")
 
     def __getstate__(self) -> dict[str, Any]:
