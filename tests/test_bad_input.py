@@ -30,6 +30,7 @@ from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
 from optuna_enas import SearchSpace
 from optuna_enas import make_space
+from optuna_enas import space_from_dict
 from optuna_enas import suggest_architecture
 from optuna_enas.data import load_cifar10
 from optuna_enas.data import load_corpus
@@ -211,6 +212,25 @@ def unreachable_postgres(tmp_path: Path) -> Action:
     )
 
 
+def mirror_other_direction(tmp_path: Path) -> Action:
+    """A maximize study mirrored into an existing minimize study: refused, journal untouched."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from optuna_enas import TrialMirror
+
+    path = tmp_path / "nas.log"
+    journal = JournalStorage(JournalFileBackend(str(path)))
+    optuna.create_study(storage=journal, study_name="nas", direction="minimize")
+    study = optuna.create_study(direction="maximize")
+
+    def run() -> None:
+        with TrialMirror(journal, study_name="nas") as mirror:
+            study.optimize(relu_count, n_trials=1, callbacks=[mirror])
+
+    return Action(run=run, files=[path])
+
+
 def evaluator(**kwargs: Any) -> Callable[[Path], Action]:
     space = kwargs.pop("space", SPACE)
 
@@ -253,6 +273,11 @@ CASES = [
          r"ops.*conv7x7"),
     case("make_space-unknown", call(lambda: make_space("nasbench201")), VE,
          r"space.*nasbench201"),
+    case("space_from_dict-missing-key",
+         call(lambda: space_from_dict({"type": "rnn", "n_nodes": 2})), VE,
+         r"activations is missing.*'n_nodes': 2"),
+    case("space_from_dict-not-a-dict", call(lambda: space_from_dict("rnn")), VE,  # type: ignore[arg-type]
+         r"data must be a dict.*'rnn'"),
     # the sampler and the study
     case("sampler-search_space-str", call(lambda: ENASSampler("rnn")), VE, r"search_space.*str"),  # type: ignore[arg-type]
     case("sampler-seed-float", call(lambda: ENASSampler(SPACE, seed=1.5)), VE, r"seed.*1\.5"),  # type: ignore[arg-type]
@@ -290,6 +315,8 @@ CASES = [
     # storage
     case("storage-unreachable", unreachable_postgres, sqlalchemy.exc.OperationalError,
          r"127\.0\.0\.1.*port 1\b"),
+    case("mirror-into-study-of-other-direction", mirror_other_direction, VE,
+         r"directions.*\['minimize'\].*\['maximize'\]"),
     # SupernetEvaluator arguments
     case("evaluator-n_train_steps-negative", evaluator(n_train_steps=-1), VE,
          r"n_train_steps.*-1"),
@@ -337,3 +364,16 @@ def test_bad_input_raises_a_named_error_and_writes_nothing(
     assert [p.name for p in tmp_path.glob("*.tmp")] == []  # no half-written checkpoint
     if action.after is not None:
         action.after()
+
+
+def test_corpus_with_utf8_byte_order_mark_reads_like_without(tmp_path: Path) -> None:
+    """A file saved by a Windows editor starts with a BOM: not part of the first word."""
+    plain, bom = tmp_path / "plain", tmp_path / "bom"
+    for root, prefix in ((plain, b""), (bom, b"\xef\xbb\xbf")):
+        root.mkdir()
+        for name in ("train.txt", "valid.txt", "test.txt"):
+            (root / name).write_bytes(prefix + b"the cat sat\nthe dog ran\n")
+    a, b = load_corpus(plain), load_corpus(bom)
+    assert not any("\ufeff" in w for w in b.vocab)
+    assert b.vocab == a.vocab
+    assert torch.equal(b.train, a.train) and torch.equal(b.valid, a.valid)

@@ -68,7 +68,7 @@ def test_search_resume_continues_the_same_study(
     out = capsys.readouterr().out
     assert "best architecture:" in out and "fixed_arc:" in out
     assert f"dashboard: optuna-enas dashboard --storage sqlite:///{db}" in out
-    ckpt = tmp_path / "enas-rnn-enas.supernet.pt"
+    ckpt = tmp_path / "s.enas-rnn-enas.supernet.pt"  # <storage stem>.<study>
     assert ckpt.is_file()
     assert torch.load(ckpt, weights_only=True)["n_calls"] == 3
 
@@ -81,6 +81,7 @@ def test_search_resume_continues_the_same_study(
     trials = study.get_trials()
     assert [t.number for t in trials] == [0, 1, 2, 3, 4]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert study.metric_names == ["valid ppl"]  # the dashboard's axis, not "Objective 0"
     assert all("architecture" in t.user_attrs for t in trials)
     # The resumed ENASSampler replayed trials 0-2 and learned from 3-4.
     assert all("enas:stats" in t.system_attrs for t in trials)
@@ -136,6 +137,13 @@ def test_derive_and_retrain(
     summary = _study(searched).user_attrs["enas:retrain"]
     assert summary["epochs"] == 1 and summary["test"] > 1.0
     assert "state_dict" in torch.load(model, weights_only=True)
+    # A second retrain keeps the first result: enas:retrain:0, :1; enas:retrain is the latest.
+    assert main([*args, "--seed", "1"]) == 0
+    attrs = _study(searched).user_attrs
+    assert attrs["enas:retrain:0"] == summary
+    assert (
+        attrs["enas:retrain:1"]["seed"] == 1 and attrs["enas:retrain"] == attrs["enas:retrain:1"]
+    )
 
 
 def test_compare_writes_plot_table_and_dashboard_figures(
@@ -175,6 +183,19 @@ def test_compare_writes_plot_table_and_dashboard_figures(
         (["dashboard", "--storage", "sqlite:////no/such/dir/x.db"], "--storage"),
         (["export", "--storage", "{db}", "--study-name", "nope"], "--study-name 'nope'"),
         (["export", "--storage", "{db}", "--trial", "99"], "--trial 99"),
+        (["search", "--checkpoint", "/dev/null/ckpt.pt"], "--checkpoint '/dev/null/ckpt.pt'"),
+        (["search", "--artifact-dir", "/dev/null/art"], "--artifact-dir '/dev/null/art'"),
+        (["search", "--seed", "4294967296"], "--seed must be an integer in [0, 4294967295]"),
+        (["search", "--trials", str(10**20)], "--trials must be an integer in [1, 10000000]"),
+        (["search", "--n-nodes", "100000000"], "--n-nodes 100000000"),
+        (["search", "--hidden-size", "10000000"], "--hidden-size 10000000"),
+        (["search", "--study-name", "x" * 600], "--study-name must be 1 to 128"),
+        (["search", "--study-name", "a\nb"], "--study-name must be 1 to 128"),
+        (["compare", "--seeds", "4294967296"], "--seeds"),
+        (["compare", "--output-dir", "/dev/null/cmp"], "--output-dir '/dev/null/cmp'"),
+        (["derive", "--storage", "{db}", "--n-samples", "100000000"], "--n-samples"),
+        (["retrain", "--storage", "{db}", "--seed", "-1"], "--seed"),
+        (["search", "--storage", "postgresql://u@127.0.0.1:1/x"], "127.0.0.1"),
     ],
     ids=[
         "unknown-space",
@@ -186,6 +207,19 @@ def test_compare_writes_plot_table_and_dashboard_figures(
         "dashboard-missing-db",
         "unknown-study",
         "unknown-trial",
+        "checkpoint-not-writable",
+        "artifact-dir-not-writable",
+        "seed-above-numpy-range",
+        "trials-unbounded",
+        "n-nodes-out-of-memory",
+        "hidden-size-out-of-memory",
+        "study-name-600-chars",
+        "study-name-newline",
+        "compare-seed-above-range",
+        "compare-output-dir-not-writable",
+        "derive-n-samples-unbounded",
+        "retrain-negative-seed",
+        "plain-postgresql-url-uses-installed-driver",
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -202,7 +236,11 @@ def test_bad_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("optuna-enas")
     assert needle in err and "Traceback" not in err
+    assert "No module named" not in err  # postgresql:// goes to the installed driver
     assert list(tmp_path.iterdir()) == []  # no database or checkpoint was created
+    assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{searched}")] == [
+        "enas-rnn-enas"
+    ]
 
 
 def test_cli_runs_as_a_subprocess(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import subprocess
@@ -34,6 +35,7 @@ from optuna_enas.dashboard import DashboardCallback
 from optuna_enas.dashboard import architecture_svg
 from optuna_enas.dashboard import best_so_far
 from optuna_enas.dashboard import comparison_svg
+from optuna_enas.dashboard import max_entropy
 from optuna_enas.dashboard import plot_controller_stats
 from optuna_enas.dashboard import save_study_figures
 from optuna_enas.dashboard._figures import _DERIVE_TAG
@@ -180,8 +182,39 @@ def test_study_figures_need_enas_stats_for_the_controller_plot() -> None:
     enas.optimize(_fake_objective(space), n_trials=3)
     assert save_study_figures(enas) == ["enas-best-so-far", "enas-controller"]
     fig = plot_controller_stats(enas)
-    assert [trace.name for trace in fig.data] == ["reward", "baseline", "entropy"]
+    assert [trace.name for trace in fig.data] == ["reward", "baseline", "entropy / max"]
     assert list(fig.data[0].x) == [0, 1, 2]
+
+
+def test_entropy_is_shown_against_its_maximum() -> None:
+    """The entropy panel is H / H_max: an untrained controller is near 1, never above it."""
+    space = RNNCellSpace(n_nodes=4)
+    study = optuna.create_study(sampler=ENASSampler(space, seed=0))
+    study.optimize(_fake_objective(space), n_trials=3)
+    # H_max of this space: log(#choices) summed over its decisions, computed by hand.
+    expected = sum(math.log(len(d.choices)) for d in space.decisions)
+    assert all(abs(max_entropy(t) - expected) < 1e-12 for t in study.trials)  # type: ignore[operator]
+    stats = [t.system_attrs[STATS_KEY]["entropy"] for t in study.trials]
+    fig = plot_controller_stats(study)
+    entropy = fig.data[2]
+    assert list(entropy.y) == pytest.approx([h / expected for h in stats])
+    assert all(0.5 < y <= 1.0 for y in entropy.y)  # an untrained policy is close to uniform
+    assert f"max {expected:.4g} nats" in fig.layout.annotations[1].text
+    assert tuple(fig.layout.yaxis2.range) == (0, 1.05)
+
+
+def test_callback_names_the_metric_for_the_dashboard_axes(tmp_path: Path) -> None:
+    """optuna-dashboard labels values with study.metric_names ("Objective 0" without)."""
+    space = RNNCellSpace(n_nodes=2)
+    study = optuna.create_study()
+    callback = DashboardCallback(space, tmp_path, figures_every=None)
+    study.optimize(_fake_objective(space), n_trials=1, callbacks=[callback])
+    assert study.metric_names == ["valid ppl"]
+    macro = optuna.create_study(direction="maximize")
+    macro_space = MacroSpace(n_layers=2)
+    callback = DashboardCallback(macro_space, tmp_path, figures_every=None)
+    macro.optimize(_fake_objective(macro_space), n_trials=1, callbacks=[callback])
+    assert macro.metric_names == ["valid accuracy"]
 
 
 def _free_port() -> int:

@@ -27,6 +27,8 @@ from optuna_enas.data import load_corpus
 from optuna_enas.data import load_digits_dataset
 from optuna_enas.data import synthetic_corpus
 from optuna_enas.final._derive import DERIVE_TAG
+from optuna_enas.final._derive import MAX_SAMPLES
+from optuna_enas.final._derive import derive_study
 from optuna_enas.training._evaluator import SupernetEvaluator
 
 
@@ -75,7 +77,12 @@ def test_derive_scores_on_full_valid_and_records_trials(
     assert best[0].value == min(scores.values())
     assert best[0].value <= best[1].value
     assert best[0].value == scores[best[0].architecture]
-    trials = study.get_trials()
+    assert study.get_trials() == []  # the search study is left alone: best_trial keeps its meaning
+    apart = derive_study(study, create=False)
+    assert apart is not None and apart.study_name == study.study_name + "-derive"
+    assert apart.direction == study.direction
+    assert all(b.study_name == apart.study_name for b in best)
+    trials = apart.get_trials()
     assert len(trials) == len(set(archs))
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert all(t.user_attrs["enas:tag"] == DERIVE_TAG for t in trials)
@@ -113,6 +120,12 @@ def test_derive_with_enas_sampler(trained: SupernetEvaluator) -> None:
     study = optuna.create_study(direction=trained.direction, sampler=sampler)
     best = derive(study, sampler, trained, n_samples=8, top_k=1, seed=0)
     assert best[0].trial_number is not None
+    assert study.get_trials() == [] and best[0].study_name is not None
+
+
+def test_derive_n_samples_is_bounded(trained: SupernetEvaluator) -> None:
+    with pytest.raises(ValueError, match=rf"n_samples.*\[1, {MAX_SAMPLES}\].*100000000"):
+        derive(None, _archs(trained.space, 2), trained, n_samples=100_000_000)
 
 
 def test_derive_top_k_larger_than_distinct_archs(trained: SupernetEvaluator) -> None:
@@ -295,7 +308,9 @@ def test_end_to_end_small_search_on_ptb(ptb_dir: Path, tmp_path: Path) -> None:
         source = sampler if name == "enas" else _archs(space, 10)
         best = derive(study, source, evaluator, n_samples=10, top_k=1, seed=0)
         assert math.isfinite(best[0].value)
-        tagged = [t for t in study.trials if t.user_attrs.get("enas:tag") == DERIVE_TAG]
+        apart = derive_study(study, create=False)
+        assert apart is not None and study.best_trial.user_attrs.get("enas:tag") is None
+        tagged = [t for t in apart.trials if t.user_attrs.get("enas:tag") == DERIVE_TAG]
         assert best[0].trial_number in {t.number for t in tagged}
         result = retrain(
             best[0].architecture,

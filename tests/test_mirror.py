@@ -49,3 +49,27 @@ def test_mirror_copies_trials_and_resume_rebuilds_the_controller(tmp_path: Path)
     assert len(durable.trials) == 12
     assert all("enas:sample" in t.system_attrs for t in durable.trials)
     assert second.baseline == ref_sampler.baseline
+
+
+def test_mirror_without_directions_copies_a_maximize_study_as_maximize(tmp_path: Path) -> None:
+    journal = JournalStorage(JournalFileBackend(str(tmp_path / "max.log")))
+    study = optuna.create_study(direction="maximize")
+    with TrialMirror(journal, study_name="max") as mirror:  # no directions given
+        study.optimize(objective, n_trials=3, callbacks=[mirror])
+    durable = optuna.load_study(study_name="max", storage=journal)
+    assert durable.directions == [optuna.study.StudyDirection.MAXIMIZE]
+    assert durable.best_value == study.best_value  # the best is the largest, as in memory
+
+
+def test_plain_postgresql_url_gets_the_installed_driver() -> None:
+    import importlib.util
+
+    from optuna_enas.storage import storage_url
+
+    url = "postgresql://u:pw@db.example/nas"
+    if importlib.util.find_spec("psycopg") is None:  # SQLAlchemy's default driver is missing
+        assert storage_url(url) == "postgresql+psycopg2://u:pw@db.example/nas"
+    else:
+        assert storage_url(url) == url
+    assert storage_url("postgresql+psycopg://u@h/x") == "postgresql+psycopg://u@h/x"
+    assert storage_url("sqlite:///x.db") == "sqlite:///x.db"

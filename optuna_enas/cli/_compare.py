@@ -15,12 +15,16 @@ from typing import Any
 from optuna_enas.cli._errors import PROG
 from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._options import _metric
+from optuna_enas.cli._options import check_seed_arg
+from optuna_enas.cli._options import check_trials
 from optuna_enas.cli._search import _dashboard_hint
 from optuna_enas.cli._search import _run_search
 from optuna_enas.cli._storage import WALL_ATTR
 from optuna_enas.cli._storage import _best_trial
 from optuna_enas.cli._storage import _file_name
 from optuna_enas.cli._storage import _is_search_trial
+from optuna_enas.cli._storage import check_study_name
+from optuna_enas.cli._storage import check_writable
 from optuna_enas.cli._storage import default_artifact_dir
 from optuna_enas.spaces._kinds import kind_of
 
@@ -32,13 +36,17 @@ if TYPE_CHECKING:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from optuna_enas.dashboard import best_so_far
 
-    if args.trials < 2:
-        raise UsageError(f"--trials must be >= 2, but got {args.trials}.")
+    check_trials("--trials", args.trials, 2)
     if len(set(args.seeds)) != len(args.seeds) or any(s < 0 for s in args.seeds):
         raise UsageError(f"--seeds must be distinct non-negative integers, but got {args.seeds}.")
+    for s in args.seeds:
+        check_seed_arg("--seeds", s)
     samplers = list(dict.fromkeys(args.samplers))
     prefix = args.study_prefix or f"compare-{args.space}"
+    for sampler_name in samplers:
+        check_study_name("--study-prefix", f"{prefix}-{sampler_name}-seed{max(args.seeds)}")
     out_dir = Path(args.output_dir or f"{_file_name(prefix)}").expanduser()
+    check_writable("--output-dir", out_dir, directory=True)
     rows: list[dict[str, Any]] = []
     studies: list[optuna.Study] = []
     metric = _metric(args.space)
@@ -57,7 +65,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             )
             if run.interrupted:
                 print(f"{PROG}: interrupted; rerun the same command to continue.", file=sys.stderr)
-                return 130
+                return run.exit_code
             trials = sorted(
                 (t for t in run.study.get_trials(deepcopy=False) if _is_search_trial(t)),
                 key=lambda t: t.number,

@@ -14,12 +14,15 @@ from optuna_enas.cli._errors import _one_line
 from optuna_enas.cli._options import _check_device
 from optuna_enas.cli._options import _load_data
 from optuna_enas.cli._options import _metric
+from optuna_enas.cli._options import check_seed_arg
 from optuna_enas.cli._storage import CONFIG_ATTR
+from optuna_enas.cli._storage import _derived_study
 from optuna_enas.cli._storage import _file_name
 from optuna_enas.cli._storage import _is_search_trial
 from optuna_enas.cli._storage import _load_study
 from optuna_enas.cli._storage import _pick_trial
 from optuna_enas.cli._storage import _study_space
+from optuna_enas.cli._storage import check_writable
 from optuna_enas.cli._storage import open_storage
 
 
@@ -27,6 +30,10 @@ if TYPE_CHECKING:
     import optuna
 
     from optuna_enas.spaces._search_space import Architecture
+
+
+RETRAIN_ATTR = "enas:retrain"
+"""Study user attr: the latest ``retrain`` result; ``enas:retrain:<k>`` keeps every one."""
 
 
 def _study_config(study: optuna.Study) -> dict[str, Any]:
@@ -43,12 +50,14 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     from optuna_enas import ENASSampler
     from optuna_enas import derive
     from optuna_enas import space_from_dict
+    from optuna_enas.final._derive import MAX_SAMPLES
     from optuna_enas.training._evaluator import SupernetEvaluator
 
-    if args.n_samples < 1 or args.top_k < 1:
-        raise UsageError(
-            f"--n-samples and --top-k must be >= 1, got {args.n_samples}, {args.top_k}."
-        )
+    for flag, value in (("--n-samples", args.n_samples), ("--top-k", args.top_k)):
+        if not 1 <= value <= MAX_SAMPLES:
+            raise UsageError(f"{flag} must be in [1, {MAX_SAMPLES}], but got {value}.")
+    if args.seed is not None:
+        check_seed_arg("--seed", args.seed)
     storage = open_storage(args.storage, must_exist=True)
     study = _load_study(storage, args.storage, args.study_name)
     config = _study_config(study)
@@ -94,6 +103,11 @@ def _cmd_derive(args: argparse.Namespace) -> int:
         trial = "-" if r.trial_number is None else str(r.trial_number)
         print(f"| {r.rank} | {r.value:.6g} | {trial} | {space.describe(r.architecture)} |")
     print(f"fixed_arc (rank 0): {space.to_fixed_arc(results[0].architecture)}")
+    if results[0].study_name is not None:
+        print(
+            f"recorded in study {results[0].study_name!r} (apart from the search study, whose "
+            "best trial stays the best search trial)"
+        )
     return 0
 
 
@@ -104,6 +118,9 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, but got {args.epochs}.")
+    check_seed_arg("--seed", args.seed)
+    if args.save_model is not None:
+        check_writable("--save-model", Path(args.save_model), directory=False)
     storage = open_storage(args.storage, must_exist=True)
     study = _load_study(storage, args.storage, args.study_name)
     config = _study_config(study)
@@ -143,7 +160,11 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
         "history": list(result.history),
         "epochs": args.epochs,
     }
-    study.set_user_attr("enas:retrain", summary)
+    # Each result is kept: enas:retrain:<k> (k = 0, 1, ...); enas:retrain is the latest.
+    k = sum(key.startswith(RETRAIN_ATTR + ":") for key in study.user_attrs)
+    summary["seed"] = args.seed
+    study.set_user_attr(f"{RETRAIN_ATTR}:{k}", summary)
+    study.set_user_attr(RETRAIN_ATTR, summary)
     print(f"retrained {source}: {space.describe(arch)}")
     m = result.metric
     print(f"valid {m} {result.valid_value:.6g}, test {m} {result.test_value:.6g}")
@@ -178,7 +199,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     fixed_path = output.with_suffix(".fixed_arc")
     fixed_path.write_text(fixed_arc + "\n", encoding="utf-8")
     kind = "derived" if not _is_search_trial(trial) else "search"
-    print(f"study: {study.study_name}; {kind} trial {trial.number} (value {trial.value})")
+    where = study.study_name
+    if not _is_search_trial(trial) and _derived_study(study) is not None:
+        where = study.study_name + "-derive"
+    print(f"study: {where}; {kind} trial {trial.number} (value {trial.value})")
     print(f"architecture: {space.describe(arch)}")
     print(f"fixed_arc: {fixed_arc}")
     print(f"wrote {output}")

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from optuna_enas._validation import check_int
+from optuna_enas._validation import check_seed
 from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._errors import _one_line
 
@@ -21,6 +23,96 @@ if TYPE_CHECKING:
 SPACES = ("rnn", "macro", "micro")
 SAMPLERS = ("enas", "random", "tpe")
 _SPACE_DEFAULTS = {"rnn": 6, "macro": 6, "micro": 3}
+MAX_TRIALS = 10_000_000
+"""The largest ``--trials`` accepted (about 10^5 is what ENAS runs; 10^7 is weeks of CPU)."""
+MAX_DECISIONS = 10_000
+"""The most controller decisions a space may have (the paper's largest has 300)."""
+_GIB = 2**30
+
+
+def check_trials(flag: str, value: int, minimum: int) -> int:
+    """``--trials`` in ``[minimum, MAX_TRIALS]``."""
+    try:
+        return check_int(flag, value, minimum, MAX_TRIALS)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def check_seed_arg(flag: str, value: int) -> int:
+    """A seed in ``[0, 2**32 - 1]``, numpy's range."""
+    try:
+        seed = check_seed(flag, value)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    assert seed is not None
+    return seed
+
+
+def _n_decisions(name: str, size: int) -> int:
+    if name == "rnn":
+        return 2 * size - 1
+    if name == "micro":
+        return 8 * size
+    return size + size * (size - 1) // 2  # macro: an op and skip bits to every earlier layer
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def estimate_memory(space_name: str, size: int, args: argparse.Namespace) -> int:
+    """A rough upper estimate, in bytes, of what training the supernet needs on the host.
+
+    Parameters x 4 (weights, gradients, momentum, the checkpoint copy) plus the activations of
+    one minibatch. A 10,000-word vocabulary and 32x32 images are assumed (PTB, CIFAR-10).
+    """
+    batch = args.batch_size
+    if space_name == "rnn":
+        h = args.hidden_size
+        edges = size * (size - 1) // 2
+        params = (edges + 2) * h * 2 * h + 2 * 10_000 * h
+        acts = batch * args.bptt * size * 2 * h * 4
+    else:
+        c = args.n_filters
+        if space_name == "macro":
+            params = size * 40 * c * c + size * size * c * c
+            acts = batch * c * 32 * 32 * size * 8
+        else:
+            cells = args.n_cells + 2
+            params = cells * 2 * size * (size + 2) * 5 * 4 * c * c
+            acts = batch * c * 32 * 32 * cells * size * 12
+    return 4 * (4 * params + 3 * acts)
+
+
+def _check_memory(space_name: str, size: int, args: argparse.Namespace) -> None:
+    need = estimate_memory(space_name, size, args)
+    available = _available_memory()
+    if available is None or need <= available:
+        return
+    flag = "--n-layers" if space_name == "macro" else "--n-nodes"
+    width = (
+        f"--hidden-size {args.hidden_size}"
+        if space_name == "rnn"
+        else f"--n-filters {args.n_filters}"
+    )
+    raise UsageError(
+        f"{flag} {size} with {width} and --batch-size {args.batch_size}: the supernet would "
+        f"need about {need / _GIB:.3g} GiB of memory, but {available / _GIB:.3g} GiB are "
+        "available; choose a smaller network."
+    )
 
 
 def _build_space(args: argparse.Namespace) -> SearchSpace:
@@ -38,6 +130,11 @@ def _build_space(args: argparse.Namespace) -> SearchSpace:
     size = args.n_layers if name == "macro" else args.n_nodes
     size = _SPACE_DEFAULTS[name] if size is None else size
     key = "n_layers" if name == "macro" else "n_nodes"
+    if size >= 1 and _n_decisions(name, size) > MAX_DECISIONS:
+        raise UsageError(
+            f"--{key.replace('_', '-')} {size} gives a space of {_n_decisions(name, size)} "
+            f"decisions; at most {MAX_DECISIONS} are supported."
+        )
     try:
         return make_space(name, **{key: size})
     except ValueError as e:
@@ -107,6 +204,8 @@ def _evaluator_config(args: argparse.Namespace, space_name: str) -> dict[str, An
         if not args.lr > 0:
             raise UsageError(f"--lr must be positive, but got {args.lr}.")
         config["lr"] = args.lr
+    size = args.n_layers if space_name == "macro" else args.n_nodes
+    _check_memory(space_name, _SPACE_DEFAULTS[space_name] if size is None else size, args)
     return config
 
 

@@ -16,19 +16,29 @@ from typing import Any
 from optuna_enas.cli._errors import PROG
 from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._errors import _one_line
+from optuna_enas.cli._errors import _redact
+from optuna_enas.cli._interrupt import Terminated
+from optuna_enas.cli._interrupt import _interrupts_as_keyboard_interrupt
+from optuna_enas.cli._interrupt import _mark_interrupted
+from optuna_enas.cli._lock import CheckpointLock
 from optuna_enas.cli._options import _build_space
 from optuna_enas.cli._options import _check_device
 from optuna_enas.cli._options import _evaluator_config
 from optuna_enas.cli._options import _load_data
 from optuna_enas.cli._options import _metric
+from optuna_enas.cli._options import check_seed_arg
+from optuna_enas.cli._options import check_trials
 from optuna_enas.cli._storage import CONFIG_ATTR
 from optuna_enas.cli._storage import WALL_ATTR
 from optuna_enas.cli._storage import _best_trial
-from optuna_enas.cli._storage import _file_name
 from optuna_enas.cli._storage import _is_search_trial
+from optuna_enas.cli._storage import _journal_path
 from optuna_enas.cli._storage import _n_finished_in
-from optuna_enas.cli._storage import _storage_dir
+from optuna_enas.cli._storage import _sqlite_path
+from optuna_enas.cli._storage import check_study_name
+from optuna_enas.cli._storage import check_writable
 from optuna_enas.cli._storage import default_artifact_dir
+from optuna_enas.cli._storage import default_checkpoint
 from optuna_enas.cli._storage import open_storage
 from optuna_enas.spaces._kinds import kind_of
 
@@ -52,6 +62,7 @@ class _Run:
     checkpoint: Path
     seconds: float
     interrupted: bool
+    exit_code: int = 0  # 130 after Ctrl-C (SIGINT), 143 after SIGTERM
 
 
 class _ProgressLines:
@@ -108,22 +119,30 @@ def _run_search(
     progress_label: str,
     quiet: bool = False,
 ) -> _Run:
-    import optuna
-
-    from optuna_enas.dashboard import DashboardCallback
-    from optuna_enas.training._evaluator import SupernetEvaluator
-
     space = _build_space(args)
     evaluator_config = _evaluator_config(args, space.name)
     device = _check_device(args.device)
     data = _load_data(space.name, args.data)
+    # Every output path must be writable before the storage (or anything else) is written.
+    artifact_dir = Path(args.artifact_dir or default_artifact_dir(args.storage))
+    check_writable("--artifact-dir", artifact_dir, directory=True)
+    given = Path(args.checkpoint).expanduser() if getattr(args, "checkpoint", None) else None
+    default = default_checkpoint(args.storage, study_name)
+    check_writable("--checkpoint", given or default, directory=False)
+    db_file = _sqlite_path(args.storage) or _journal_path(args.storage)
+    if db_file is not None:
+        check_writable("--storage", db_file, directory=False)
     storage = open_storage(args.storage, must_exist=False)
     data_id = None if args.data is None else str(Path(args.data).expanduser().resolve())
-    checkpoint = (
-        Path(args.checkpoint).expanduser()
-        if getattr(args, "checkpoint", None)
-        else _storage_dir(args.storage) / f"{_file_name(study_name)}.supernet.pt"
-    )
+    existing = {s.study_name: s for s in storage.get_all_studies()}.get(study_name)
+    old_config = None if existing is None else existing.user_attrs.get(CONFIG_ATTR)
+    if given is not None:
+        checkpoint = given
+    elif isinstance(old_config, dict) and isinstance(old_config.get("checkpoint"), str):
+        checkpoint = Path(old_config["checkpoint"])  # the study's own checkpoint
+        check_writable("--checkpoint", checkpoint, directory=False)
+    else:
+        checkpoint = default
     config = {
         "space": space.to_dict(),
         "sampler": sampler_name,
@@ -134,7 +153,6 @@ def _run_search(
     }
     direction = kind_of(space).direction
     # Check an existing study before anything is written.
-    existing = {s.study_name: s for s in storage.get_all_studies()}.get(study_name)
     if existing is not None:
         old_direction = existing.direction.name.lower()
         if old_direction != direction:
@@ -145,6 +163,47 @@ def _run_search(
     n_done = 0 if existing is None else _n_finished_in(storage, existing._study_id)
     if existing is not None and (CONFIG_ATTR in existing.user_attrs or n_done > 0):
         _check_same_config(study_name, existing.user_attrs.get(CONFIG_ATTR), config)
+    owner = {"study": study_name, "storage": _redact(args.storage)}
+    lock = CheckpointLock(checkpoint, owner=owner)
+    lock.acquire()  # one writer per supernet; released when the run ends
+    try:
+        return _run_locked(
+            args, storage, space, config, checkpoint, artifact_dir, existing, n_done,
+            device=device, data=data, sampler_name=sampler_name, seed=seed,
+            study_name=study_name, n_trials=n_trials, progress_label=progress_label,
+            quiet=quiet,
+        )  # fmt: skip
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    args: argparse.Namespace,
+    storage: Any,
+    space: SearchSpace,
+    config: dict[str, Any],
+    checkpoint: Path,
+    artifact_dir: Path,
+    existing: Any,
+    n_done: int,
+    *,
+    device: str | None,
+    data: Any,
+    sampler_name: str,
+    seed: int,
+    study_name: str,
+    n_trials: int,
+    progress_label: str,
+    quiet: bool,
+) -> _Run:
+    import optuna
+
+    from optuna_enas.dashboard import DashboardCallback
+    from optuna_enas.dashboard import set_metric_name
+    from optuna_enas.training._evaluator import SupernetEvaluator
+
+    evaluator_config = config["evaluator"]
+    direction = kind_of(space).direction
     resume = checkpoint if checkpoint.is_file() else None
     if resume is not None and n_done == 0:
         raise UsageError(
@@ -174,6 +233,7 @@ def _run_search(
     )
     if existing is None or CONFIG_ATTR not in existing.user_attrs:
         study.set_user_attr(CONFIG_ATTR, config)
+    set_metric_name(study, kind_of(space).metric_label)  # dashboard axes: not "Objective 0"
     study.sampler = _make_sampler(sampler_name, space, seed, n_done)
     if n_done and resume is None and not quiet:
         print(
@@ -187,9 +247,8 @@ def _run_search(
         if remaining <= 0:
             state, ckpt = f"already has {n_done} trials; raise --trials to continue", ""
         print(f"[{progress_label}] {study_name}: {state}{ckpt}", file=sys.stderr)
-    artifact_dir = Path(args.artifact_dir or default_artifact_dir(args.storage))
     callback = DashboardCallback(
-        space, artifact_dir, figures_every=args.figures_every, metric=_metric(space.name)
+        space, artifact_dir, figures_every=args.figures_every, metric=kind_of(space).metric_label
     )
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [callback]
     bar = sys.stderr.isatty() and not quiet
@@ -197,24 +256,25 @@ def _run_search(
         metric = _metric(space.name)
         callbacks.append(_ProgressLines(progress_label, remaining, args.log_every, metric))
     start = time.perf_counter()
-    interrupted = False
+    interrupted, exit_code = False, 0
     try:
         if remaining > 0:
-            study.optimize(
-                callback.wrap(evaluator),
-                n_trials=remaining,
-                callbacks=callbacks,
-                show_progress_bar=bar,
-            )
-    except KeyboardInterrupt:
-        interrupted = True
+            with _interrupts_as_keyboard_interrupt():
+                study.optimize(
+                    _mark_interrupted(callback.wrap(evaluator)),
+                    n_trials=remaining,
+                    callbacks=callbacks,
+                    show_progress_bar=bar,
+                )
+    except KeyboardInterrupt as e:
+        interrupted, exit_code = True, 143 if isinstance(e, Terminated) else 130
     finally:
         seconds = time.perf_counter() - start
         if remaining > 0:
             evaluator.save(checkpoint)
             study.set_user_attr(WALL_ATTR, float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds)
             callback.save_figures(study)
-    return _Run(study, evaluator, space, checkpoint, seconds, interrupted)
+    return _Run(study, evaluator, space, checkpoint, seconds, interrupted, exit_code)
 
 
 def _check_same_config(name: str, old: Any, config: dict[str, Any]) -> None:
@@ -224,7 +284,7 @@ def _check_same_config(name: str, old: Any, config: dict[str, Any]) -> None:
             "another --study-name."
         )
     flags = {"space": "--space/--n-nodes/--n-layers", "sampler": "--sampler", "seed": "--seed"}
-    flags |= {"data": "--data", "evaluator": "the evaluator options", "checkpoint": "--checkpoint"}
+    flags |= {"data": "--data", "evaluator": "evaluator options", "checkpoint": "--checkpoint"}
     for key, flag in flags.items():
         if json.dumps(old.get(key), sort_keys=True) != json.dumps(config[key], sort_keys=True):
             raise UsageError(
@@ -265,11 +325,10 @@ def _dashboard_hint(args: argparse.Namespace) -> None:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    if args.trials < 1:
-        raise UsageError(f"--trials must be >= 1, but got {args.trials}.")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, but got {args.seed}.")
+    check_trials("--trials", args.trials, 1)
+    check_seed_arg("--seed", args.seed)
     study_name = args.study_name or f"enas-{args.space}-{args.sampler}"
+    check_study_name("--study-name", study_name)
     run = _run_search(
         args,
         sampler_name=args.sampler,
@@ -284,5 +343,5 @@ def _cmd_search(args: argparse.Namespace) -> int:
     _dashboard_hint(args)
     if run.interrupted:
         print(f"{PROG}: interrupted; rerun the same command to continue.", file=sys.stderr)
-        return 130
+        return run.exit_code
     return 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import re
 import warnings
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import Any
 from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._errors import _one_line
 from optuna_enas.cli._errors import _redact
+from optuna_enas.storage._url import storage_url
 
 
 if TYPE_CHECKING:
@@ -27,7 +31,10 @@ CONFIG_ATTR = "enas:cli"
 """Study user attr holding the search configuration (space, sampler, data, evaluator, seed)."""
 WALL_ATTR = "enas:wall_seconds"
 _DERIVE_TAG = "derive"  # optuna_enas.final._derive.DERIVE_TAG
+_DERIVE_SUFFIX = "-derive"  # optuna_enas.final._derive.DERIVE_STUDY_SUFFIX
 _JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+MAX_STUDY_NAME = 128
+"""The longest study name the commands accept (file names are derived from it)."""
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -39,6 +46,36 @@ def _sqlite_path(url: str) -> Path | None:
 
 def _journal_path(url: str) -> Path | None:
     return Path(url) if "://" not in url and url.endswith(_JOURNAL_SUFFIXES) else None
+
+
+def check_journal(path: Path, flag: str = "--storage") -> None:
+    """Refuse a journal file whose last line is torn (a write interrupted mid-line).
+
+    Optuna reads such a file up to the torn line and then fails with an unrelated error.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # missing: created empty
+    if size == 0:
+        return
+    with path.open("rb") as f:
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+    if tail.endswith(b"\n"):
+        return
+    last = tail.rsplit(b"\n", 1)[-1]
+    try:
+        json.loads(last.decode("utf-8"))
+        return  # a complete record without its newline: Optuna reads it
+    except ValueError:
+        pass
+    n_lines = path.read_bytes().count(b"\n")
+    raise UsageError(
+        f"{flag} {str(path)!r}: the journal's last line (line {n_lines + 1}, {len(last)} bytes) "
+        "is incomplete: a write was interrupted. Keep a copy of the file, then delete that "
+        "line (e.g. `head -n {n_lines}`) to open the study with the records before it."
+    )
 
 
 def open_storage(url: str, *, must_exist: bool) -> BaseStorage:
@@ -53,6 +90,7 @@ def open_storage(url: str, *, must_exist: bool) -> BaseStorage:
             raise UsageError(
                 f"--storage {url!r}: directory {str(journal.parent)!r} does not exist."
             )
+        check_journal(journal)
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
@@ -71,7 +109,9 @@ def open_storage(url: str, *, must_exist: bool) -> BaseStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # The heartbeat fails the trials of a killed process when the study is resumed.
-            return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120)
+            return optuna.storages.RDBStorage(
+                storage_url(url), heartbeat_interval=60, grace_period=120
+            )
     except Exception as e:  # SQLAlchemy raises many types for a bad or unreachable URL.
         raise UsageError(
             f"--storage {_redact(url)!r}: cannot open the storage ({_one_line(e)})."
@@ -92,7 +132,59 @@ def default_artifact_dir(url: str) -> Path:
 
 
 def _file_name(study_name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", study_name)
+    """``study_name`` as a file name: safe characters only, never hidden (no leading dot)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", study_name)
+    return re.sub(r"^[.]+", "_", name) or "_"
+
+
+def check_study_name(flag: str, name: str) -> str:
+    """A study name the commands can use: 1-128 characters, no control characters."""
+    if not name or len(name) > MAX_STUDY_NAME or any(not c.isprintable() for c in name):
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        raise UsageError(
+            f"{flag} must be 1 to {MAX_STUDY_NAME} printable characters (no newline), but got "
+            f"{shown!r} ({len(name)} characters)."
+        )
+    return name
+
+
+def default_checkpoint(url: str, study_name: str) -> Path:
+    """``<storage stem>.<study>.supernet.pt`` next to a SQLite/journal file; for a server
+    storage, ``<study>.<hash of the URL>.supernet.pt`` in the current directory. Two storages
+    in one folder never share a checkpoint."""
+    path = _sqlite_path(url) or _journal_path(url)
+    study = _file_name(study_name)
+    if path is None:
+        digest = hashlib.sha256(_redact(url).encode()).hexdigest()[:8]
+        return Path.cwd() / f"{study}.{digest}.supernet.pt"
+    path = path.expanduser().resolve()
+    return path.parent / f"{_file_name(path.stem)}.{study}.supernet.pt"
+
+
+def check_writable(flag: str, path: Path, *, directory: bool) -> None:
+    """Refuse an output path that cannot be written, before anything is written.
+
+    ``directory``: ``path`` is a directory (created later if missing); else a file written
+    atomically (a temporary file in its directory, then a rename).
+    """
+    path = path.expanduser()
+    if path.exists():
+        if directory and not path.is_dir():
+            raise UsageError(f"{flag} {str(path)!r} exists and is not a directory.")
+        if not directory and path.is_dir():
+            raise UsageError(f"{flag} {str(path)!r} is a directory, not a file.")
+    parent = path if directory else path.parent
+    probe = parent.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(
+            f"{flag} {str(path)!r} cannot be written: {str(probe)!r} is a file, not a directory."
+        )
+    if not os.access(probe, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(
+            f"{flag} {str(path)!r} cannot be written: no write permission in {str(probe)!r}."
+        )
 
 
 def _study_names(storage: BaseStorage) -> list[str]:
@@ -123,10 +215,14 @@ def _is_search_trial(t: FrozenTrial) -> bool:
 
 
 def _n_finished_in(storage: BaseStorage, study_id: int) -> int:
-    """Finished search trials (not those ``derive`` added); RUNNING ones are not counted."""
+    """Finished search work: COMPLETE and PRUNED trials (not those ``derive`` added).
+
+    RUNNING trials and FAIL ones (interrupted by Ctrl-C or SIGTERM, killed, or crashed) do
+    not count toward ``--trials``: a resumed search runs them again.
+    """
     from optuna.trial import TrialState
 
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    states = (TrialState.COMPLETE, TrialState.PRUNED)
     trials = storage.get_all_trials(study_id, deepcopy=False, states=states)
     return sum(_is_search_trial(t) for t in trials)
 
@@ -176,8 +272,22 @@ def _study_space(study: optuna.Study, trial: FrozenTrial | None) -> SearchSpace:
     return _infer_space(trial.params)
 
 
+def _derived_study(study: optuna.Study) -> optuna.Study | None:
+    """The ``<name>-derive`` study of ``derive``'s results, or None."""
+    import optuna
+
+    name = study.study_name + _DERIVE_SUFFIX
+    if name not in _study_names(study._storage):
+        return None
+    return optuna.load_study(study_name=name, storage=study._storage)
+
+
 def _pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
-    """``--trial N``, else the best derived architecture, else the best search trial."""
+    """``--trial N``, else the best derived architecture, else the best search trial.
+
+    Derived architectures are read from the ``<name>-derive`` study (and, for studies derived
+    before it existed, from trials tagged ``enas:tag = derive`` in the study itself).
+    """
     if number is not None:
         for t in study.get_trials(deepcopy=False):
             if t.number == number:
@@ -185,13 +295,15 @@ def _pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
                     raise UsageError(f"--trial {number}: the trial has no architecture.")
                 return t
         raise UsageError(f"--trial {number} not found in study {study.study_name!r}.")
-    derived = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if not _is_search_trial(t) and t.user_attrs.get("enas:derive_rank") == 0
-    ]
-    if derived:
-        return max(derived, key=lambda t: t.number)  # rank 0 of the latest derive
+    apart = _derived_study(study)
+    for source in ([] if apart is None else [apart]) + [study]:
+        derived = [
+            t
+            for t in source.get_trials(deepcopy=False)
+            if not _is_search_trial(t) and t.user_attrs.get("enas:derive_rank") == 0
+        ]
+        if derived:
+            return max(derived, key=lambda t: t.number)  # rank 0 of the latest derive
     best = _best_trial(study, derived=False)
     if best is None:
         raise UsageError(f"study {study.study_name!r} has no completed trial.")

@@ -12,10 +12,12 @@ from optuna_enas.dashboard._callback import architecture_note
 from optuna_enas.dashboard._figures import STATS_KEY
 from optuna_enas.dashboard._figures import best_so_far
 from optuna_enas.dashboard._figures import controller_stats
+from optuna_enas.dashboard._figures import max_entropy
 from optuna_enas.dashboard._figures import plot_best_so_far
 from optuna_enas.dashboard._figures import plot_comparison
 from optuna_enas.dashboard._figures import plot_controller_stats
 from optuna_enas.dashboard._figures import save_study_figures
+from optuna_enas.dashboard._figures import set_metric_name
 from optuna_enas.dashboard._svg import architecture_svg
 from optuna_enas.dashboard._svg import comparison_svg
 
@@ -30,8 +32,10 @@ __all__ = [
     "best_so_far",
     "comparison_svg",
     "controller_stats",
+    "max_entropy",
     "plot_best_so_far",
     "plot_comparison",
     "plot_controller_stats",
     "save_study_figures",
+    "set_metric_name",
 ]

@@ -116,6 +116,18 @@ def _architecture_of(space: SearchSpace, params: Mapping[str, Any]) -> Architect
         return None
 
 
+def _metric_name(space: SearchSpace, metric: str) -> str | None:
+    """The study's metric name: ``metric`` if given, else the ENAS space's ("valid ppl")."""
+    if metric != "value":
+        return metric
+    from optuna_enas.spaces._kinds import kind_of
+
+    try:
+        return kind_of(space).metric_label
+    except ValueError:  # a custom space: its metric is unknown
+        return None
+
+
 def _heading(space: SearchSpace, number: int, value: Any) -> str:
     head = f"Trial {number}: {space.name} architecture"
     return f"{head} (value {value:.6g})" if isinstance(value, (int, float)) else head
@@ -148,7 +160,9 @@ class DashboardCallback:
             (``optuna-dashboard URL --artifact-dir DIR``).
         write_note: Save the trial note (overwrites a note the objective wrote).
         figures_every: Refresh the study figures after every this many trials; ``None`` never.
-        metric: The name of the objective in the figures (``"ppl"``, ``"accuracy"``...).
+        metric: The name of the objective in the figures (``"ppl"``, ``"accuracy"``...);
+            also set as the study's metric name (the dashboard's axis label) when the study has
+            none. Default: the ENAS space's (``"valid ppl"``, ``"valid accuracy"``).
     """
 
     def __init__(
@@ -175,6 +189,7 @@ class DashboardCallback:
         self._write_note = write_note
         self._figures_every = figures_every
         self._metric = metric
+        self._metric_name = _metric_name(space, metric)
         self._n_seen = 0
         self._warned_figures = False
 
@@ -184,6 +199,10 @@ class DashboardCallback:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         try:
+            if self._metric_name is not None and study.metric_names is None:
+                from optuna_enas.dashboard._figures import set_metric_name
+
+                set_metric_name(study, self._metric_name)  # axes: "valid ppl", not "Objective 0"
             if SVG_ATTR not in trial.system_attrs:
                 self._decorate_finished(study, trial)
         except Exception:

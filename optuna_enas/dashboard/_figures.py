@@ -5,6 +5,7 @@ plotly and optuna-dashboard are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -50,6 +51,36 @@ def best_so_far(values: Sequence[float], direction: str) -> list[float]:
     return out
 
 
+def set_metric_name(study: optuna.Study, name: str) -> bool:
+    """Name the objective of a single-objective ``study`` (optuna-dashboard's axis label).
+
+    Without it the dashboard labels the values "Objective 0". A name already set is kept.
+    Returns whether the name was set now.
+    """
+    import warnings
+
+    if len(study.directions) != 1 or study.metric_names is not None:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([name])
+    return True
+
+
+def max_entropy(trial: FrozenTrial) -> float | None:
+    """The entropy of a uniform policy over the trial's categorical decisions (nats).
+
+    A controller that has not learned anything is near it; a converged one near 0.
+    """
+    total = 0.0
+    found = False
+    for dist in trial.distributions.values():
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            total += math.log(len(dist.choices))
+            found = True
+    return total if found else None
+
+
 def _direction(study: optuna.Study) -> str:
     return "minimize" if study.direction == optuna.study.StudyDirection.MINIMIZE else "maximize"
 
@@ -91,12 +122,26 @@ def controller_stats(study: optuna.Study) -> list[dict[str, Any]]:
     for t in study.get_trials(deepcopy=False):
         stats = t.system_attrs.get(STATS_KEY)
         if isinstance(stats, dict):
-            rows.append({"trial": t.number, **stats})
+            row = {"trial": t.number, **stats}
+            if "max_entropy" not in row:
+                row["max_entropy"] = max_entropy(t)
+            rows.append(row)
     return sorted(rows, key=lambda r: r["trial"])
+
+
+def _entropy_fraction(row: Mapping[str, Any]) -> float | None:
+    entropy, top = row.get("entropy"), row.get("max_entropy")
+    if not isinstance(entropy, (int, float)) or not isinstance(top, (int, float)) or top <= 0:
+        return None
+    return float(entropy) / float(top)
 
 
 def plot_controller_stats(study: optuna.Study) -> go.Figure:
     """Reward, moving-average baseline and policy entropy of the ENAS controller per trial.
+
+    The entropy is shown as a fraction of its maximum (the entropy of a uniform policy over
+    the same decisions): 1 is a controller that still samples uniformly, 0 a deterministic one.
+    The absolute value (nats) and the maximum are in the hover text.
 
     Raises:
         ValueError: No trial carries ``enas:stats`` (the study was not run by ENASSampler).
@@ -111,12 +156,17 @@ def plot_controller_stats(study: optuna.Study) -> go.Figure:
             "ENASSampler with record_stats=True?"
         )
     x = [r["trial"] for r in rows]
+    tops = [r["max_entropy"] for r in rows if isinstance(r.get("max_entropy"), (int, float))]
+    top_text = f"{max(tops):.4g} nats" if tops else "unknown"
     fig = make_subplots(
         rows=2,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.1,
-        subplot_titles=("reward and baseline", "entropy of the sampled architecture"),
+        subplot_titles=(
+            "reward and baseline",
+            f"policy entropy / its maximum (1 = uniform, max {top_text}; 0 = converged)",
+        ),
     )
     fig.add_trace(
         go.Scatter(
@@ -143,15 +193,20 @@ def plot_controller_stats(study: optuna.Study) -> go.Figure:
     fig.add_trace(
         go.Scatter(
             x=x,
-            y=[r.get("entropy") for r in rows],
+            y=[_entropy_fraction(r) for r in rows],
+            customdata=[[r.get("entropy"), r.get("max_entropy")] for r in rows],
+            hovertemplate="trial %{x}: %{y:.3f} of max (%{customdata[0]:.4g} of "
+            "%{customdata[1]:.4g} nats)<extra></extra>",
             mode="lines",
-            name="entropy",
+            name="entropy / max",
             line={"color": SERIES_COLORS[2], "width": 2},
         ),
         row=2,
         col=1,
     )
     fig.update_layout(title=f"ENAS controller ({study.study_name})", template="plotly_white")
+    fig.update_yaxes(title_text="reward", row=1, col=1)
+    fig.update_yaxes(title_text="entropy / max", range=[0, 1.05], row=2, col=1)
     fig.update_xaxes(title_text="trial", row=2, col=1)
     return fig
 
@@ -173,6 +228,8 @@ def save_study_figures(study: optuna.Study, *, metric: str = "value") -> list[st
         ) from e
     from optuna_dashboard import save_plotly_graph_object
 
+    if metric == "value" and study.metric_names:
+        metric = study.metric_names[0]
     saved = []
     if _search_trials(study):
         save_plotly_graph_object(

@@ -149,7 +149,7 @@ def _read_lines(path: Path) -> list[str]:
     if b"\x00" in raw:
         raise ValueError(f"{path} looks binary (it holds NUL bytes); expected UTF-8 text.")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a leading byte order mark (Windows editors) is dropped
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not valid UTF-8 text ({e}).") from e
     if not text.strip():

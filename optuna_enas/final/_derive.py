@@ -12,6 +12,7 @@ import itertools
 import logging
 import math
 import uuid
+import warnings
 from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ _logger = logging.getLogger(__name__)
 
 DERIVE_TAG = "derive"
 """Value of the ``enas:tag`` user attr of the trials :func:`derive` adds."""
+DERIVE_STUDY_SUFFIX = "-derive"
+""":func:`derive` records into the study ``<search study name>-derive`` (same storage)."""
+SEARCH_STUDY_ATTR = "enas:search_study"
+"""User attr of a derive study: the name of the search study it belongs to."""
+MAX_SAMPLES = 10_000
+"""The most architectures one :func:`derive` call scores (ENAS-pytorch samples 100)."""
 
 ArchitectureSource = (
     Iterable[Architecture] | Callable[[], Architecture] | Any  # Any: has sample_architectures(n)
@@ -58,13 +65,40 @@ class DerivedArchitecture:
         architecture: The architecture.
         value: Its metric on the full validation set with the shared weights.
         rank: 0 for the best.
-        trial_number: The study trial that records it (``None`` without a study).
+        trial_number: The trial that records it in the derive study (``None`` without one).
+        study_name: That study's name (``<search study>-derive``; ``None`` without one).
     """
 
     architecture: Architecture
     value: float
     rank: int
     trial_number: int | None = None
+    study_name: str | None = None
+
+
+def derive_study(study: optuna.Study, *, create: bool = True) -> optuna.Study | None:
+    """The study holding :func:`derive`'s results for the search ``study``.
+
+    It is ``<study name>-derive`` in the same storage, with the same direction, so the search
+    study's ``best_trial`` (and the dashboard's history) keep meaning the best *search* trial:
+    derive scores on the full validation split, a different measurement from the search's
+    single minibatch. ``create=False``: ``None`` when it does not exist yet.
+    """
+    name = study.study_name + DERIVE_STUDY_SUFFIX
+    storage = study._storage
+    exists = any(s.study_name == name for s in storage.get_all_studies())
+    if not exists and not create:
+        return None
+    target = optuna.create_study(
+        storage=storage, study_name=name, directions=study.directions, load_if_exists=True
+    )
+    if not exists:
+        target.set_user_attr(SEARCH_STUDY_ATTR, study.study_name)
+        if study.metric_names is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                target.set_metric_names([f"{m} (full split)" for m in study.metric_names])
+    return target
 
 
 def _draw(source: ArchitectureSource, n: int, seed: int | None) -> list[Architecture]:
@@ -101,27 +135,29 @@ def derive(
     """Sample architectures, score each on the full validation set, return the best ``top_k``.
 
     Every distinct architecture is scored once with ``evaluator.evaluate(arch, split="valid",
-    full=True)`` and, when ``study`` is given, added to it as a COMPLETE trial with the user
-    attrs ``enas:tag = "derive"``, ``enas:derive_rank`` and ``enas:derive_id`` (one id per call).
-    ENAS scores each sample on a single validation minibatch; the full set is less noisy and
-    cheap for small models. An :class:`~optuna_enas.ENASSampler` that keeps optimizing the
-    study learns from these trials too (as off-policy samples); pass ``study=None`` to avoid it.
+    full=True)`` and, when ``study`` is given, recorded as a COMPLETE trial with the user
+    attrs ``enas:tag = "derive"``, ``enas:derive_rank`` and ``enas:derive_id`` (one id per call)
+    in the separate study :func:`derive_study` (``<study name>-derive``, same storage), never in
+    ``study`` itself: ``study.best_trial`` stays the best search trial, and the search's
+    sampler does not learn from these full-split scores. ENAS scores each sample on a single
+    validation minibatch; the full set is less noisy and cheap for small models.
 
     Args:
-        study: Where the scored architectures are recorded; its direction must match
+        study: The search study; the results go to its derive study. Its direction must match
             ``evaluator.direction``. ``None`` records nothing.
         sampler_or_architectures: An object with ``sample_architectures(n, seed=...)`` (the
             trained :class:`~optuna_enas.ENASSampler`), a callable returning one architecture,
             or an iterable of architectures (the first ``n_samples`` are used).
         evaluator: A trained :class:`~optuna_enas.training._evaluator.SupernetEvaluator`.
-        n_samples: Architectures to sample (ENAS-pytorch ``--derive_num_sample 100``).
+        n_samples: Architectures to sample, at most :data:`MAX_SAMPLES` (ENAS-pytorch
+            ``--derive_num_sample 100``).
         top_k: How many of the best to return.
         seed: Passed to ``sample_architectures``.
 
     Returns:
         The ``top_k`` best, best first.
     """
-    check_int("n_samples", n_samples, 1)
+    check_int("n_samples", n_samples, 1, MAX_SAMPLES)
     check_int("top_k", top_k, 1)
     space = evaluator.space
     direction = evaluator.direction
@@ -144,11 +180,12 @@ def derive(
         f"{scored[0][1]:.6g}: {space.describe(scored[0][0])}."
     )
     numbers: dict[int, int] = {}
-    if study is not None:
+    target = None if study is None else derive_study(study)
+    if target is not None:
         derive_id = uuid.uuid4().hex
         distributions: dict[str, BaseDistribution] = dict(space.distributions())
         for rank, (arch, value) in enumerate(scored):
-            study.add_trial(
+            target.add_trial(
                 optuna.trial.create_trial(
                     params=arch.to_params(),
                     distributions=distributions,
@@ -161,13 +198,25 @@ def derive(
                     },
                 )
             )
-        for t in study.get_trials(deepcopy=False):
+        for t in target.get_trials(deepcopy=False):
             if t.user_attrs.get("enas:derive_id") == derive_id:
                 numbers[int(t.user_attrs["enas:derive_rank"])] = t.number
+    name = None if target is None else target.study_name
     return [
-        DerivedArchitecture(architecture=a, value=v, rank=r, trial_number=numbers.get(r))
+        DerivedArchitecture(
+            architecture=a, value=v, rank=r, trial_number=numbers.get(r), study_name=name
+        )
         for r, (a, v) in enumerate(scored[:top_k])
     ]
 
 
-__all__ = ["DERIVE_TAG", "DerivedArchitecture", "Scorer", "derive"]
+__all__ = [
+    "DERIVE_STUDY_SUFFIX",
+    "DERIVE_TAG",
+    "MAX_SAMPLES",
+    "SEARCH_STUDY_ATTR",
+    "DerivedArchitecture",
+    "Scorer",
+    "derive",
+    "derive_study",
+]

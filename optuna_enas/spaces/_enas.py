@@ -210,21 +210,48 @@ class MicroSpace(SearchSpace):
         return {"type": "micro", "n_nodes": self.n_nodes, "ops": list(self.ops)}
 
 
+_SPACE_KEYS = {  # what SearchSpace.to_dict() writes, so what a complete dict has
+    "rnn": ("n_nodes", "activations"),
+    "macro": ("n_layers", "ops"),
+    "micro": ("n_nodes", "ops"),
+    "custom": ("decisions",),
+}
+
+
 def space_from_dict(data: dict[str, Any]) -> SearchSpace:
-    """Rebuild a space from :meth:`SearchSpace.to_dict`."""
+    """Rebuild a space from :meth:`SearchSpace.to_dict`.
+
+    Raises:
+        ValueError: ``data`` is not such a dict (a missing key is named).
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"data must be a dict from SearchSpace.to_dict(), but got {data!r}.")
     kind = data.get("type")
+    if kind not in _SPACE_KEYS:
+        raise ValueError(f"data['type'] must be rnn, macro, micro or custom, but got {kind!r}.")
+    missing = [k for k in _SPACE_KEYS[kind] if k not in data]
+    if missing:
+        raise ValueError(
+            f"data for a {kind!r} space must have the keys {list(_SPACE_KEYS[kind])}, but "
+            f"{', '.join(missing)} is missing (got {data!r})."
+        )
     if kind == "rnn":
         return RNNCellSpace(n_nodes=data["n_nodes"], activations=data["activations"])
     if kind == "macro":
         return MacroSpace(n_layers=data["n_layers"], ops=data["ops"])
     if kind == "micro":
         return MicroSpace(n_nodes=data["n_nodes"], ops=data["ops"])
-    if kind == "custom":
-        return SearchSpace(
-            [Decision(d["name"], tuple(d["choices"]), d["kind"]) for d in data["decisions"]],
-            name=data.get("name", "custom"),
-        )
-    raise ValueError(f"data['type'] must be rnn, macro, micro or custom, but got {kind!r}.")
+    try:
+        decisions = [
+            Decision(d["name"], tuple(d["choices"]), d.get("kind", "other"))
+            for d in data["decisions"]
+        ]
+    except (KeyError, TypeError) as e:
+        raise ValueError(
+            "data['decisions'] must be a list of {'name', 'choices', 'kind'} dicts, but got "
+            f"{data['decisions']!r}."
+        ) from e
+    return SearchSpace(decisions, name=data.get("name", "custom"))
 
 
 def make_space(name: str, **kwargs: Any) -> SearchSpace:

@@ -2,6 +2,7 @@
 
 from optuna_enas.storage._mirror import TrialMirror
 from optuna_enas.storage._mirror import load_study_in_memory
+from optuna_enas.storage._url import storage_url
 
 
-__all__ = ["TrialMirror", "load_study_in_memory"]
+__all__ = ["TrialMirror", "load_study_in_memory", "storage_url"]

@@ -23,6 +23,8 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
+from optuna_enas.storage._url import storage_url
+
 
 _logger = logging.getLogger(__name__)
 _STOP = object()
@@ -42,7 +44,9 @@ class TrialMirror:
     Args:
         storage: The durable storage (URL or object), e.g. a ``JournalStorage``.
         study_name: The study to write to; created if it does not exist.
-        directions: Directions for a new study (default minimize).
+        directions: Directions for a new durable study. Default: those of the study being
+            mirrored (read at its first finished trial). A durable study whose directions differ
+            from the mirrored study's is refused with a ``ValueError`` at the first trial.
     """
 
     def __init__(
@@ -52,21 +56,43 @@ class TrialMirror:
         study_name: str,
         directions: list[optuna.study.StudyDirection] | None = None,
     ) -> None:
-        self._study = optuna.create_study(
-            storage=storage,
-            study_name=study_name,
-            directions=directions,
-            load_if_exists=True,
-        )
+        self._storage = storage_url(storage) if isinstance(storage, str) else storage
+        self._study_name = study_name
+        self._study: optuna.Study | None = None
+        self._checked = False
+        if directions is not None:
+            self._study = self._durable(directions)
         self._queue: queue.Queue[Any] = queue.Queue()
         self._error: BaseException | None = None
         self.n_written = 0
         self._thread = threading.Thread(target=self._run, name="optuna-enas-mirror", daemon=True)
         self._thread.start()
 
+    def _durable(self, directions: list[optuna.study.StudyDirection]) -> optuna.Study:
+        # Load an existing study as it is: create_study(load_if_exists=True) would first log a
+        # create record with ``directions`` into a journal even when the study exists.
+        storage = optuna.storages.get_storage(self._storage)
+        if any(s.study_name == self._study_name for s in storage.get_all_studies()):
+            return optuna.load_study(study_name=self._study_name, storage=storage)
+        return optuna.create_study(
+            storage=storage, study_name=self._study_name, directions=directions
+        )
+
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self._error is not None:
             raise RuntimeError("TrialMirror stopped after a write error") from self._error
+        if self._study is None:
+            self._study = self._durable(study.directions)
+        if not self._checked:
+            mine = [d.name.lower() for d in self._study.directions]
+            theirs = [d.name.lower() for d in study.directions]
+            if mine != theirs:
+                raise ValueError(
+                    f"directions: the durable study {self._study_name!r} has directions {mine}, "
+                    f"but the mirrored study has {theirs}; pass directions=study.directions "
+                    "(or another study_name)."
+                )
+            self._checked = True
         self._queue.put(trial)
 
     def _run(self) -> None:
@@ -75,6 +101,7 @@ class TrialMirror:
             if item is _STOP:
                 return
             try:
+                assert self._study is not None  # set by __call__ before the first put
                 self._study.add_trial(item)
                 self.n_written += 1
             except BaseException as e:  # keep the first error; the callback re-raises it
@@ -105,6 +132,8 @@ def load_study_in_memory(
     directions: list[optuna.study.StudyDirection] | None = None,
 ) -> optuna.Study:
     """An in-memory copy of ``study_name`` (empty, with ``directions``, if it does not exist)."""
+    if isinstance(storage, str):
+        storage = storage_url(storage)
     durable = optuna.create_study(
         storage=storage, study_name=study_name, directions=directions, load_if_exists=True
     )

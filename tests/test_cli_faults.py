@@ -1,0 +1,216 @@
+"""The ``optuna-enas`` command under faults: a second writer, signals, storages side by side.
+
+Real subprocesses (a lock holder that is SIGKILLed, a search stopped by SIGTERM or SIGINT)
+and real SQLite and journal storages; no timed assertions (the waits have generous deadlines
+and only wait, they assert nothing about durations).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from optuna_enas import import_architecture
+from optuna_enas.cli import main
+from optuna_enas.cli._interrupt import INTERRUPTED_ATTR
+from optuna_enas.cli._lock import lock_path
+from optuna_enas.cli._storage import default_checkpoint
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+_REPO = Path(__file__).resolve().parents[1]
+_TINY = ["--n-nodes", "3", "--hidden-size", "8", "--batch-size", "8", "--bptt", "8"]
+_ENV = {**os.environ, "PYTHONPATH": str(_REPO), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _wait_until(condition: object, deadline_s: float, what: str) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+def _states(url: str, name: str) -> list[TrialState]:
+    return [t.state for t in optuna.load_study(study_name=name, storage=url).trials]
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from optuna_enas.cli._lock import CheckpointLock
+lock = CheckpointLock(Path(sys.argv[1]), owner={"study": "held", "storage": "elsewhere"})
+lock.acquire()
+Path(sys.argv[2]).write_text("locked")
+time.sleep(600)
+"""
+
+
+def test_second_writer_of_a_supernet_is_refused_and_a_crashed_lock_is_taken_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    checkpoint = default_checkpoint(url, "enas-rnn-enas")
+    marker = tmp_path / "holder.locked"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(checkpoint), str(marker)], env=_ENV, cwd=tmp_path
+    )
+    try:
+        _wait_until(marker.is_file, 120.0, "the lock holder")
+        # The same command as a running search: refused before a trial or a file is written.
+        assert main(["search", "--storage", url, *_TINY, "--trials", "2"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert f"process {holder.pid}" in err and "'held'" in err
+        assert "several workers" in err and "--study-name" in err
+        assert not checkpoint.exists()
+        assert optuna.get_all_study_summaries(url) == []  # no study, no trial
+        # The holder crashes (SIGKILL: no cleanup); the kernel drops its lock, the next
+        # search takes it over at once and releases it at the end.
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=60)
+        assert lock_path(checkpoint).exists()  # the dead owner's file is still there
+        assert main(["search", "--storage", url, *_TINY, "--trials", "2"]) == 0
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    assert _states(url, "enas-rnn-enas") == [TrialState.COMPLETE] * 2
+    assert checkpoint.is_file() and not lock_path(checkpoint).exists()
+
+
+def _search_proc(tmp_path: Path, url: str, trials: int) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "optuna_enas", "--threads", "1", "search", "--storage", url]
+    cmd += [*_TINY, "--trials", str(trials), "--train-steps", "4", "--log-every", "1000"]
+    return subprocess.Popen(
+        cmd,
+        env=_ENV,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_stops_like_ctrl_c_saves_the_checkpoint_and_counts_only_finished_trials(
+    sig: signal.Signals, code: int, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    name = "enas-rnn-enas"
+    proc = _search_proc(tmp_path, url, 100_000)
+    try:
+
+        def two_done() -> bool:
+            if not (tmp_path / "s.db").exists():
+                return False
+            try:
+                return _states(url, name).count(TrialState.COMPLETE) >= 2
+            except KeyError:  # the study is not created yet
+                return False
+
+        _wait_until(two_done, 180.0, "two finished trials")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    lines = err.strip().splitlines()
+    assert lines[-1] == "optuna-enas: interrupted; rerun the same command to continue."
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "Terminated" not in err
+    assert "fixed_arc:" in out  # the summary is printed as after a normal end
+    study = optuna.load_study(study_name=name, storage=url)
+    trials = study.trials
+    assert all(t.state != TrialState.RUNNING for t in trials)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert all(t.user_attrs.get(INTERRUPTED_ATTR) is True for t in failed)
+    n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    checkpoint = default_checkpoint(url, name)
+    assert torch.load(checkpoint, weights_only=True)["n_calls"] >= n_complete
+    assert not lock_path(checkpoint).exists()
+
+    # Resume to n_complete + 1: the interrupted trial does not count, one more trial runs.
+    args = ["search", "--storage", url, *_TINY, "--trials", str(n_complete + 1)]
+    assert main([*args, "--train-steps", "4", "--log-every", "1000"]) == 0
+    after = optuna.load_study(study_name=name, storage=url).trials
+    assert sum(t.state == TrialState.COMPLETE for t in after) == n_complete + 1
+    assert len(after) == len(trials) + 1
+
+
+def test_same_study_name_in_two_storages_gets_two_checkpoints(tmp_path: Path) -> None:
+    for url in (
+        f"sqlite:///{tmp_path}/a.db",
+        f"sqlite:///{tmp_path}/b.db",
+        str(tmp_path / "c.log"),
+    ):
+        assert main(["search", "--storage", url, *_TINY, "--trials", "1"]) == 0
+    names = sorted(p.name for p in tmp_path.glob("*.supernet.pt"))
+    assert names == [
+        "a.enas-rnn-enas.supernet.pt",
+        "b.enas-rnn-enas.supernet.pt",
+        "c.enas-rnn-enas.supernet.pt",
+    ]
+    # A server storage (no file to sit beside) gets a hash of its URL.
+    pg1 = default_checkpoint("postgresql://u@host1/db", "s")
+    pg2 = default_checkpoint("postgresql://u@host2/db", "s")
+    assert pg1 != pg2 and pg1.name.startswith("s.") and pg1.name.endswith(".supernet.pt")
+    # A study name never becomes a hidden file.
+    assert not default_checkpoint("sqlite:///x.db", "..hidden").name.startswith(".")
+
+
+def test_derive_results_stay_apart_from_the_search_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert main(["search", "--storage", url, *_TINY, "--trials", "4"]) == 0
+    search = optuna.load_study(study_name="enas-rnn-enas", storage=url)
+    best = search.best_trial.number
+    assert main(["derive", "--storage", url, "--n-samples", "3"]) == 0
+    assert "recorded in study 'enas-rnn-enas-derive'" in capsys.readouterr().out
+    search = optuna.load_study(study_name="enas-rnn-enas", storage=url)
+    assert len(search.trials) == 4 and search.best_trial.number == best
+    derived = optuna.load_study(study_name="enas-rnn-enas-derive", storage=url)
+    assert derived.user_attrs["enas:search_study"] == "enas-rnn-enas"
+    assert derived.trials and all(t.user_attrs["enas:tag"] == "derive" for t in derived.trials)
+    # export (and retrain) still take the best derived architecture by default.
+    out = tmp_path / "best.json"
+    args = ["export", "--storage", url, "--study-name", "enas-rnn-enas", "--output", str(out)]
+    assert main(args) == 0
+    rank0 = next(t for t in derived.trials if t.user_attrs["enas:derive_rank"] == 0)
+    arch, _ = import_architecture(out)
+    assert arch.to_params() == rank0.params
+    assert "enas-rnn-enas-derive; derived trial" in capsys.readouterr().out
+
+
+def test_torn_last_journal_line_is_explained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "s.log"
+    assert main(["search", "--storage", str(log), *_TINY, "--trials", "2"]) == 0
+    capsys.readouterr()
+    whole = log.read_bytes()
+    log.write_bytes(whole[:-20])  # a write interrupted in the middle of the last record
+    torn = log.read_bytes()
+    assert main(["search", "--storage", str(log), *_TINY, "--trials", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "last line" in err and "incomplete" in err
+    assert log.read_bytes() == torn  # nothing appended after the torn record
