@@ -12,6 +12,7 @@ import pytest
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL_ENV = "OPTUNA_ENAS_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES_ENV = "OPTUNA_ENAS_REQUIRE_POSTGRES"
 DATA_DIR_ENV = "OPTUNA_ENAS_DATA_DIR"
 
 
@@ -26,10 +27,14 @@ def postgres_url() -> str:
 
     The URL comes from ``OPTUNA_ENAS_TEST_POSTGRES_URL``; ``.ci/run`` starts a throwaway
     server and sets it. The database is shared by all tests, so use unique study names.
+    With ``OPTUNA_ENAS_REQUIRE_POSTGRES=1`` (``.ci/run`` sets it once a server is up) a
+    missing or unreachable server fails the test instead of skipping it.
     """
+    required = os.environ.get(REQUIRE_POSTGRES_ENV, "").strip() == "1"
+    give_up = pytest.fail if required else pytest.skip
     url = os.environ.get(POSTGRES_URL_ENV, "").strip()
     if not url:
-        pytest.skip(f"{POSTGRES_URL_ENV} is not set (.ci/run starts a PostgreSQL server)")
+        give_up(f"{POSTGRES_URL_ENV} is not set (.ci/run starts a PostgreSQL server)")
     import sqlalchemy
 
     try:
@@ -40,7 +45,7 @@ def postgres_url() -> str:
         finally:
             engine.dispose()
     except Exception as e:  # Any failure means there is no usable server.
-        pytest.skip(f"PostgreSQL at {_redact(url)} is unreachable: {type(e).__name__}: {e}")
+        give_up(f"PostgreSQL at {_redact(url)} is unreachable: {type(e).__name__}: {e}")
     return url
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 _REPO = Path(__file__).resolve().parents[1]
 _BENCH = _REPO / "benchmarks"
@@ -72,3 +74,14 @@ def test_sampler_overhead_smoke(tmp_path: Path) -> None:
     )
     rows = json.loads(out.read_text())["results"]
     assert {r["sampler"] for r in rows} == {"enas", "random", "tpe"}
+
+
+@pytest.mark.slow
+def test_supernet_step_smoke(tmp_path: Path) -> None:
+    """README: every benchmark's smoke size runs in CI (the slow step runs this one)."""
+    out = tmp_path / "ss.json"
+    run = _run([str(_BENCH / "supernet_step.py"), "--smoke", "--json", str(out)], tmp_path)
+    assert f"wrote {out}" in run.stdout
+    payload = json.loads(out.read_text())
+    assert payload["benchmark"] == "supernet_step"
+    assert payload["worker"]  # the measuring subprocess reported

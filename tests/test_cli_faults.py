@@ -111,7 +111,11 @@ def _search_proc(tmp_path: Path, url: str, trials: int) -> subprocess.Popen[str]
     )
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGTERM, 143), pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)],
+    ids=["SIGTERM", "SIGINT"],
+)
 def test_signal_stops_like_ctrl_c_saves_the_checkpoint_and_counts_only_finished_trials(
     sig: signal.Signals, code: int, tmp_path: Path
 ) -> None:

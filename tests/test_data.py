@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import time
 from pathlib import Path
 
 import numpy as np
@@ -120,13 +119,12 @@ def test_corpus_encode_unknown_word_without_unk_raises() -> None:
 
 
 # -- synthetic corpus --------------------------------------------------------------------------
-def test_synthetic_corpus_is_deterministic_fast_and_sized() -> None:
-    start = time.perf_counter()
+def test_synthetic_corpus_is_deterministic_and_sized() -> None:
+    # No wall-clock assertion here (a busy CI machine would fail it); the corpus's speed is
+    # part of the benchmarks, not of the unit tests.
     a = synthetic_corpus(seed=123, n_train_tokens=100_000)
-    elapsed = time.perf_counter() - start
     b = synthetic_corpus(seed=123, n_train_tokens=100_000)
     c = synthetic_corpus(seed=124, n_train_tokens=100_000)
-    assert elapsed < 1.0
     assert torch.equal(a.train, b.train) and a.vocab == b.vocab
     assert not torch.equal(a.train[:1000], c.train[:1000])
     assert 100_000 <= a.train.numel() < 100_100

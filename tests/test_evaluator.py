@@ -141,8 +141,13 @@ def test_supernet_evaluator_random_sampler_in_memory(corpus: Corpus) -> None:
         direction=evaluator.direction, sampler=optuna.samplers.RandomSampler(seed=0)
     )
     study.optimize(evaluator, n_trials=12)
-    values = [t.value for t in study.trials]
-    assert all(v is not None and 1.0 < v < 10 * corpus.vocab_size for v in values)
+    values = [float(t.value) for t in study.trials if t.value is not None]
+    assert len(values) == 12
+    # Perplexities near an untrained model's (about the vocabulary size): not a loss (~ln V),
+    # not diverged; and shared training already brings some below an untrained model's.
+    v_size = corpus.vocab_size
+    assert all(0.3 * v_size < v < 1.5 * v_size for v in values)
+    assert min(values) < 0.8 * v_size
     assert evaluator.n_calls == 12 and evaluator.n_steps == 12
     assert all("architecture" in t.user_attrs for t in study.trials)
     assert all(t.intermediate_values == {0: t.value} for t in study.trials)
@@ -158,8 +163,23 @@ def test_supernet_evaluator_tpe_sampler_sqlite(digits: ImageData, tmp_path: Path
     )
     study.optimize(evaluator, n_trials=8)
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
-    assert all(0.0 <= t.value <= 1.0 for t in study.trials if t.value is not None)
-    assert study.best_value > 0.1  # better than chance after 8 steps on digits
+    # Accuracies on one validation minibatch of 16 images: multiples of 1/16 in [0, 1]. (After
+    # 8 steps they are at chance level; learning is checked below on the full split.)
+    assert all(
+        t.value is not None and 0.0 <= t.value <= 1.0 and (t.value * 16) % 1 == 0
+        for t in study.trials
+    )
+
+
+def test_supernet_evaluator_macro_learns_digits_beyond_chance(digits: ImageData) -> None:
+    """150 shared-weight steps on one architecture: full-split accuracy well above chance."""
+    evaluator = _macro(digits)
+    arch = _archs(evaluator.space, 1)[0]
+    before = evaluator.evaluate(arch, split="valid", full=True)
+    evaluator.train_steps(arch, 150)
+    after = evaluator.evaluate(arch, split="valid", full=True)
+    # Chance is 0.1 (10 classes); 0.25 on ~360 images is 9 standard deviations above it.
+    assert before < 0.2 and after > 0.25
 
 
 def test_supernet_evaluator_enas_sampler(corpus: Corpus) -> None:
@@ -255,7 +275,8 @@ def test_supernet_evaluator_evaluate_has_no_side_effects(corpus: Corpus) -> None
     state = evaluator.state_dict()
     full = evaluator.evaluate(arch, split="valid", full=True)
     assert evaluator.evaluate(arch.to_params(), split="valid", full=True) == full
-    assert evaluator.evaluate(arch, split="test") > 1.0
+    test_ppl = evaluator.evaluate(arch, split="test")
+    assert 0.3 * corpus.vocab_size < test_ppl < 1.5 * corpus.vocab_size  # a ppl, not a loss
     _assert_same_state(state, evaluator.state_dict())
     with pytest.raises(ValueError, match="split"):
         evaluator.evaluate(arch, split="dev")  # type: ignore[arg-type]
