@@ -47,6 +47,8 @@ _EXPORTS = {
     "export_architecture": "optuna_enas.final._export",
     "import_architecture": "optuna_enas.final._export",
     "retrain": "optuna_enas.final._retrain",
+    "RankCheckResult": "optuna_enas.final._rank_check",
+    "rank_check": "optuna_enas.final._rank_check",
     # storage (torch-free)
     "TrialMirror": "optuna_enas.storage._mirror",
     "load_study_in_memory": "optuna_enas.storage._mirror",
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
     from optuna_enas.final._derive import derive as derive
     from optuna_enas.final._export import export_architecture as export_architecture
     from optuna_enas.final._export import import_architecture as import_architecture
+    from optuna_enas.final._rank_check import RankCheckResult as RankCheckResult
+    from optuna_enas.final._rank_check import rank_check as rank_check
     from optuna_enas.final._retrain import RetrainResult as RetrainResult
     from optuna_enas.final._retrain import retrain as retrain
     from optuna_enas.sampler._config import PRESETS as PRESETS

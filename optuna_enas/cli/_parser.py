@@ -14,8 +14,10 @@ from optuna_enas.cli._final import _cmd_export
 from optuna_enas.cli._final import _cmd_retrain
 from optuna_enas.cli._options import SAMPLERS
 from optuna_enas.cli._options import SPACES
+from optuna_enas.cli._rank_check import add_rank_check_parser
 from optuna_enas.cli._search import _cmd_search
 from optuna_enas.cli._storage import DEFAULT_STORAGE
+from optuna_enas.sampler._config import PRESETS
 
 
 if TYPE_CHECKING:
@@ -49,6 +51,17 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--n-nodes", type=int, default=None, help="rnn/micro: nodes per cell (6/3)")
     p.add_argument("--n-layers", type=int, default=None, help="macro: layers (default 6)")
+    c = p.add_argument_group("controller (enas sampler)")
+    c.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="controller preset: 'default' (ours, tuned for Optuna budgets) or an ENAS one "
+        "with the paper's exact math (default: default)",
+    )
+    c.add_argument(
+        "--controller-lr", type=float, default=None, help="controller Adam learning rate"
+    )
     g = p.add_argument_group("evaluator (shared-weight supernet; small CPU defaults)")
     g.add_argument("--hidden-size", type=int, default=32, help="rnn: embedding/hidden size (32)")
     g.add_argument("--n-filters", type=int, default=8, help="macro/micro: channels (even; 8)")
@@ -140,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trial", type=int, default=None, help="trial number (default: best)")
     p.add_argument("--output", default=None, help="JSON path (default <study>.arch.json)")
     p.set_defaults(handler=_cmd_export)
+
+    add_rank_check_parser(sub)
 
     p = sub.add_parser("dashboard", help="start optuna-dashboard with the artifact store")
     _add_storage(p, study=False)

@@ -394,6 +394,7 @@ class SupernetEvaluator:
         *,
         split: Split = "valid",
         full: bool = False,
+        n_batches: int | None = None,
     ) -> float:
         """Score ``arch`` with the current shared weights, without training or side effects.
 
@@ -402,15 +403,17 @@ class SupernetEvaluator:
             split: ``"train"``, ``"valid"`` or ``"test"``.
             full: Score the whole split (RNN: batch size 10 with the hidden state carried
                 through, as the PyTorch word LM example evaluates). Otherwise the first
-                ``n_eval_batches`` minibatches of the split.
+                ``n_batches`` minibatches of the split.
+            n_batches: Minibatches when not ``full``; ``None``: ``n_eval_batches``.
 
         Returns:
             Perplexity (RNN) or accuracy (CNN).
         """
         arch = self._space.coerce(arch)
         split = check_split(split)
+        n = self._n_eval_batches if n_batches is None else check_int("n_batches", n_batches, 1)
         with self._lock:
-            return self._trainer.evaluate(arch, split, full, self._n_eval_batches)
+            return self._trainer.evaluate(arch, split, full, n)
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
