@@ -85,3 +85,13 @@ def test_supernet_step_smoke(tmp_path: Path) -> None:
     payload = json.loads(out.read_text())
     assert payload["benchmark"] == "supernet_step"
     assert payload["worker"]  # the measuring subprocess reported
+
+
+def test_sampler_quality_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "sq.json"
+    run = _run([str(_BENCH / "sampler_quality.py"), "--smoke", "--json", str(out)], tmp_path)
+    assert "ENAS default vs random" in run.stdout
+    payload = json.loads(out.read_text())
+    assert payload["smoke"] is True
+    assert {r["sampler"] for r in payload["rows"]} == {"enas", "random", "tpe", "gp"}
+    assert all(r["regret"] >= 0 for r in payload["rows"])

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from optuna_enas import ControllerConfig
 from optuna_enas import ENASSampler
+from optuna_enas import MacroSpace
 from optuna_enas import RNNCellSpace
 from optuna_enas import SearchSpace
 from optuna_enas import perplexity_reward
@@ -75,12 +76,9 @@ def test_default_constructor_learns_decisions_from_the_study() -> None:
     assert all("enas:sample" in t.system_attrs for t in study.trials[1:])
 
 
-def test_learns_toy_optimum_that_random_misses_in_300_trials() -> None:
+def test_default_learns_toy_optimum_that_random_misses_in_300_trials() -> None:
     space = RNNCellSpace()  # the paper's 12 nodes; optimum: all 12 activations relu
-    config = ControllerConfig(learning_rate=0.02, n_aggregate=5)
-    enas = optuna.create_study(
-        sampler=ENASSampler(space, seed=0, config=config), direction="maximize"
-    )
+    enas = optuna.create_study(sampler=ENASSampler(space, seed=0), direction="maximize")
     enas.optimize(relu_count(space), n_trials=300)
     rand = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
     rand.optimize(relu_count(space), n_trials=300)
@@ -304,6 +302,14 @@ def test_sample_architectures_from_trained_controller() -> None:
         ({"pruned_trial_policy": "drop"}, "pruned_trial_policy"),
         ({"config": "enas-v2"}, "preset"),
         ({"config": 3}, "config"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"seed": np.float64(1.0)}, "seed"),
+        ({"reward_fn": 3}, "reward_fn"),
+        ({"independent_sampler": "random"}, "independent_sampler"),
+        ({"preset": "enas-v2"}, "preset"),
+        ({"preset": "default", "config": "default"}, "config or preset"),
+        ({"record_stats": 1}, "record_stats"),
     ],
 )
 def test_bad_sampler_arguments(kwargs: dict[str, object], match: str) -> None:
@@ -321,6 +327,15 @@ def test_bad_sampler_arguments(kwargs: dict[str, object], match: str) -> None:
         ({"entropy_weight": -0.1}, "entropy_weight"),
         ({"n_aggregate": 0}, "n_aggregate"),
         ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"lstm_size": 10**6}, "lstm_size"),
+        ({"lstm_num_layers": 100}, "lstm_num_layers"),
+        ({"n_aggregate": 10**9}, "n_aggregate"),
+        ({"ppo_epochs": 0}, "ppo_epochs"),
+        ({"reward_window": 1}, "reward_window"),
+        ({"advantage": "zscore"}, "advantage"),
+        ({"advantage_clip": 0.0}, "advantage_clip"),
+        ({"op_bias_init": (1.0, float("nan"))}, "op_bias_init"),
+        ({"input_attention": 1}, "input_attention"),
     ],
 )
 def test_bad_controller_config(kwargs: dict[str, object], match: str) -> None:
@@ -339,5 +354,185 @@ def test_presets_match_their_sources() -> None:
     assert (paper.entropy_weight, paper.baseline_decay) == (1e-4, 0.95)
     macro = ControllerConfig.from_preset("enas-official-cifar-macro", lstm_size=32)
     assert (macro.skip_target, macro.skip_weight, macro.lstm_size) == (0.4, 0.8, 32)
+    assert macro.op_tanh_reduce == 1.0  # the official macro controller never reduces
     with pytest.raises(ValueError, match="lsmt_size"):
         ControllerConfig.from_preset("enas-official-ptb", lsmt_size=3)
+    ptb = ControllerConfig.from_preset("enas-official-ptb")
+    assert (ptb.input_attention, ptb.attention_recency, ptb.learning_rate) == (True, 6.0, 1e-3)
+    micro = ControllerConfig.from_preset("enas-official-cifar-micro")
+    assert (micro.op_bias_init, micro.normal_op_bias) == ((10.0, 10.0, 0.0), (0.25, 0.25, -0.25))
+    for name in ("enas-paper-ptb", "enas-official-ptb", "enas-official-cifar-macro"):
+        preset = ControllerConfig.from_preset(name)
+        assert (preset.advantage, preset.ppo_epochs) == ("baseline", 1)
+        assert not preset.op_bias_init and not preset.normal_op_bias
+    assert ControllerConfig.from_preset("default") == ControllerConfig()
+    assert ControllerConfig().advantage == "rank"
+
+
+def test_numpy_seed_is_accepted() -> None:
+    a = ENASSampler(SPACE, seed=np.int64(3), config=FAST)
+    b = ENASSampler(SPACE, seed=3, config=FAST)
+    assert a.controller.fingerprint() == b.controller.fingerprint()
+
+
+def test_preset_keyword_gives_the_exact_enas_config() -> None:
+    sampler = ENASSampler(SPACE, preset="enas-official-ptb")
+    assert sampler.config == ControllerConfig.from_preset("enas-official-ptb")
+    assert ENASSampler(SPACE).config == ControllerConfig()
+
+
+# -- bookkeeping across storages ---------------------------------------------------------------
+def _prefilled(storage: object, name: str, n: int) -> optuna.Study:
+    study = optuna.create_study(
+        sampler=optuna.samplers.RandomSampler(seed=1),
+        storage=storage,  # type: ignore[arg-type]
+        study_name=name,
+        direction="maximize",
+    )
+    study.optimize(relu_count(SPACE), n_trials=n)
+    return study
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_sampler_reused_on_a_study_in_another_storage_learns_its_trials(
+    kind: str, tmp_path: object
+) -> None:
+    def storage(i: int) -> object:
+        return None if kind == "memory" else f"sqlite:///{tmp_path}/s{i}.db"
+
+    sampler = ENASSampler(SPACE, seed=0, config=FAST)
+    first = optuna.create_study(
+        sampler=sampler, storage=storage(0), study_name="a", direction="maximize"
+    )  # type: ignore[arg-type]
+    first.optimize(relu_count(SPACE), n_trials=5)
+    # Same study id (0 in memory, 1 in each SQLite file) and, for SQLite, the same name.
+    second = _prefilled(storage(1), "a", 4)
+    assert second._study_id == first._study_id
+    second.sampler = sampler
+    second.optimize(relu_count(SPACE), n_trials=1)
+    assert [h["trial"] for h in sampler.history] == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]
+
+
+def test_same_sqlite_study_through_two_storage_objects_is_not_learned_twice(
+    tmp_path: object,
+) -> None:
+    url = f"sqlite:///{tmp_path}/one.db"
+    sampler = ENASSampler(SPACE, seed=0, config=FAST)
+    study = optuna.create_study(sampler=sampler, storage=url, study_name="s")
+    study.optimize(relu_count(SPACE), n_trials=3)
+    again = optuna.load_study(study_name="s", storage=url, sampler=sampler)
+    again.optimize(relu_count(SPACE), n_trials=1)
+    assert [h["trial"] for h in sampler.history] == [0, 1, 2, 3]
+
+
+def test_choices_that_compare_equal_do_not_stop_the_others_from_learning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sampler = ENASSampler(seed=0, config=FAST)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+
+    def objective(trial: optuna.Trial) -> float:
+        op = trial.suggest_categorical("op", ["a", "b", "c"])
+        odd = trial.suggest_categorical("odd", [None, 1, 1.0, True, "x"])
+        depth = trial.suggest_categorical("depth", [1, 2, 3])
+        return float(op == "b") + depth + (odd is None)
+
+    with caplog.at_level("WARNING", logger="optuna_enas"):
+        study.optimize(objective, n_trials=12)
+    assert [d.name for d in sampler.decisions] == ["op", "depth"]
+    assert len(sampler.history) == 12
+    assert sum("'odd'" in r.message for r in caplog.records) == 1
+    assert sampler.n_updates > 0
+
+
+# -- the evaluator's training-phase trials -------------------------------------------------------
+def test_training_phase_trials_are_sampled_but_never_learned_from(tmp_path: object) -> None:
+    def objective(trial: optuna.Trial) -> float:
+        value = relu_count(SPACE)(trial)
+        if trial.number % 3 != 2:
+            trial.set_user_attr("enas:phase", "train")
+            return 1e9  # a training loss, say: not a reward
+        return value
+
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    url = JournalStorage(JournalFileBackend(f"{tmp_path}/phase.log"))
+    sampler = ENASSampler(SPACE, seed=0, config=FAST)
+    study = optuna.create_study(sampler=sampler, storage=url, study_name="p")
+    study.optimize(objective, n_trials=9)
+    assert all("enas:sample" in t.system_attrs for t in study.trials)  # sampled as usual
+    assert [h["trial"] for h in sampler.history] == [2, 5, 8]
+    assert all("enas:stats" not in t.system_attrs for t in study.trials if t.number % 3 != 2)
+    replay = ENASSampler(SPACE, seed=0, config=FAST)
+    assert replay.sync(optuna.load_study(study_name="p", storage=url, sampler=replay)) == 3
+    assert [h["trial"] for h in replay.history] == [2, 5, 8]
+
+
+# -- multi-objective ---------------------------------------------------------------------------
+def test_multi_objective_needs_a_scalarising_reward() -> None:
+    study = optuna.create_study(
+        sampler=ENASSampler(SPACE, seed=0, config=FAST), directions=["maximize", "minimize"]
+    )
+    with pytest.raises(ValueError, match="reward_fn.*multi-objective|multi-objective.*reward_fn"):
+        study.optimize(lambda t: (relu_count(SPACE)(t), 1.0), n_trials=1)
+
+
+def test_multi_objective_with_weighted_sum_and_mnasnet_rewards() -> None:
+    from optuna_enas.sampler import mnasnet_reward
+    from optuna_enas.sampler import weighted_sum_reward
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        relus = relu_count(SPACE)(trial)
+        return 0.5 + 0.1 * relus, 2.0 + relus  # accuracy up, latency up
+
+    for reward_fn, expected in (
+        (weighted_sum_reward([1.0, 0.5]), lambda a, lat: a - 0.5 * lat),
+        (mnasnet_reward(4.0, w=-0.07), lambda a, lat: a * (lat / 4.0) ** -0.07),
+    ):
+        sampler = ENASSampler(SPACE, seed=0, config=FAST, reward_fn=reward_fn)
+        study = optuna.create_study(sampler=sampler, directions=["maximize", "minimize"])
+        study.optimize(objective, n_trials=6)
+        assert len(sampler.history) == 6 and sampler.n_updates == 3
+        for h, t in zip(sampler.history, study.trials, strict=True):
+            assert h["reward"] == pytest.approx(expected(*t.values))
+    with pytest.raises(ValueError, match="target"):
+        mnasnet_reward(0.0)
+    with pytest.raises(ValueError, match="weights"):
+        weighted_sum_reward([1.0, -1.0])
+
+
+# -- what the learner is fed -----------------------------------------------------------------
+def test_learner_gets_the_actual_params_not_the_sampled_ones() -> None:
+    base = ENASSampler(SPACE, seed=0, config=FAST)
+    fed: list[list[int]] = []
+    observe = base._learner.observe
+
+    def spy(**kwargs: object) -> dict[str, float]:
+        fed.append(list(kwargs["actions"]))  # type: ignore[call-overload]
+        return observe(**kwargs)  # type: ignore[arg-type]
+
+    base._learner.observe = spy  # type: ignore[method-assign]
+    sampler = optuna.samplers.PartialFixedSampler({"node0_act": "relu"}, base)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(relu_count(SPACE), n_trials=12)
+    relu = SPACE.decisions[0].choices.index("relu")
+    sampled = [t.system_attrs["enas:sample"]["actions"][0] for t in study.trials]
+    assert any(a != relu for a in sampled)  # the controller drew something else ...
+    assert [a[0] for a in fed] == [relu] * 12  # ... but learned from what ran
+
+
+def test_macro_space_with_its_preset_learns_with_the_layerwise_skip_penalty() -> None:
+    space = MacroSpace(n_layers=4)
+    config = ControllerConfig.from_preset("enas-official-cifar-macro", lstm_size=16, n_aggregate=4)
+    sampler = ENASSampler(space, seed=0, config=config)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+
+    def objective(trial: optuna.Trial) -> float:
+        arch = suggest_architecture(trial, space, record=False)
+        return float(sum(v == 1 for k, v in arch.params if "skip" in k))
+
+    study.optimize(objective, n_trials=20)
+    assert sampler.controller.skip_groups() == [[2], [4, 5], [7, 8, 9]]
+    assert sampler.n_updates == 5
+    assert all(bool(torch.isfinite(p).all()) for p in sampler.controller.parameters())

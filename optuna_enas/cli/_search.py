@@ -91,7 +91,23 @@ class _ProgressLines:
         )
 
 
-def _make_sampler(name: str, space: SearchSpace, seed: int, n_done: int) -> Any:
+def _controller_config(args: argparse.Namespace) -> Any:
+    """The ENAS controller config from ``--preset`` and ``--controller-lr`` (None: default)."""
+    from optuna_enas.sampler._config import ControllerConfig
+
+    preset = getattr(args, "preset", None)
+    lr = getattr(args, "controller_lr", None)
+    if lr is not None and not (lr > 0 and lr < float("inf")):
+        raise UsageError(f"--controller-lr must be a positive number, but got {lr!r}.")
+    if preset is None and lr is None:
+        return None
+    overrides = {} if lr is None else {"learning_rate": lr}
+    return ControllerConfig.from_preset(preset or "default", **overrides)
+
+
+def _make_sampler(
+    name: str, space: SearchSpace, seed: int, n_done: int, controller: Any = None
+) -> Any:
     import numpy as np
     import optuna
 
@@ -100,7 +116,7 @@ def _make_sampler(name: str, space: SearchSpace, seed: int, n_done: int) -> Any:
     if name == "enas":
         # Draws are seeded by (seed, trial.number) and the controller replays the study: a
         # resumed search continues exactly.
-        return ENASSampler(space, seed=seed)
+        return ENASSampler(space, seed=seed, config=controller)
     # Random and TPE draw from one stream per process; a resumed search gets a new stream so
     # it does not repeat the architectures it already tried.
     sub = seed if n_done == 0 else int(np.random.SeedSequence([seed, n_done]).generate_state(1)[0])
@@ -234,7 +250,9 @@ def _run_locked(
     if existing is None or CONFIG_ATTR not in existing.user_attrs:
         study.set_user_attr(CONFIG_ATTR, config)
     set_metric_name(study, kind_of(space).metric_label)  # dashboard axes: not "Objective 0"
-    study.sampler = _make_sampler(sampler_name, space, seed, n_done)
+    study.sampler = _make_sampler(
+        sampler_name, space, seed, n_done, controller=_controller_config(args)
+    )
     if n_done and resume is None and not quiet:
         print(
             f"[{progress_label}] no checkpoint {checkpoint}: the supernet starts from scratch",

@@ -20,6 +20,8 @@ _EXPORTS = {
     "LSTMController": "optuna_enas.sampler._controller",
     "direction_reward": "optuna_enas.sampler._reward",
     "perplexity_reward": "optuna_enas.sampler._reward",
+    "weighted_sum_reward": "optuna_enas.sampler._reward",
+    "mnasnet_reward": "optuna_enas.sampler._reward",
     "ENASSampler": "optuna_enas.sampler._sampler",
 }
 
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
     from optuna_enas.sampler._config import ControllerConfig as ControllerConfig
     from optuna_enas.sampler._controller import LSTMController as LSTMController
     from optuna_enas.sampler._reward import direction_reward as direction_reward
+    from optuna_enas.sampler._reward import mnasnet_reward as mnasnet_reward
     from optuna_enas.sampler._reward import perplexity_reward as perplexity_reward
+    from optuna_enas.sampler._reward import weighted_sum_reward as weighted_sum_reward
     from optuna_enas.sampler._sampler import ENASSampler as ENASSampler
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""Controller hyperparameters and presets named after the source that set them."""
+"""Controller hyperparameters: our default for Optuna budgets, and presets named after papers."""
 
 from __future__ import annotations
 
@@ -6,77 +6,160 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
+from typing import Literal
+
+from optuna_enas._validation import check_fraction
+from optuna_enas._validation import check_int
+from optuna_enas._validation import check_non_negative
+from optuna_enas._validation import check_positive
+
+
+Advantage = Literal["rank", "standardized", "baseline"]
+_ADVANTAGES = ("rank", "standardized", "baseline")
+
+MAX_LSTM_SIZE = 4096
+MAX_LSTM_LAYERS = 16
+MAX_AGGREGATE = 100_000
+MAX_EPOCHS = 100
+MAX_WINDOW = 1_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
 class ControllerConfig:
-    """Hyperparameters of the LSTM controller and its REINFORCE update.
+    """Hyperparameters of the LSTM controller and its policy-gradient update.
 
-    Defaults are the official ENAS PTB search script (``scripts/ptb_search.sh`` and the flag
-    defaults of ``src/ptb/main.py`` in github.com/melodyguan/enas), i.e. the preset
-    ``"enas-official-ptb"``. Use :meth:`from_preset` for the others.
+    ``ControllerConfig()`` is **our default**, not a paper's: it is tuned for Optuna budgets
+    (50 to a few thousand trials) on objectives of any scale (see README, "The sampler", and
+    ``benchmarks/sampler_quality.py`` for the evidence). The presets named after the ENAS
+    paper and its official code keep ENAS's exact math; get them with :meth:`from_preset`.
 
     Args:
-        lstm_size: Hidden size of the controller LSTM (ENAS PTB: 100).
+        lstm_size: Hidden size of the controller LSTM (ENAS: 100 for PTB, 64 for CIFAR).
         lstm_num_layers: Stacked LSTM layers (ENAS: 1).
         temperature: Logits are divided by it before the tanh squash (ENAS PTB: 5.0). ``None``
             disables it.
         tanh_constant: Logits become ``tanh_constant * tanh(logits)`` (ENAS PTB: 2.5); this keeps
             the policy from collapsing early. ``None`` disables it.
-        op_tanh_reduce: For ``"op"`` decisions the constant is divided by it (ENAS CIFAR: 2.5).
-        entropy_weight: Entropy bonus added to the reward (ENAS PTB script: 1e-3).
+        op_tanh_reduce: For ``"op"`` decisions the constant is divided by it (official micro
+            controller: 2.5; the official macro controller never applies it).
+        entropy_weight: Entropy regularisation. With ``advantage="baseline"`` it is ENAS's bonus
+            added to the reward (ENAS PTB script: 1e-3); with the other advantages it is a loss
+            term ``-entropy_weight * H`` (rewards have no known scale to add it to).
         skip_target: Target probability of a skip connection (ENAS macro: 0.4).
-        skip_weight: Weight of the KL(skip prob || skip_target) penalty (ENAS macro: 0.8); 0 off.
-        baseline_decay: Moving-average baseline decay, ``b <- d*b + (1-d)*r`` (ENAS: 0.99).
+        skip_weight: Weight of the skip KL penalty (ENAS macro: 0.8); 0 off. As in the official
+            macro controller, the KL is summed over the skip bits of a layer and averaged over
+            layers.
+        advantage: How a reward becomes an advantage. ``"baseline"``: ENAS's
+            ``r - b`` with the moving average ``b <- d*b + (1-d)*r``. ``"rank"``: the reward's
+            mid-rank quantile among the last ``reward_window`` rewards, centred and scaled to
+            unit variance (``(q - 1/2) * sqrt(12)``): invariant to any increasing transformation
+            of the objective (scale, offset, heavy tails). ``"standardized"``:
+            ``(r - mean) / std`` over the same window (invariant to scale and offset only).
+        reward_window: Rewards the ``"rank"`` and ``"standardized"`` advantages compare against.
+        advantage_clip: Advantages are clipped to ``[-advantage_clip, advantage_clip]`` (they are
+            computed in float64). With ``"baseline"`` the presets use 1e6, far beyond ENAS's
+            rewards (``80 / ppl`` < 1), so only absurd values are affected.
+        baseline_decay: Moving-average baseline decay for ``advantage="baseline"``,
+            ``b <- d*b + (1-d)*r`` (ENAS: 0.99).
         learning_rate: Adam learning rate (ENAS PTB script: 1e-3).
         grad_clip: Max global gradient norm; ``None`` disables clipping (ENAS PTB: none).
-        n_aggregate: Trials whose gradients are averaged into one Adam step
-            (``controller_num_aggregate``; ENAS PTB script: 10).
+        n_aggregate: Trials per update (``controller_num_aggregate``; ENAS PTB script: 10).
+        ppo_epochs: Passes over each batch of ``n_aggregate`` trials. 1 is REINFORCE (ENAS);
+            more passes use PPO's clipped ratio (Schulman et al. 2017) against the policy the
+            update started from.
+        ppo_clip: PPO's ``epsilon``: the ratio is clipped to ``[1 - eps, 1 + eps]`` (PPO: 0.2).
         init_range: Parameters start uniform in ``[-init_range, init_range]`` (ENAS: 0.1).
         importance_weight_clip: Upper clip of the importance weight used for trials sampled by
             another (or an older) controller, as in truncated importance sampling.
+        op_bias_init: Initial (learned) bias of ``"op"`` heads, padded with its last element
+            (official micro controller: ``(10, 10, 0)``, i.e. sep3x3 and sep5x5 favoured).
+            ``None``: uniform init like every other parameter.
+        normal_op_bias: A constant added to the squashed op logits of the micro space's normal
+            cell, padded with its last element (official micro: ``(0.25, 0.25, -0.25)``).
+        input_attention: Choose ``"input"`` decisions (which earlier node feeds this one) by
+            attention over the earlier nodes' LSTM states, as the official PTB controller does,
+            instead of a linear head. Applies where a decision's choices are the earlier nodes
+            (the RNN cell space); elsewhere the linear head is used.
+        attention_recency: Recency prior of the attention: ``(i - j)**2 / attention_recency`` is
+            subtracted from the logit of node ``j`` at node ``i`` (official PTB: 6.0). ``None``
+            disables it.
     """
 
-    lstm_size: int = 100
+    lstm_size: int = 64
     lstm_num_layers: int = 1
-    temperature: float | None = 5.0
+    temperature: float | None = None
     tanh_constant: float | None = 2.5
     op_tanh_reduce: float = 1.0
-    entropy_weight: float = 1e-3
+    entropy_weight: float = 0.0
     skip_target: float = 0.4
     skip_weight: float = 0.0
+    advantage: Advantage = "rank"
+    reward_window: int = 100
+    advantage_clip: float = 5.0
     baseline_decay: float = 0.99
-    learning_rate: float = 1e-3
+    learning_rate: float = 0.01
     grad_clip: float | None = None
     n_aggregate: int = 10
+    ppo_epochs: int = 1
+    ppo_clip: float = 0.2
     init_range: float = 0.1
     importance_weight_clip: float = 2.0
+    op_bias_init: tuple[float, ...] | None = None
+    normal_op_bias: tuple[float, ...] | None = None
+    input_attention: bool = False
+    attention_recency: float | None = None
 
     def __post_init__(self) -> None:
-        _positive_int("lstm_size", self.lstm_size)
-        _positive_int("lstm_num_layers", self.lstm_num_layers)
-        _positive_int("n_aggregate", self.n_aggregate)
-        for name in ("temperature", "tanh_constant", "grad_clip"):
+        check_int("lstm_size", self.lstm_size, 1, MAX_LSTM_SIZE)
+        check_int("lstm_num_layers", self.lstm_num_layers, 1, MAX_LSTM_LAYERS)
+        check_int("n_aggregate", self.n_aggregate, 1, MAX_AGGREGATE)
+        check_int("ppo_epochs", self.ppo_epochs, 1, MAX_EPOCHS)
+        check_int("reward_window", self.reward_window, 2, MAX_WINDOW)
+        for name in ("temperature", "tanh_constant", "grad_clip", "attention_recency"):
             value = getattr(self, name)
             if value is not None:
-                _positive_float(name, value)
-        for name in ("op_tanh_reduce", "learning_rate", "init_range", "importance_weight_clip"):
-            _positive_float(name, getattr(self, name))
-        for name in ("entropy_weight", "skip_weight"):
-            value = getattr(self, name)
-            if not _is_real(value) or value < 0 or not math.isfinite(value):
-                raise ValueError(f"{name} must be a non-negative float, but got {value!r}.")
-        if not _is_real(self.skip_target) or not 0.0 < self.skip_target < 1.0:
+                check_positive(name, value)
+        for name in (
+            "op_tanh_reduce",
+            "learning_rate",
+            "init_range",
+            "importance_weight_clip",
+            "advantage_clip",
+            "ppo_clip",
+        ):
+            check_positive(name, getattr(self, name))
+        check_non_negative("entropy_weight", self.entropy_weight)
+        check_non_negative("skip_weight", self.skip_weight)
+        skip_target = check_fraction("skip_target", self.skip_target)
+        if skip_target == 0.0:
             raise ValueError(f"skip_target must be in (0, 1), but got {self.skip_target!r}.")
-        if not _is_real(self.baseline_decay) or not 0.0 <= self.baseline_decay < 1.0:
-            raise ValueError(f"baseline_decay must be in [0, 1), but got {self.baseline_decay!r}.")
+        check_fraction("baseline_decay", self.baseline_decay)
+        if self.advantage not in _ADVANTAGES:
+            raise ValueError(
+                f"advantage must be one of {_ADVANTAGES}, but got {self.advantage!r}."
+            )
+        if not isinstance(self.input_attention, bool):
+            raise ValueError(f"input_attention must be a bool, but got {self.input_attention!r}.")
+        for name in ("op_bias_init", "normal_op_bias"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            ok = isinstance(value, tuple) and 0 < len(value) <= 1024
+            if not ok or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in value
+            ):
+                raise ValueError(
+                    f"{name} must be None or a non-empty tuple of finite floats, "
+                    f"but got {value!r}."
+                )
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> ControllerConfig:
         """A preset by name, with any field overridden by keyword.
 
-        Presets (see :data:`PRESETS`): ``"enas-paper-ptb"``, ``"enas-official-ptb"``,
-        ``"enas-official-cifar-macro"``, ``"enas-official-cifar-micro"``.
+        Presets (see :data:`PRESETS`): ``"default"`` (ours), ``"enas-paper-ptb"``,
+        ``"enas-official-ptb"``, ``"enas-official-cifar-macro"``, ``"enas-official-cifar-micro"``.
         """
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, but got {preset!r}.")
@@ -92,25 +175,18 @@ class ControllerConfig:
         return dataclasses.asdict(self)
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, but got {value!r}.")
-
-
-def _positive_float(name: str, value: Any) -> None:
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive float, but got {value!r}.")
-
+# Everything the ENAS presets share: ENAS's REINFORCE with a moving-average baseline, one pass
+# per batch, the reward bonus form of the entropy term.
+_ENAS = {"advantage": "baseline", "advantage_clip": 1e6, "ppo_epochs": 1}
 
 PRESETS: dict[str, ControllerConfig] = {
+    # Ours: see ControllerConfig's docstring and README "The sampler" for the evidence.
+    "default": ControllerConfig(),
     # Pham et al. 2018, Sec. 3.1 and carpedm20/ENAS-pytorch's PTB defaults (config.py):
     # controller hidden 100, Adam 3.5e-4, temperature 5, tanh 2.5, entropy 1e-4, EMA 0.95;
     # one update per sampled architecture. Its reward is 80 / valid ppl (perplexity_reward).
     "enas-paper-ptb": ControllerConfig(
+        **_ENAS,  # type: ignore[arg-type]
         lstm_size=100,
         temperature=5.0,
         tanh_constant=2.5,
@@ -119,17 +195,35 @@ PRESETS: dict[str, ControllerConfig] = {
         learning_rate=3.5e-4,
         n_aggregate=1,
     ),
-    # melodyguan/enas scripts/ptb_search.sh: controller_lr 0.001, num_aggregate 10,
-    # tanh 2.5, temperature 5.0, entropy 0.001; flag defaults: lstm 100, bl_dec 0.99.
-    "enas-official-ptb": ControllerConfig(),
-    # melodyguan/enas scripts/cifar10_macro_search.sh: entropy 1e-4, num_aggregate 20, lr 1e-3,
-    # tanh 1.5, op_tanh_reduce 2.5, skip_target 0.4, skip_weight 0.8; lstm 64, bl_dec 0.99,
-    # no temperature (flag defaults).
+    # melodyguan/enas (commit 4bcfd73) scripts/ptb_search.sh lines 32-38: controller_lr 0.001,
+    # num_aggregate 10, tanh 2.5, temperature 5.0, entropy 0.001; src/ptb/main.py line 145
+    # lstm_size 100, line 72 bl_dec 0.99. Input selection: src/ptb/ptb_enas_controller.py
+    # lines 115-143 (attention over earlier nodes' LSTM states; lines 126-127: recency prior
+    # (i - j)**2 / 6; line 143: the next input is h_j / (0.1 + i - j)).
+    "enas-official-ptb": ControllerConfig(
+        **_ENAS,  # type: ignore[arg-type]
+        lstm_size=100,
+        temperature=5.0,
+        tanh_constant=2.5,
+        entropy_weight=1e-3,
+        baseline_decay=0.99,
+        learning_rate=1e-3,
+        n_aggregate=10,
+        input_attention=True,
+        attention_recency=6.0,
+    ),
+    # melodyguan/enas scripts/cifar10_macro_search.sh lines 30-39: entropy 1e-4,
+    # num_aggregate 20, lr 1e-3, tanh 1.5, skip_target 0.4, skip_weight 0.8; lstm 64, bl_dec
+    # 0.99, no temperature (flag defaults). The script also passes op_tanh_reduce 2.5, but
+    # src/cifar10/general_controller.py never reads it (lines 152-155: tanh_constant only), so
+    # op logits are not reduced here. Skip KL: summed within a layer (line 233), averaged over
+    # layers (line 268).
     "enas-official-cifar-macro": ControllerConfig(
+        **_ENAS,  # type: ignore[arg-type]
         lstm_size=64,
         temperature=None,
         tanh_constant=1.5,
-        op_tanh_reduce=2.5,
+        op_tanh_reduce=1.0,
         entropy_weight=1e-4,
         skip_target=0.4,
         skip_weight=0.8,
@@ -138,7 +232,11 @@ PRESETS: dict[str, ControllerConfig] = {
     ),
     # melodyguan/enas scripts/cifar10_micro_search.sh: entropy 1e-4, num_aggregate 10,
     # lr 3.5e-3, tanh 1.10, op_tanh_reduce 2.5; lstm 64, bl_dec 0.99 (flag defaults).
+    # Op bias: src/cifar10/micro_controller.py lines 100-104 (learned, initialised to
+    # [10, 10, 0, ...]) and 106-109 + 184-185 (constant [0.25, 0.25, -0.25, ...] added to the
+    # normal cell's op logits after the tanh squash).
     "enas-official-cifar-micro": ControllerConfig(
+        **_ENAS,  # type: ignore[arg-type]
         lstm_size=64,
         temperature=None,
         tanh_constant=1.10,
@@ -146,11 +244,10 @@ PRESETS: dict[str, ControllerConfig] = {
         entropy_weight=1e-4,
         learning_rate=3.5e-3,
         n_aggregate=10,
+        op_bias_init=(10.0, 10.0, 0.0),
+        normal_op_bias=(0.25, 0.25, -0.25),
     ),
 }
 
-DEFAULT_PRESET_FOR_SPACE = {
-    "rnn": "enas-official-ptb",
-    "macro": "enas-official-cifar-macro",
-    "micro": "enas-official-cifar-micro",
-}
+ENAS_PRESETS = tuple(name for name in PRESETS if name != "default")
+"""The presets that reproduce the ENAS paper or its official code."""

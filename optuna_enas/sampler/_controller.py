@@ -5,6 +5,13 @@ at step ``t-1`` (a learned start vector at ``t=0``), runs the LSTM, and turns it
 logits over decision ``t``'s choices with a per-decision linear head. Logits are divided by the
 temperature and squashed with ``tanh_constant * tanh(.)`` as in ENAS.
 
+Options of the official controllers (``ControllerConfig``): an initial op bias and a constant
+normal-cell op bias (official micro controller), and input selection by attention over earlier
+nodes' LSTM states with a recency prior (official PTB controller): at an ``"input"`` decision
+whose choices are the earlier nodes, ``logit_j = v . tanh(W1 h_j + W2 h)`` over the anchors
+``h_j`` (the LSTM output at step 0 and at every ``"input"`` step), and the next step reads
+``h_a / (0.1 + i - a)`` instead of an embedding.
+
 Two paths share :meth:`_logits`: :meth:`sample` (no grad, batch 1, numpy inverse-CDF draws from
 caller-given uniforms, so sampling never touches a global RNG) and :meth:`log_prob_steps`
 (teacher forcing on a batch of given actions, with grad, for the REINFORCE update).
@@ -81,11 +88,21 @@ class LSTMController(nn.Module):
             [nn.LSTMCell(size, size) for _ in range(config.lstm_num_layers)]
         )
         self.start = nn.Parameter(torch.empty(1, size))  # input of step 0
+        self.attn_w1: nn.Parameter | None = None
+        self.attn_w2: nn.Parameter | None = None
+        self.attn_v: nn.Parameter | None = None
+        if config.input_attention:
+            self.attn_w1 = nn.Parameter(torch.empty(size, size))
+            self.attn_w2 = nn.Parameter(torch.empty(size, size))
+            self.attn_v = nn.Parameter(torch.empty(size))
         self.heads = nn.ModuleList()  # decision t: Linear(size, n_t)
         self.embeddings = nn.ModuleList()  # decision t: Embedding(n_t, size), input of step t+1
         self.n_choices: list[int] = []
         self.kinds: list[str] = []
         self._scales: list[float | None] = []
+        self._fixed_bias: list[np.ndarray | None] = []
+        self._anchors: list[list[int] | None] = []  # per step: anchor steps it attends over
+        self._anchor_steps: list[int] = []
         self._snapshot: _Snapshot | None = None
         self._init(list(self.parameters()), generator)
         for n, kind in zip(n_choices, kinds, strict=True):
@@ -96,9 +113,17 @@ class LSTMController(nn.Module):
         return len(self.n_choices)
 
     def add_decision(
-        self, n_choices: int, kind: str, *, generator: torch.Generator | None = None
+        self,
+        n_choices: int,
+        kind: str,
+        *,
+        generator: torch.Generator | None = None,
+        normal_cell: bool = False,
     ) -> list[nn.Parameter]:
-        """Append one decision; returns the new parameters (for the optimizer)."""
+        """Append one decision; returns the new parameters (for the optimizer).
+
+        ``normal_cell``: an op of the micro space's normal cell (gets ``normal_op_bias``).
+        """
         if n_choices < 1:
             raise ValueError(f"n_choices must be >= 1, but got {n_choices}.")
         size = self.config.lstm_size
@@ -106,6 +131,24 @@ class LSTMController(nn.Module):
         emb = nn.Embedding(n_choices, size)
         new = [*head.parameters(), *emb.parameters()]
         self._init(new, generator)
+        t = len(self.n_choices)
+        if kind == "op" and self.config.op_bias_init is not None:
+            with torch.no_grad():
+                head.bias.copy_(torch.from_numpy(_padded(self.config.op_bias_init, n_choices)))
+        fixed = None
+        if kind == "op" and normal_cell and self.config.normal_op_bias is not None:
+            fixed = _padded(self.config.normal_op_bias, n_choices).astype(np.float64)
+        self._fixed_bias.append(fixed)
+        if t == 0 or kind == "input":
+            attend = (
+                self.attn_v is not None
+                and kind == "input"
+                and (n_choices == len(self._anchor_steps) and t > 0)
+            )
+            self._anchors.append(list(self._anchor_steps) if attend else None)
+            self._anchor_steps.append(t)
+        else:
+            self._anchors.append(None)
         self.heads.append(head)
         self.embeddings.append(emb)
         self.n_choices.append(n_choices)
@@ -122,6 +165,19 @@ class LSTMController(nn.Module):
         with torch.no_grad():
             for p in params:
                 p.uniform_(-r, r, generator=generator)
+
+    def skip_groups(self) -> list[list[int]]:
+        """Steps of ``"skip"`` decisions, grouped into runs of consecutive steps (one per layer
+        in the macro space, where a layer's skip bits follow its op)."""
+        groups: list[list[int]] = []
+        for t, kind in enumerate(self.kinds):
+            if kind != "skip":
+                continue
+            if groups and groups[-1][-1] == t - 1:
+                groups[-1].append(t)
+            else:
+                groups.append([t])
+        return groups
 
     def fingerprint(self) -> str:
         """A checksum of the structure and every parameter: equal iff the policy is equal."""
@@ -146,16 +202,35 @@ class LSTMController(nn.Module):
             x = h
         return x
 
-    def _logits(self, t: int, h: torch.Tensor) -> torch.Tensor:
-        head = self.heads[t]
-        assert isinstance(head, nn.Linear)
-        logits = torch.nn.functional.linear(h, head.weight, head.bias)
+    def _logits(
+        self, t: int, h: torch.Tensor, anchors: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if anchors is not None:  # (B, n, size): attention over earlier nodes
+            assert self.attn_w1 is not None and self.attn_w2 is not None
+            assert self.attn_v is not None
+            query = torch.tanh(anchors @ self.attn_w1 + (h @ self.attn_w2)[:, None, :])
+            logits = query @ self.attn_v
+        else:
+            head = self.heads[t]
+            assert isinstance(head, nn.Linear)
+            logits = torch.nn.functional.linear(h, head.weight, head.bias)
         if self.config.temperature is not None:
             logits = logits / self.config.temperature
         scale = self._scales[t]
         if scale is not None:
             logits = scale * torch.tanh(logits)
+        if anchors is not None:
+            logits = logits - torch.from_numpy(self._recency(anchors.shape[1])).to(logits.dtype)
+        fixed = self._fixed_bias[t]
+        if fixed is not None:
+            logits = logits + torch.from_numpy(fixed).to(logits.dtype)
         return logits
+
+    def _recency(self, n: int) -> np.ndarray:
+        r = self.config.attention_recency
+        if r is None:
+            return np.zeros(n)
+        return (n - np.arange(n, dtype=np.float64)) ** 2 / r
 
     def _zero_state(self, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         z = self.start.new_zeros(batch, self.config.lstm_size)
@@ -198,6 +273,7 @@ class LSTMController(nn.Module):
         x = snap.start
         size = self.config.lstm_size
         state = [(np.zeros(size, np.float32), np.zeros(size, np.float32)) for _ in snap.cells]
+        outputs: list[np.ndarray] = []
         for t in range(len(self.n_choices)):
             for layer, (w_ih, w_hh, bias) in enumerate(snap.cells):
                 h, c = state[layer]
@@ -210,13 +286,27 @@ class LSTMController(nn.Module):
                 h = o_g * np.tanh(c)
                 state[layer] = (h, c)
                 x = h
-            w, b = snap.heads[t]
-            logits = (x @ w + b).astype(np.float64)
+            outputs.append(x)
+            steps = self._anchors[t]
+            anchors = None
+            if steps is not None:
+                assert snap.attn is not None
+                w1, w2, v = snap.attn
+                anchors = np.stack([outputs[s] for s in steps])
+                logits = (np.tanh(anchors @ w1 + x @ w2) @ v).astype(np.float64)
+            else:
+                w, b = snap.heads[t]
+                logits = (x @ w + b).astype(np.float64)
             if temperature is not None:
                 logits = logits / temperature
             scale = self._scales[t]
             if scale is not None:
                 logits = scale * np.tanh(logits)
+            if anchors is not None:
+                logits = logits - self._recency(len(anchors))
+            fixed = self._fixed_bias[t]
+            if fixed is not None:
+                logits = logits + fixed
             logits -= logits.max()
             logp = logits - np.log(np.exp(logits).sum())
             p = np.exp(logp)
@@ -228,7 +318,10 @@ class LSTMController(nn.Module):
             actions.append(a)
             step_logps.append(float(logp[a]))
             entropy -= float(np.dot(p, logp))
-            x = snap.embeddings[t][a]
+            if anchors is not None:
+                x = anchors[a] / np.float32(0.1 + len(anchors) - a)
+            else:
+                x = snap.embeddings[t][a]
         return actions, step_logps, entropy
 
     def log_prob_steps(
@@ -250,18 +343,32 @@ class LSTMController(nn.Module):
         state = self._zero_state(batch)
         logps, ents, skips = [], [], []
         zero = self.start.new_zeros(batch)
+        outputs: list[torch.Tensor] = []
         for t in range(n_steps):
             h = self._step(x, state)
-            logp = torch.log_softmax(self._logits(t, h), dim=-1)
+            outputs.append(h)
+            steps = self._anchors[t]
+            anchors = torch.stack([outputs[s] for s in steps], 1) if steps is not None else None
+            logp = torch.log_softmax(self._logits(t, h, anchors), dim=-1)
             a = actions[:, t]
             logps.append(logp.gather(1, a[:, None])[:, 0])
             p = logp.exp()
             ents.append(-(p * logp).sum(dim=1))
             skips.append(p[:, 1] if self.kinds[t] == "skip" and p.shape[1] == 2 else zero)
-            emb = self.embeddings[t]
-            assert isinstance(emb, nn.Embedding)
-            x = torch.nn.functional.embedding(a, emb.weight)
+            if anchors is not None:
+                picked = anchors[torch.arange(batch), a]
+                x = picked / (0.1 + anchors.shape[1] - a.to(picked.dtype))[:, None]
+            else:
+                emb = self.embeddings[t]
+                assert isinstance(emb, nn.Embedding)
+                x = torch.nn.functional.embedding(a, emb.weight)
         return torch.stack(logps, 1), torch.stack(ents, 1), torch.stack(skips, 1)
+
+
+def _padded(values: tuple[float, ...], n: int) -> np.ndarray:
+    """``values`` cut or padded with its last element to length ``n`` (float32)."""
+    out = list(values[:n]) + [values[-1]] * max(0, n - len(values))
+    return np.asarray(out, dtype=np.float32)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -291,6 +398,14 @@ class _Snapshot:
             assert isinstance(head, nn.Linear)
             assert head.bias is not None
             self.heads.append((arr(head.weight).T.copy(), arr(head.bias)))
+        self.attn: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if controller.attn_v is not None:
+            assert controller.attn_w1 is not None and controller.attn_w2 is not None
+            self.attn = (
+                arr(controller.attn_w1),
+                arr(controller.attn_w2),
+                arr(controller.attn_v),
+            )
         self.embeddings = []
         for emb in controller.embeddings:
             assert isinstance(emb, nn.Embedding)

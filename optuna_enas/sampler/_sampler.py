@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import uuid
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
@@ -17,11 +19,16 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.samplers import RandomSampler
+from optuna.storages import BaseStorage
 from optuna.storages import InMemoryStorage
+from optuna.storages import JournalStorage
+from optuna.storages import RDBStorage
+from optuna.storages._cached_storage import _CachedStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
-from optuna_enas.sampler._config import DEFAULT_PRESET_FOR_SPACE
+from optuna_enas._validation import check_seed
+from optuna_enas._validation import fresh_seed
 from optuna_enas.sampler._config import ControllerConfig
 from optuna_enas.sampler._controller import LSTMController
 from optuna_enas.sampler._controller import single_thread
@@ -43,6 +50,9 @@ SAMPLE_KEY = "enas:sample"
 """System attr written at sampling: sampler id, policy fingerprint, actions, log-probs."""
 STATS_KEY = "enas:stats"
 """System attr written after the trial: reward, baseline, advantage, entropy."""
+PHASE_KEY = "enas:phase"
+"""User attr: a trial whose value is ``"train"`` trained shared weights; its value is not a
+reward and the sampler does not learn from it (live or on replay)."""
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -51,8 +61,13 @@ class ENASSampler(BaseSampler):
 
     At the first suggest of a trial the controller samples the whole architecture; every
     ``suggest_categorical`` of a decision is answered from it. Other parameters (a learning
-    rate, say) go to ``independent_sampler``. After the trial the reward feeds a REINFORCE update
-    (see :class:`ControllerConfig` for the knobs and their sources).
+    rate, say) go to ``independent_sampler``. After the trial the reward feeds a policy-gradient
+    update (see :class:`ControllerConfig` for the knobs and their sources).
+
+    The default controller is ours, tuned for Optuna budgets: rank-based advantages (any
+    increasing transformation of the objective gives the same search), Adam at 0.01, one update
+    per 10 trials. ``preset="enas-official-ptb"`` (or ``-cifar-macro``, ``-cifar-micro``,
+    ``enas-paper-ptb``) gives ENAS's exact REINFORCE.
 
     Where the controller's state lives: nowhere but in the study. Each trial stores the
     sampling policy's fingerprint and log-probabilities under the system attr ``enas:sample``.
@@ -61,19 +76,30 @@ class ENASSampler(BaseSampler):
     same controller bit for bit (on CPU, with the same torch build and
     ``torch.get_num_threads()``: the backward pass sums in a thread-dependent order), and
     with several processes on one RDB or journal storage each sampler also learns from the
-    others' trials, with a clipped importance weight.
+    others' trials, with a clipped importance weight. What it has consumed is keyed by the
+    storage's location (database URL, journal file) or, for other storages, the storage object,
+    together with the study's id and name, so one sampler can serve studies in several storages.
+
+    Trials whose user attr ``enas:phase`` is ``"train"`` (the evaluator trained shared weights
+    with them) are sampled as usual but never learned from.
 
     Args:
         search_space: The decisions. ``None`` learns them from the study: every categorical
             parameter the objective suggests, in the order first seen; the controller grows as
-            new ones appear (the first trial is then sampled by ``independent_sampler``).
-        config: A :class:`ControllerConfig`, a preset name, or ``None`` for the preset that
-            matches the space (``enas-official-ptb`` for RNN and custom spaces,
-            ``enas-official-cifar-macro``/``-micro`` for CNN ones).
+            new ones appear (the first trial is then sampled by ``independent_sampler``). A
+            parameter whose choices compare equal (``[1, 1.0, True]``) cannot be a decision: it
+            goes to ``independent_sampler`` (one warning) and the others are still learned.
+        config: A :class:`ControllerConfig` or a preset name. Default: ``ControllerConfig()``,
+            our default for every space.
+        preset: A preset name (``"enas-official-ptb"``, ...); an alternative to ``config``.
         seed: Seeds the controller's initialisation and each trial's draws
             (``(seed, trial.number)``), so one worker with the same seed repeats its sequence.
+            An integer in ``[0, 2**32 - 1]`` (numpy integers accepted) or ``None``.
         reward_fn: ``(value, direction) -> reward``, higher is better. Default: the value when
             maximizing, minus the value when minimizing. :func:`perplexity_reward` is ENAS's.
+            Required on a multi-objective study, where it is called as
+            ``(values, directions) -> reward`` (:func:`weighted_sum_reward`,
+            :func:`mnasnet_reward`).
         pruned_trial_policy: ``"last_value"`` learns from a pruned trial's last intermediate
             value (it was bad; the controller should know); ``"ignore"`` skips pruned trials.
         independent_sampler: Samples parameters outside the space. Default
@@ -89,6 +115,7 @@ class ENASSampler(BaseSampler):
         search_space: SearchSpace | None = None,
         *,
         config: ControllerConfig | str | None = None,
+        preset: str | None = None,
         seed: int | None = None,
         reward_fn: RewardFn | None = None,
         pruned_trial_policy: Literal["last_value", "ignore"] = "last_value",
@@ -100,18 +127,35 @@ class ENASSampler(BaseSampler):
             raise ValueError(
                 f"search_space must be a SearchSpace or None, but got {type(search_space)!r}."
             )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"seed must be an int or None, but got {seed!r}.")
+        seed = check_seed("seed", seed)
         if pruned_trial_policy not in ("last_value", "ignore"):
             raise ValueError(
                 "pruned_trial_policy must be 'last_value' or 'ignore', "
                 f"but got {pruned_trial_policy!r}."
             )
-        if config is None:
-            name = search_space.name if search_space is not None else ""
-            config = ControllerConfig.from_preset(
-                DEFAULT_PRESET_FOR_SPACE.get(name, "enas-official-ptb")
+        if reward_fn is not None and not callable(reward_fn):
+            raise ValueError(f"reward_fn must be callable or None, but got {reward_fn!r}.")
+        if independent_sampler is not None and not isinstance(independent_sampler, BaseSampler):
+            raise ValueError(
+                "independent_sampler must be an optuna BaseSampler or None, but got "
+                f"{independent_sampler!r}."
             )
+        for name, flag in (
+            ("learn_from_other_trials", learn_from_other_trials),
+            ("record_stats", record_stats),
+        ):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name} must be a bool, but got {flag!r}.")
+        if preset is not None:
+            if config is not None:
+                raise ValueError(
+                    f"pass config or preset, not both (got config={config!r}, preset={preset!r})."
+                )
+            if not isinstance(preset, str):
+                raise ValueError(f"preset must be a preset name, but got {preset!r}.")
+            config = preset
+        if config is None:
+            config = ControllerConfig()
         elif isinstance(config, str):
             config = ControllerConfig.from_preset(config)
         elif not isinstance(config, ControllerConfig):
@@ -121,8 +165,8 @@ class ENASSampler(BaseSampler):
         self._space = search_space
         self._config = config
         self._seed = seed
-        self._base_seed = seed if seed is not None else _fresh_seed()
-        self._reward_fn: RewardFn = reward_fn or direction_reward
+        self._base_seed = seed if seed is not None else fresh_seed()
+        self._reward_fn: RewardFn | None = reward_fn
         self._pruned_policy = pruned_trial_policy
         self._independent = independent_sampler or RandomSampler(seed=seed)
         self._learn_from_others = learn_from_other_trials
@@ -131,13 +175,15 @@ class ENASSampler(BaseSampler):
         self._lock = threading.RLock()
         self._decisions: list[Decision] = []
         self._index: dict[str, int] = {}
+        self._unlearnable: set[str] = set()
         generator = torch.Generator().manual_seed(self._base_seed)
         self._controller = LSTMController([], [], config=config, generator=generator)
         self._learner = Reinforce(self._controller, config)
         for d in search_space.decisions if search_space is not None else ():
             self._add_decision(d)
-        self._seen: dict[int, set[int]] = {}
-        self._synced_in_memory: set[int] = set()
+        self._seen: dict[_StudyKey, set[int]] = {}
+        self._synced_in_memory: set[_StudyKey] = set()
+        self._owners: dict[_StudyKey, weakref.ref[BaseStorage]] = {}
         self.history: list[dict[str, Any]] = []
         """One entry per consumed trial: trial number, reward, baseline, advantage, entropy."""
 
@@ -162,16 +208,23 @@ class ENASSampler(BaseSampler):
 
     @property
     def baseline(self) -> float | None:
+        """ENAS's moving-average baseline (``advantage="baseline"`` only; else ``None``)."""
         return self._learner.baseline
 
     @property
     def n_updates(self) -> int:
         return self._learner.n_updates
 
+    @property
+    def n_skipped_updates(self) -> int:
+        """Update passes not applied because their loss or gradient was not finite."""
+        return self._learner.n_skipped
+
     def sample_architectures(self, n: int, *, seed: int | None = None) -> list[Architecture]:
         """Draw ``n`` architectures from the current policy (e.g. to derive the final one)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, but got {n!r}.")
+        seed = check_seed("seed", seed)
         if not self._decisions:
             raise RuntimeError("the controller has no decisions yet: run some trials first.")
         rng = np.random.default_rng(seed)
@@ -190,20 +243,20 @@ class ENASSampler(BaseSampler):
         """
         with self._lock:
             before = len(self.history)
-            self._synced_in_memory.discard(study._study_id)
+            self._synced_in_memory.discard(self._key(study))
             self._sync(study)
             return len(self.history) - before
 
     # -- BaseSampler -------------------------------------------------------------------------
     def reseed_rng(self) -> None:
         with self._lock:
-            self._base_seed = _fresh_seed()
+            self._base_seed = fresh_seed()
             self._independent.reseed_rng()
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        self._raise_error_if_multi_objective(study)
+        self._check_objectives(study)
         with self._lock:
             self._sync(study)
             return {d.name: d.distribution for d in self._decisions}
@@ -211,14 +264,14 @@ class ENASSampler(BaseSampler):
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        self._raise_error_if_multi_objective(study)
+        self._check_objectives(study)
         if not search_space:
             return {}
         with self._lock:
             if self._space is None:
                 for name, dist in search_space.items():
-                    if isinstance(dist, CategoricalDistribution) and name not in self._index:
-                        self._add_decision(Decision(name, tuple(dist.choices)))
+                    if isinstance(dist, CategoricalDistribution):
+                        self._learn_decision(name, dist)
             forced = self._forced_actions(trial)
             uniforms = np.random.default_rng([self._base_seed, trial.number]).random(
                 len(self._decisions)
@@ -249,7 +302,7 @@ class ENASSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        self._raise_error_if_multi_objective(study)
+        self._check_objectives(study)
         i = self._index.get(param_name)
         if self._space is not None and i is not None:
             expected = self._decisions[i].distribution
@@ -277,12 +330,15 @@ class ENASSampler(BaseSampler):
             _logger.warning("independent_sampler.after_trial failed", exc_info=True)
         try:
             with self._lock:
+                key = self._key(study)
                 if state in _FINISHED:
-                    self._seen.setdefault(study._study_id, set()).add(trial._trial_id)
-                value = self._trial_value(trial, state, values)
-                if value is None:
+                    self._seen.setdefault(key, set()).add(trial._trial_id)
+                if _is_training_phase(trial):
                     return
-                stats = self._consume(study, trial, value)
+                found = self._trial_values(trial, state, values)
+                if found is None:
+                    return
+                stats = self._consume(study, trial, found)
             if stats is not None and self._record_stats:
                 study._storage.set_trial_system_attr(trial._trial_id, STATS_KEY, stats)
         except Exception:
@@ -293,14 +349,59 @@ class ENASSampler(BaseSampler):
             )
 
     # -- internals -----------------------------------------------------------------------------
+    def _check_objectives(self, study: Study) -> None:
+        if study._is_multi_objective() and self._reward_fn is None:
+            raise ValueError(
+                f"ENASSampler needs reward_fn on a multi-objective study ({len(study.directions)} "
+                "objectives): pass a scalarising reward, e.g. "
+                "reward_fn=weighted_sum_reward([1.0, 0.5]) or "
+                "reward_fn=mnasnet_reward(target=...)."
+            )
+
+    def _key(self, study: Study) -> _StudyKey:
+        """What identifies ``study`` across storages (see the class docstring)."""
+        storage = study._storage
+        key = _study_key(storage, study._study_id, study.study_name)
+        if key[0] == "object":
+            ref = self._owners.get(key)
+            if ref is None or ref() is not storage:
+                # A new storage object (or one reusing a collected object's id): a new study.
+                self._seen.pop(key, None)
+                self._synced_in_memory.discard(key)
+                try:
+                    self._owners[key] = weakref.ref(storage)
+                except TypeError:  # not weak-referenceable: never forget, never confuse
+                    self._owners.pop(key, None)
+        return key
+
     def _add_decision(self, decision: Decision) -> None:
         self._index[decision.name] = len(self._decisions)
         self._decisions.append(decision)
         generator = torch.Generator().manual_seed(self._base_seed + 7919 * len(self._decisions))
+        normal = (
+            self._space is not None
+            and self._space.name == "micro"
+            and decision.name.startswith("normal")
+        )
         new = self._controller.add_decision(
-            len(decision.choices), decision.kind, generator=generator
+            len(decision.choices), decision.kind, generator=generator, normal_cell=normal
         )
         self._learner.add_params(new)
+
+    def _learn_decision(self, name: str, dist: CategoricalDistribution) -> None:
+        """Make a categorical parameter seen in the study a decision (no-space mode)."""
+        if name in self._index or name in self._unlearnable:
+            return
+        try:
+            decision = Decision(name, tuple(dist.choices))
+        except ValueError as e:
+            self._unlearnable.add(name)
+            _logger.warning(
+                f"ENASSampler cannot learn parameter {name!r} ({e}); it is sampled by "
+                "independent_sampler, the other parameters are still learned."
+            )
+            return
+        self._add_decision(decision)
 
     def _forced_actions(self, trial: FrozenTrial) -> dict[int, int]:
         fixed = trial.system_attrs.get("fixed_params") or {}
@@ -316,43 +417,53 @@ class ENASSampler(BaseSampler):
                     break
         return forced
 
-    def _trial_value(
+    def _trial_values(
         self, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
-    ) -> float | None:
+    ) -> list[float] | None:
         if state == TrialState.PRUNED:
             if self._pruned_policy == "ignore" or not trial.intermediate_values:
                 return None
-            value = trial.intermediate_values[max(trial.intermediate_values)]
+            found = [trial.intermediate_values[max(trial.intermediate_values)]]
         elif state == TrialState.COMPLETE and values is not None:
-            value = values[0]
+            found = [float(v) for v in values]
         else:
             _logger.warning(
                 f"Trial {trial.number} finished as {state.name}; ENASSampler does not learn "
                 "from it."
             )
             return None
-        if not math.isfinite(value):
+        if not all(math.isfinite(v) for v in found):
             _logger.warning(
-                f"Trial {trial.number} has the non-finite value {value}; ENASSampler does not "
+                f"Trial {trial.number} has the non-finite value {found}; ENASSampler does not "
                 "learn from it."
             )
             return None
-        return float(value)
+        return found
+
+    def _reward(self, study: Study, values: list[float]) -> float:
+        if study._is_multi_objective():
+            assert self._reward_fn is not None
+            return float(self._reward_fn(values, list(study.directions)))
+        if len(values) != 1:
+            raise ValueError(f"a single-objective study gave {len(values)} values.")
+        if self._reward_fn is None:
+            return float(direction_reward(values[0], study.direction))
+        return float(self._reward_fn(values[0], study.direction))
 
     def _sync(self, study: Study) -> None:
         """Consume finished trials this sampler has not seen (other workers, resumed study)."""
         if not self._learn_from_others:
             return
         storage = study._storage
-        study_id = study._study_id
+        key = self._key(study)
         if isinstance(storage, InMemoryStorage):
             # One process: after_trial sees every trial run through this sampler; replay once
             # for trials that were there before it.
-            if study_id in self._synced_in_memory:
+            if key in self._synced_in_memory:
                 return
-            self._synced_in_memory.add(study_id)
-        seen = self._seen.setdefault(study_id, set())
-        trials = storage.get_all_trials(study_id, deepcopy=False, states=_FINISHED)
+            self._synced_in_memory.add(key)
+        seen = self._seen.setdefault(key, set())
+        trials = storage.get_all_trials(study._study_id, deepcopy=False, states=_FINISHED)
         if len(trials) <= len(seen):
             return
         for t in sorted(trials, key=lambda t: t.number):
@@ -360,10 +471,12 @@ class ENASSampler(BaseSampler):
                 continue
             self._check_no_clash(study, t)
             seen.add(t._trial_id)
-            value = self._trial_value(t, t.state, t.values)
-            if value is not None:
+            if _is_training_phase(t):
+                continue
+            found = self._trial_values(t, t.state, t.values)
+            if found is not None:
                 try:
-                    self._consume(study, t, value)
+                    self._consume(study, t, found)
                 except Exception:
                     _logger.warning(f"could not learn from trial {t.number}", exc_info=True)
 
@@ -379,42 +492,53 @@ class ENASSampler(BaseSampler):
                     f"{self._decisions[i].distribution}."
                 )
 
-    def _consume(self, study: Study, trial: FrozenTrial, value: float) -> dict[str, Any] | None:
-        reward = float(self._reward_fn(value, study.direction))
+    def _consume(
+        self, study: Study, trial: FrozenTrial, values: list[float]
+    ) -> dict[str, Any] | None:
+        reward = self._reward(study, values)
         if not math.isfinite(reward):
             _logger.warning(f"reward_fn gave {reward} for trial {trial.number}; skipped.")
             return None
         if self._space is None:
             for name, dist in trial.distributions.items():
-                if isinstance(dist, CategoricalDistribution) and name not in self._index:
-                    self._add_decision(Decision(name, tuple(dist.choices)))
-        record = trial.system_attrs.get(SAMPLE_KEY)
-        sampled: list[int] = list(record["actions"]) if record else []
-        forced = set(record["forced"]) if record else set()
+                if isinstance(dist, CategoricalDistribution):
+                    self._learn_decision(name, dist)
+        record = _checked_record(trial.system_attrs.get(SAMPLE_KEY), trial.number)
+        sampled: list[int] = record.actions if record else []
         actions: list[int] = []
         mask: list[bool] = []
         usable: list[bool] = []
         for i, d in enumerate(self._decisions):
-            taken = _choice_index(d, trial, i)
+            taken = _choice_index(d, trial)
             if taken is None:
-                actions.append(sampled[i] if i < len(sampled) else 0)
+                fill = sampled[i] if i < len(sampled) else 0
+                actions.append(fill if 0 <= fill < len(d.choices) else 0)
                 mask.append(False)
                 usable.append(False)
             else:
                 actions.append(taken)
                 mask.append(True)
-                usable.append(i < len(sampled) and sampled[i] == taken and i not in forced)
+                usable.append(
+                    record is not None
+                    and i < len(sampled)
+                    and sampled[i] == taken
+                    and i not in record.forced
+                    and i < len(record.log_probs)
+                    and math.isfinite(record.log_probs[i])
+                )
         if not any(mask):
             return None
-        if record is not None:
-            entropy = float(record["entropy"])
-            behaviour = [float(x) for x in record["log_probs"]]
-            on_policy = record["policy"] == self._learner.fingerprint
-        else:
+        entropy = record.entropy if record is not None else None
+        if entropy is None:
             with torch.no_grad(), single_thread():
                 _, ents, _ = self._controller.log_prob_steps(torch.tensor([actions]))
             entropy = float((ents[0] * torch.tensor(mask)).sum())
-            behaviour, on_policy = None, True
+        on_policy = record is not None and record.policy == self._learner.fingerprint
+        if record is None or not record.log_probs_finite:
+            # No usable behaviour log-probabilities: no importance correction (weight 1).
+            behaviour = None
+        else:
+            behaviour = record.log_probs
         stats = self._learner.observe(
             actions=actions,
             mask=mask,
@@ -422,7 +546,7 @@ class ENASSampler(BaseSampler):
             entropy=entropy,
             behaviour=behaviour,
             usable=usable,
-            on_policy=on_policy,
+            on_policy=on_policy or behaviour is None,
         )
         stats["trial"] = trial.number
         stats["on_policy"] = on_policy
@@ -432,6 +556,7 @@ class ENASSampler(BaseSampler):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_lock"]
+        state["_owners"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -439,7 +564,83 @@ class ENASSampler(BaseSampler):
         self._lock = threading.RLock()
 
 
-def _choice_index(decision: Decision, trial: FrozenTrial, i: int) -> int | None:
+_StudyKey = tuple[str, str, int, str]
+
+
+def _study_key(storage: BaseStorage, study_id: int, study_name: str) -> _StudyKey:
+    inner = storage._backend if isinstance(storage, _CachedStorage) else storage
+    if isinstance(inner, RDBStorage):
+        return ("rdb", str(inner.url), study_id, study_name)
+    if isinstance(inner, JournalStorage):
+        path = getattr(inner._backend, "_file_path", None)
+        if isinstance(path, str):
+            return ("journal", os.path.abspath(path), study_id, study_name)
+    return ("object", str(id(storage)), study_id, study_name)
+
+
+def _is_training_phase(trial: FrozenTrial) -> bool:
+    return trial.user_attrs.get(PHASE_KEY) == "train"
+
+
+class _Record:
+    """A checked ``enas:sample`` record."""
+
+    def __init__(
+        self,
+        actions: list[int],
+        log_probs: list[float],
+        entropy: float | None,
+        forced: set[int],
+        policy: str | None,
+    ) -> None:
+        self.actions = actions
+        self.log_probs = log_probs
+        self.log_probs_finite = all(math.isfinite(x) for x in log_probs)
+        self.entropy = entropy
+        self.forced = forced
+        self.policy = policy
+
+
+def _checked_record(raw: Any, number: int) -> _Record | None:
+    """The record if its shape is right, with non-finite numbers marked; else ``None``."""
+    if raw is None:
+        return None
+    try:
+        actions = [int(a) for a in raw["actions"]]
+        if any(not isinstance(a, int) or isinstance(a, bool) for a in raw["actions"]):
+            raise TypeError("actions must be integers")
+        log_probs = [_as_float(x) for x in raw["log_probs"]]
+        entropy = _as_float(raw["entropy"])
+        forced = {int(i) for i in raw.get("forced", [])}
+        policy = raw.get("policy")
+    except (KeyError, TypeError, ValueError) as e:
+        _logger.warning(
+            f"Trial {number} has a malformed {SAMPLE_KEY!r} record ({e}); ENASSampler learns "
+            "from its parameters without it."
+        )
+        return None
+    bad = [x for x in log_probs if not math.isfinite(x)]
+    if bad or not math.isfinite(entropy):
+        _logger.warning(
+            f"Trial {number}'s {SAMPLE_KEY!r} record holds non-finite numbers; it is not used "
+            "for importance weighting."
+        )
+    return _Record(
+        actions,
+        log_probs,
+        entropy if math.isfinite(entropy) else None,
+        forced,
+        policy if isinstance(policy, str) else None,
+    )
+
+
+def _as_float(x: Any) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(f"expected a number, got {x!r}")
+    return float(x)
+
+
+def _choice_index(decision: Decision, trial: FrozenTrial) -> int | None:
     if decision.name not in trial.params:
         return None
     if trial.distributions.get(decision.name) != decision.distribution:
@@ -449,10 +650,6 @@ def _choice_index(decision: Decision, trial: FrozenTrial, i: int) -> int | None:
         if c == value and type(c) is type(value):
             return j
     return None
-
-
-def _fresh_seed() -> int:
-    return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
 
 
 __all__ = ["ENASSampler"]

