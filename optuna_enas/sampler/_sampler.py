@@ -352,8 +352,8 @@ class ENASSampler(BaseSampler):
     def _check_objectives(self, study: Study) -> None:
         if study._is_multi_objective() and self._reward_fn is None:
             raise ValueError(
-                f"ENASSampler needs reward_fn on a multi-objective study ({len(study.directions)} "
-                "objectives): pass a scalarising reward, e.g. "
+                f"a multi-objective study ({len(study.directions)} objectives) needs "
+                "ENASSampler(reward_fn=...), a scalarising reward, e.g. "
                 "reward_fn=weighted_sum_reward([1.0, 0.5]) or "
                 "reward_fn=mnasnet_reward(target=...)."
             )
