@@ -46,6 +46,7 @@ def test_ci_fails_when_postgresql_cannot_start(tmp_path: Path) -> None:
     assert "==> pytest" not in out  # stopped before the tests
 
 
+@pytest.mark.slow  # a pytest subprocess; CI runs the slow tests
 def test_required_postgres_that_is_unreachable_fails_instead_of_skipping(tmp_path: Path) -> None:
     node = "tests/test_multiworker.py::test_four_workers_on_postgres_lose_nothing_and_all_learn_everything"  # noqa: E501
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", node]
@@ -64,3 +65,12 @@ def test_main_pytest_step_has_a_per_test_timeout_and_ci_checks_the_wheel() -> No
     assert 'step "wheel"' in script and (_REPO / "scripts" / "wheel_check.sh").is_file()
     pyproject = (_REPO / "pyproject.toml").read_text()
     assert '"pytest-timeout"' in pyproject  # the plugin behind --timeout is a dev dependency
+
+
+def test_version_is_the_installed_distributions() -> None:
+    import importlib.metadata
+
+    import optuna_enas
+
+    assert optuna_enas.__version__ == importlib.metadata.version("optuna-enas")
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", optuna_enas.__version__)

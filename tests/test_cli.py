@@ -100,6 +100,10 @@ def test_search_resume_with_other_options_is_refused(
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--seed" in err and "enas-rnn-enas" in err
     assert len(_study(searched).get_trials()) == 4
+    assert _search(searched, "--trials", "6", "--hidden-size", "16") == 2
+    err = capsys.readouterr().err
+    assert "was created with other evaluator options (evaluator=" in err and "other the" not in err
+    assert len(_study(searched).get_trials()) == 4
 
 
 def test_export_writes_json_and_fixed_arc(

@@ -251,6 +251,7 @@ def test_enas_sampler_on_macro_space_pulls_skip_probabilities_to_the_target() ->
 _TINY = ["--n-nodes", "3", "--hidden-size", "8", "--batch-size", "8", "--bptt", "8"]
 
 
+@pytest.mark.slow  # three CLI searches: about 10 s
 def test_cli_resume_gives_the_controller_of_an_uninterrupted_search(tmp_path: Path) -> None:
     once, twice = f"sqlite:///{tmp_path}/once.db", f"sqlite:///{tmp_path}/twice.db"
     assert main(["search", "--storage", once, *_TINY, "--trials", "6"]) == 0

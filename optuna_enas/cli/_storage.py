@@ -196,12 +196,19 @@ def _load_study(storage: BaseStorage, url: str, name: str | None) -> optuna.Stud
 
     names = _study_names(storage)
     if name is None:
-        if len(names) != 1:
-            listed = ", ".join(repr(n) for n in names) or "none"
+        # A search study's "<name>-derive" study (derive's results) does not count.
+        searches = [
+            n
+            for n in names
+            if not (n.endswith(_DERIVE_SUFFIX) and n[: -len(_DERIVE_SUFFIX)] in names)
+        ]
+        if len(searches) != 1:
+            listed = ", ".join(repr(n) for n in searches) or "none"
             raise UsageError(
-                f"--study-name is required: {_redact(url)!r} has {len(names)} studies ({listed})."
+                f"--study-name is required: {_redact(url)!r} has {len(searches)} studies "
+                f"({listed})."
             )
-        name = names[0]
+        name = searches[0]
     if name not in names:
         listed = ", ".join(repr(n) for n in names) or "none"
         raise UsageError(
