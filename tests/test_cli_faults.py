@@ -218,3 +218,19 @@ def test_torn_last_journal_line_is_explained(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "last line" in err and "incomplete" in err
     assert log.read_bytes() == torn  # nothing appended after the torn record
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_plain_postgresql_url_works_with_the_postgres_extra(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``postgresql://`` (no driver) with psycopg2, the driver the ``postgres`` extra installs."""
+    plain = "postgresql://" + postgres_url.split("://", 1)[1]
+    name = f"plain-{os.getpid()}-{time.monotonic_ns()}"
+    monkeypatch.chdir(tmp_path)  # a server storage's checkpoint goes to the current directory
+    argv = ["search", "--storage", plain, "--study-name", name, *_TINY, "--trials", "2"]
+    assert main(argv) == 0
+    study = optuna.load_study(study_name=name, storage=postgres_url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert default_checkpoint(plain, name).is_file()
