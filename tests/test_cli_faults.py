@@ -136,7 +136,9 @@ def test_signal_stops_like_ctrl_c_saves_the_checkpoint_and_counts_only_finished_
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=120)
     finally:
-        proc.kill()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == code, err
     lines = err.strip().splitlines()
     assert lines[-1] == "optuna-enas: interrupted; rerun the same command to continue."
@@ -234,3 +236,51 @@ def test_plain_postgresql_url_works_with_the_postgres_extra(
     study = optuna.load_study(study_name=name, storage=postgres_url)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert default_checkpoint(plain, name).is_file()
+
+
+def _guarded_study(tmp_path: Path) -> optuna.Study:
+    return optuna.create_study(storage=f"sqlite:///{tmp_path}/g.db", direction="maximize")
+
+
+def test_signal_between_trials_lets_the_trial_finish_then_stops(tmp_path: Path) -> None:
+    """A signal outside the objective (sampling, storage writes, callbacks) could leave a
+    RUNNING or half-written trial: it is noted, the trial finishes, the search stops."""
+    from optuna_enas.cli._interrupt import SignalGuard
+
+    study = _guarded_study(tmp_path)
+    guard = SignalGuard()
+
+    def kill_after_first(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.number == 0:
+            os.kill(os.getpid(), signal.SIGTERM)  # a real signal, outside the objective
+
+    with guard.installed():
+        study.optimize(
+            guard.objective(lambda t: t.suggest_float("x", 0, 1)),
+            n_trials=5,
+            callbacks=[kill_after_first, guard.callback],
+        )
+    assert guard.signal == signal.SIGTERM
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+
+
+def test_signal_inside_the_objective_fails_and_tags_the_trial(tmp_path: Path) -> None:
+    from optuna_enas.cli._interrupt import SignalGuard
+    from optuna_enas.cli._interrupt import Terminated
+
+    study = _guarded_study(tmp_path)
+    guard = SignalGuard()
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # raises Terminated right here
+            time.sleep(30)  # never reached
+        return x
+
+    with pytest.raises(Terminated), guard.installed():
+        study.optimize(guard.objective(objective), n_trials=5, callbacks=[guard.callback])
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL]
+    assert study.trials[1].user_attrs[INTERRUPTED_ATTR] is True

@@ -1,11 +1,18 @@
 """Ctrl-C and SIGTERM end a search the same way: the running trial is marked, the checkpoint saved.
 
 Schedulers and ``kill`` send SIGTERM; Python's default for it ends the process at once, with
-the trial left RUNNING and no checkpoint. While a search runs, SIGTERM raises
-:class:`Terminated` (a ``KeyboardInterrupt``) instead, so the search stops exactly as after
-Ctrl-C. The trial that was running is recorded FAIL with the user attr ``enas:interrupted``;
-it does not count toward ``--trials`` (only COMPLETE and PRUNED trials do), and Optuna's
-traceback for it is not printed.
+the trial left RUNNING and no checkpoint. While a search runs, :class:`SignalGuard` handles
+SIGTERM and SIGINT (Ctrl-C) alike:
+
+- inside the objective (training and scoring: almost all the time) the signal raises
+  :class:`Terminated` or ``KeyboardInterrupt`` at once; Optuna records the trial FAIL and the
+  guard tags it with the user attr ``enas:interrupted``;
+- anywhere else (sampling, storage writes, callbacks) an exception could leave the trial
+  RUNNING or half-written, so the signal is only noted: the trial finishes normally and the
+  search stops after it (``study.stop()``); a second signal raises at once.
+
+Interrupted trials do not count toward ``--trials`` (only COMPLETE and PRUNED trials do), and
+Optuna's traceback for them is not printed.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 
 INTERRUPTED_ATTR = "enas:interrupted"
@@ -40,46 +48,70 @@ class _DropInterruptTracebacks(logging.Filter):
         exc = record.exc_info
         if exc and exc[0] is not None and issubclass(exc[0], KeyboardInterrupt):
             return False
-        return "KeyboardInterrupt" not in record.getMessage() and (
-            "Terminated" not in record.getMessage()
-        )
+        message = record.getMessage()
+        return "KeyboardInterrupt" not in message and "Terminated" not in message
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(f"signal {signum}")
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    return Terminated(f"signal {signum}") if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-@contextmanager
-def _interrupts_as_keyboard_interrupt() -> Iterator[None]:
-    """SIGTERM raises :class:`Terminated` inside the block; interrupted trials log no traceback."""
-    log = logging.getLogger("optuna.study._optimize")
-    quiet = _DropInterruptTracebacks()
-    log.addFilter(quiet)
-    previous: Any = None
-    main = threading.current_thread() is threading.main_thread()
-    if main:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
+class SignalGuard:
+    """SIGTERM and SIGINT handling for one ``study.optimize`` (see the module docstring).
+
+    Use :meth:`installed` around ``optimize``, wrap the objective with :meth:`objective` and
+    pass :meth:`callback` among the callbacks. ``signal`` is the signal that stopped the
+    search between trials (``None``: none did).
+    """
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._in_objective = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._in_objective or self.signal is not None:
+            raise _interrupt(signum)
+        self.signal = signum  # between trials: stop after this one (callback)
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        log = logging.getLogger("optuna.study._optimize")
+        quiet = _DropInterruptTracebacks()
+        log.addFilter(quiet)
+        main = threading.current_thread() is threading.main_thread()
+        previous: dict[int, Any] = {}
         if main:
-            signal.signal(signal.SIGTERM, previous)
-        log.removeFilter(quiet)
-
-
-def _mark_interrupted(
-    objective: Callable[[optuna.Trial], Any],
-) -> Callable[[optuna.Trial], Any]:
-    """``objective`` that tags its trial with ``enas:interrupted`` when interrupted."""
-
-    def wrapped(trial: optuna.Trial) -> Any:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self._handle)
         try:
-            return objective(trial)
-        except KeyboardInterrupt:
-            try:
-                trial.set_user_attr(INTERRUPTED_ATTR, True)
-            except Exception:  # the storage is gone: the trial stays unmarked
-                pass
-            raise
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            log.removeFilter(quiet)
 
-    return wrapped
+    def objective(self, objective: Callable[[optuna.Trial], Any]) -> Callable[[optuna.Trial], Any]:
+        """``objective``, interruptible, tagging its trial ``enas:interrupted`` when stopped."""
+
+        def wrapped(trial: optuna.Trial) -> Any:
+            try:
+                self._in_objective = True
+                if self.signal is not None:  # a signal came while the trial was sampled
+                    raise _interrupt(self.signal)
+                return objective(trial)
+            except KeyboardInterrupt:
+                self._in_objective = False
+                try:
+                    trial.set_user_attr(INTERRUPTED_ATTR, True)
+                except Exception:  # the storage is gone: the trial stays unmarked
+                    pass
+                raise
+            finally:
+                self._in_objective = False
+
+        return wrapped
+
+    def callback(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Stops the search after a trial that finished while a signal was pending."""
+        if self.signal is not None:
+            study.stop()

@@ -17,9 +17,8 @@ from optuna_enas.cli._errors import PROG
 from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._errors import _one_line
 from optuna_enas.cli._errors import _redact
+from optuna_enas.cli._interrupt import SignalGuard
 from optuna_enas.cli._interrupt import Terminated
-from optuna_enas.cli._interrupt import _interrupts_as_keyboard_interrupt
-from optuna_enas.cli._interrupt import _mark_interrupted
 from optuna_enas.cli._lock import CheckpointLock
 from optuna_enas.cli._options import _build_space
 from optuna_enas.cli._options import _check_device
@@ -277,13 +276,16 @@ def _run_locked(
     interrupted, exit_code = False, 0
     try:
         if remaining > 0:
-            with _interrupts_as_keyboard_interrupt():
+            guard = SignalGuard()  # Ctrl-C and SIGTERM: a FAIL trial and a saved checkpoint
+            with guard.installed():
                 study.optimize(
-                    _mark_interrupted(callback.wrap(evaluator)),
+                    guard.objective(callback.wrap(evaluator)),
                     n_trials=remaining,
-                    callbacks=callbacks,
+                    callbacks=[*callbacks, guard.callback],
                     show_progress_bar=bar,
                 )
+            if guard.signal is not None:  # stopped between two trials
+                interrupted, exit_code = True, 128 + guard.signal
     except KeyboardInterrupt as e:
         interrupted, exit_code = True, 143 if isinstance(e, Terminated) else 130
     finally:
