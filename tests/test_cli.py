@@ -202,6 +202,7 @@ def test_compare_writes_plot_table_and_dashboard_figures(
         (["derive", "--storage", "{db}", "--n-samples", "100000000"], "--n-samples"),
         (["retrain", "--storage", "{db}", "--seed", "-1"], "--seed"),
         (["search", "--storage", "postgresql://u@127.0.0.1:1/x"], "127.0.0.1"),
+        (["search", "--controller-lr", "-1"], "--controller-lr"),
     ],
     ids=[
         "unknown-space",
@@ -226,6 +227,7 @@ def test_compare_writes_plot_table_and_dashboard_figures(
         "derive-n-samples-unbounded",
         "retrain-negative-seed",
         "plain-postgresql-url-uses-installed-driver",
+        "controller-lr-negative",
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -136,6 +136,7 @@ def _run_search(
 ) -> _Run:
     space = _build_space(args)
     evaluator_config = _evaluator_config(args, space.name)
+    _controller_config(args)  # --preset / --controller-lr: refused before anything is written
     device = _check_device(args.device)
     data = _load_data(space.name, args.data)
     # Every output path must be writable before the storage (or anything else) is written.
