@@ -152,7 +152,10 @@ class SupernetEvaluator:
         resume_from: A checkpoint to restore right away (see :meth:`load`). The space, data,
             ``supernet_kwargs``, ``batch_size`` and ``bptt`` must match it; the optimizer
             knobs, ``n_train_steps`` and the schedule may change.
-        schedule: ``"interleaved"`` or ``"phased"`` (see above).
+        schedule: ``"interleaved"`` or ``"phased"`` (see above). With
+            :class:`~optuna_enas.ENASSampler` prefer ``"phased"``: its rewards ranked the
+            ground-truth RNN cells better (BENCHMARKS.md, "Ranking fidelity"). The default stays
+            ``"interleaved"``, which works the same under every sampler.
         phase_train_trials: Training trials per phase (``"phased"``). Default: one epoch of
             training minibatches (at ``n_train_steps`` 1), as ENAS trains the shared weights
             for an epoch between controller phases (``controller_train_every=1`` in the

@@ -1,6 +1,6 @@
 """How the trials of a :class:`~optuna_enas.SupernetEvaluator` map onto ENAS's steps.
 
-ENAS alternates two phases (``src/cifar10/main.py`` lines 276-280 and ``src/ptb/main.py``
+ENAS alternates two phases (``src/cifar10/main.py`` lines 275-280 and ``src/ptb/main.py``
 lines 301-309 of melodyguan/enas): it trains the shared weights for an epoch on architectures
 the controller samples (one per minibatch), then freezes them and trains the controller on
 ``controller_train_steps * controller_num_aggregate`` fresh samples, each rewarded by its
