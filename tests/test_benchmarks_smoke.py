@@ -95,3 +95,10 @@ def test_sampler_quality_smoke(tmp_path: Path) -> None:
     assert payload["smoke"] is True
     assert {r["sampler"] for r in payload["rows"]} == {"enas", "random", "tpe", "gp"}
     assert all(r["regret"] >= 0 for r in payload["rows"])
+
+
+def test_surrogate_search_smoke_on_the_committed_ground_truth(tmp_path: Path) -> None:
+    run = _run([str(_BENCH / "surrogate_search.py"), "--smoke", "--task", "rnn"], tmp_path)
+    assert "leave-one-out Kendall tau" in run.stdout
+    for sampler in ("enas", "random", "tpe"):
+        assert f"| {sampler}" in run.stdout

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -34,12 +33,7 @@ _TINY = ["--n-nodes", "3", "--hidden-size", "8", "--batch-size", "8", "--bptt", 
 _ENV = {**os.environ, "PYTHONPATH": str(_REPO), "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _wait_until(condition: object, deadline_s: float, what: str) -> None:

@@ -17,7 +17,6 @@ purpose and runs this file to show the breakage is caught.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -42,13 +41,7 @@ SPACE = RNNCellSpace(n_nodes=4)
 FAST = ControllerConfig(lstm_size=16, n_aggregate=1, learning_rate=0.05)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # Bitwise controller equality needs one thread count (the backward pass sums by thread).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def relu_count(trial: optuna.Trial) -> float:
