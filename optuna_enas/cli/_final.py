@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import optuna
 
     from optuna_enas.spaces._search_space import Architecture
+    from optuna_enas.spaces._search_space import SearchSpace
+    from optuna_enas.training._evaluator import SupernetEvaluator
 
 
 RETRAIN_ATTR = "enas:retrain"
@@ -46,12 +48,31 @@ def _study_config(study: optuna.Study) -> dict[str, Any]:
     return config
 
 
+def _trained_evaluator(
+    study: optuna.Study, checkpoint_arg: str | None, device_arg: str | None
+) -> tuple[dict[str, Any], SearchSpace, SupernetEvaluator]:
+    """The search's config, its space and its supernet evaluator loaded from the checkpoint
+    (``--checkpoint``, else the one the search recorded)."""
+    from optuna_enas import space_from_dict
+    from optuna_enas.training._evaluator import SupernetEvaluator
+
+    config = _study_config(study)
+    space = space_from_dict(config["space"])
+    checkpoint = Path(checkpoint_arg or config["checkpoint"])
+    if not checkpoint.is_file():
+        raise UsageError(f"--checkpoint {str(checkpoint)!r} does not exist; run the search first.")
+    data = _load_data(space.name, config.get("data"))
+    try:
+        evaluator = SupernetEvaluator.load(checkpoint, data, device=_check_device(device_arg))
+    except ValueError as e:
+        raise UsageError(f"--checkpoint {str(checkpoint)!r}: {_one_line(e)}") from e
+    return config, space, evaluator
+
+
 def _cmd_derive(args: argparse.Namespace) -> int:
     from optuna_enas import ENASSampler
     from optuna_enas import derive
-    from optuna_enas import space_from_dict
     from optuna_enas.final._derive import MAX_SAMPLES
-    from optuna_enas.training._evaluator import SupernetEvaluator
 
     for flag, value in (("--n-samples", args.n_samples), ("--top-k", args.top_k)):
         if not 1 <= value <= MAX_SAMPLES:
@@ -60,16 +81,7 @@ def _cmd_derive(args: argparse.Namespace) -> int:
         check_seed_arg("--seed", args.seed)
     storage = open_storage(args.storage, must_exist=True)
     study = _load_study(storage, args.storage, args.study_name)
-    config = _study_config(study)
-    space = space_from_dict(config["space"])
-    checkpoint = Path(args.checkpoint or config["checkpoint"])
-    if not checkpoint.is_file():
-        raise UsageError(f"--checkpoint {str(checkpoint)!r} does not exist; run the search first.")
-    data = _load_data(space.name, config.get("data"))
-    try:
-        evaluator = SupernetEvaluator.load(checkpoint, data, device=_check_device(args.device))
-    except ValueError as e:
-        raise UsageError(f"--checkpoint {str(checkpoint)!r}: {_one_line(e)}") from e
+    config, space, evaluator = _trained_evaluator(study, args.checkpoint, args.device)
     source: Any
     if config["sampler"] == "enas":
         sampler = ENASSampler(space, seed=int(config["seed"]))

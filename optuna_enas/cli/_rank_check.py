@@ -9,8 +9,6 @@ from typing import Any
 
 from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._errors import _one_line
-from optuna_enas.cli._options import _check_device
-from optuna_enas.cli._options import _load_data
 from optuna_enas.cli._options import check_seed_arg
 from optuna_enas.cli._storage import CONFIG_ATTR
 from optuna_enas.cli._storage import DEFAULT_STORAGE
@@ -61,10 +59,8 @@ def add_rank_check_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _cmd_rank_check(args: argparse.Namespace) -> int:
-    from optuna_enas import space_from_dict
-    from optuna_enas.cli._final import _study_config
+    from optuna_enas.cli._final import _trained_evaluator
     from optuna_enas.final._rank_check import rank_check
-    from optuna_enas.training._evaluator import SupernetEvaluator
 
     if not 2 <= args.n_archs <= MAX_ARCHS:
         raise UsageError(f"--n-archs must be in [2, {MAX_ARCHS}], but got {args.n_archs}.")
@@ -88,16 +84,7 @@ def _cmd_rank_check(args: argparse.Namespace) -> int:
     check_writable("--output", output, directory=False)
     if args.json is not None:
         check_writable("--json", Path(args.json), directory=False)
-    config = _study_config(study)
-    space = space_from_dict(config["space"])
-    checkpoint = Path(args.checkpoint or config["checkpoint"])
-    if not checkpoint.is_file():
-        raise UsageError(f"--checkpoint {str(checkpoint)!r} does not exist; run the search first.")
-    data = _load_data(space.name, config.get("data"))
-    try:
-        evaluator = SupernetEvaluator.load(checkpoint, data, device=_check_device(args.device))
-    except ValueError as e:
-        raise UsageError(f"--checkpoint {str(checkpoint)!r}: {_one_line(e)}") from e
+    _, space, evaluator = _trained_evaluator(study, args.checkpoint, args.device)
     try:
         result = rank_check(
             evaluator,
