@@ -45,10 +45,10 @@ from benchmarks.ground_truth import CONFIGS  # noqa: E402
 from benchmarks.ground_truth import load_task_data  # noqa: E402
 from benchmarks.ground_truth import make_evaluator  # noqa: E402
 from benchmarks.ground_truth import make_space  # noqa: E402
+from benchmarks.ground_truth import make_supernet_evaluator  # noqa: E402
 from optuna_enas import Architecture  # noqa: E402
 from optuna_enas import ENASSampler  # noqa: E402
 from optuna_enas import SearchSpace  # noqa: E402
-from optuna_enas import SupernetEvaluator  # noqa: E402
 from optuna_enas import derive  # noqa: E402
 
 
@@ -103,17 +103,7 @@ def run_one(
     lower_is_better: bool,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    evaluator = SupernetEvaluator(
-        space,
-        data,
-        supernet_kwargs=config["supernet_kwargs"],
-        batch_size=config["batch_size"],
-        bptt=config["bptt"],
-        device="cpu",
-        seed=seed,
-        **config["optim"],
-        **evaluator_kwargs,
-    )
+    evaluator = make_supernet_evaluator(config, space, data, seed=seed, **evaluator_kwargs)
     sampler: optuna.samplers.BaseSampler
     if method == "enas":
         sampler = ENASSampler(space, seed=seed)

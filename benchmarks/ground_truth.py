@@ -65,6 +65,7 @@ from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
 from optuna_enas import SearchSpace
 from optuna_enas import StandaloneEvaluator
+from optuna_enas import SupernetEvaluator
 from optuna_enas.data import EOS
 from optuna_enas.data import UNK
 from optuna_enas.data import Corpus
@@ -258,6 +259,28 @@ def make_evaluator(
         device="cpu",
         seed=config["base_seed"],
         **config["optim"],
+    )
+
+
+def make_supernet_evaluator(
+    config: dict[str, Any],
+    space: SearchSpace,
+    data: Corpus | ImageData,
+    *,
+    seed: int,
+    **evaluator_kwargs: Any,
+) -> SupernetEvaluator:
+    """A shared-weight supernet of exactly the ground truth's child model, data and optimizer."""
+    return SupernetEvaluator(
+        space,
+        data,
+        supernet_kwargs=config["supernet_kwargs"],
+        batch_size=config["batch_size"],
+        bptt=config["bptt"],
+        device="cpu",
+        seed=seed,
+        **config["optim"],
+        **evaluator_kwargs,
     )
 
 

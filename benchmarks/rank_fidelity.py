@@ -148,18 +148,8 @@ def run_one(
     kwargs: dict[str, Any] = {}
     if schedule == "phased":
         kwargs = {"phase_train_trials": args.phase_train, "phase_score_trials": args.phase_score}
-    ev = SupernetEvaluator(
-        space,
-        data,
-        supernet_kwargs=config["supernet_kwargs"],
-        batch_size=config["batch_size"],
-        bptt=config["bptt"],
-        device="cpu",
-        seed=args.seed,
-        schedule=schedule,  # type: ignore[arg-type]
-        warmup_steps=warmup,
-        **kwargs,
-        **config["optim"],
+    ev = gt.make_supernet_evaluator(
+        config, space, data, seed=args.seed, schedule=schedule, warmup_steps=warmup, **kwargs
     )
     task_state = ev._trainer.task
     n_valid = gt_valid_batches(task_state)
