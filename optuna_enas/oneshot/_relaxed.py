@@ -1,0 +1,252 @@
+"""The one-shot contract: the base class of the relaxed (continuous) supernets.
+
+A relaxed supernet holds two disjoint sets of parameters: the *weights*, laid out like the
+discrete ENAS supernet of the same space wherever the math allows (so that
+:meth:`RelaxedSupernet.discrete_state_dict` can hand them to
+:func:`~optuna_enas.training._trainer.build_supernet`'s model), and the *architecture
+parameters*, kept in the :class:`~torch.nn.ParameterDict` :attr:`RelaxedSupernet.arch`:
+
+* ``"darts"`` (Liu, Simonyan and Yang, ICLR 2019, Sec. 2.2): logits ``alpha``; each edge mixes
+  its candidate ops with ``softmax(alpha)``, the candidates including a zero op where the space
+  allows the edge to vanish;
+* ``"dsonas"`` (Zhang et al., 2018, "You Only Search Once", Sec. 3): raw scaling factors
+  ``lambda`` multiplying each connection (and each op where the space has an op choice); a
+  ``lambda`` that is exactly 0 removes its term exactly.
+
+The forward pass has the signature of the discrete supernet with ``arch`` ignored (it must be
+``None``), so :class:`~optuna_enas.training._tasks.LMTask` and
+:class:`~optuna_enas.training._tasks.ImageTask` train and score a relaxed supernet unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Literal
+
+import torch
+from torch import nn
+
+from optuna_enas.spaces._search_space import Architecture
+from optuna_enas.spaces._search_space import SearchSpace
+
+
+if TYPE_CHECKING:
+    from optuna_enas.data._corpus import Corpus
+    from optuna_enas.data._images import ImageData
+
+
+Relaxation = Literal["darts", "dsonas"]
+RELAXATIONS: tuple[Relaxation, ...] = ("darts", "dsonas")
+ARCH_PREFIX = "arch."
+"""State-dict prefix of the architecture parameters (``alpha`` / ``lambda``)."""
+
+
+def check_relaxation(value: Any) -> Relaxation:
+    """``value`` if it is ``"darts"`` or ``"dsonas"``; a ValueError naming it otherwise."""
+    if value not in RELAXATIONS:
+        raise ValueError(f"relaxation must be one of {list(RELAXATIONS)}, but got {value!r}.")
+    return value
+
+
+def check_arch_none(arch: object) -> None:
+    """The relaxed forward takes ``arch`` only for signature compatibility: it must be None."""
+    if arch is not None:
+        raise ValueError(
+            "a relaxed supernet mixes every architecture; arch must be None, but got "
+            f"{arch!r} (score a derived architecture with the discrete supernet)."
+        )
+
+
+def normalized_entropy(p: torch.Tensor) -> float:
+    """Entropy of the distribution ``p`` (non-negative, summing to 1) divided by ``log(len)``.
+
+    A one-entry distribution, or an all-zero vector (every ``lambda`` of a node pruned), has
+    entropy 0.
+    """
+    p = p.detach().double().flatten()
+    n = p.numel()
+    total = float(p.sum())
+    if n < 2 or total <= 0.0:
+        return 0.0
+    p = p / total
+    nz = p[p > 0]
+    return float(-(nz * nz.log()).sum()) / math.log(n)
+
+
+def abs_distribution(values: torch.Tensor) -> torch.Tensor:
+    """``|values| / sum |values|`` (all zeros when every entry is 0): a DSO-NAS node's mix."""
+    a = values.detach().abs()
+    total = a.sum()
+    return a / total if float(total) > 0.0 else a
+
+
+class RelaxedSupernet(nn.Module):
+    """Base class of the relaxed supernets of the three ENAS spaces (issue #14's contract).
+
+    Subclasses put every architecture parameter into :attr:`arch` and implement
+    :meth:`derive`, :meth:`arch_tables`, :meth:`_distributions`, :meth:`_param_free_share`
+    and, for ``"dsonas"``, :meth:`sparse_groups`; they override :meth:`discrete_state_dict`
+    where their weight names differ from the discrete supernet's.
+
+    Attributes:
+        space: The search space (an ``RNNCellSpace``, ``MicroSpace`` or ``MacroSpace``).
+        relaxation: ``"darts"`` or ``"dsonas"``.
+        arch: The architecture parameters, by name.
+    """
+
+    space: SearchSpace
+    relaxation: Relaxation
+
+    def __init__(self, space: SearchSpace, relaxation: Relaxation) -> None:
+        super().__init__()
+        self.space = space
+        self.relaxation = check_relaxation(relaxation)
+        self.arch = nn.ParameterDict()
+
+    # -- the two parameter sets ------------------------------------------------------------------
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """``alpha`` (darts) or ``lambda`` (dsonas), in a fixed order; disjoint from weights."""
+        return [p for p in self.arch.values() if isinstance(p, nn.Parameter)]
+
+    def named_arch_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """``(name, parameter)`` pairs of :meth:`arch_parameters` (names without the prefix)."""
+        return [(k, p) for k, p in self.arch.items() if isinstance(p, nn.Parameter)]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Every parameter that is not an architecture parameter."""
+        arch = {id(p) for p in self.arch_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    # -- what the relaxation currently encodes ---------------------------------------------------
+    def derive(self) -> Architecture:
+        """The discrete architecture of :attr:`space` the architecture parameters encode."""
+        raise NotImplementedError
+
+    def arch_tables(self) -> dict[str, list[list[float]]]:
+        """Named tables of the architecture weights (softmaxed for darts, raw for dsonas)."""
+        raise NotImplementedError
+
+    def _distributions(self) -> list[torch.Tensor]:
+        """The per-edge / per-node distributions whose mean normalised entropy is reported."""
+        raise NotImplementedError
+
+    def _param_free_share(self, arch: Architecture) -> float:
+        """Share of parameter-free ops (identity, pooling) among the ops of ``arch``."""
+        raise NotImplementedError
+
+    def _summary_extra(self, arch: Architecture) -> dict[str, float]:
+        """More summary entries of a subclass (e.g. fallbacks used by :meth:`derive`)."""
+        return {}
+
+    def arch_summary(self) -> dict[str, float]:
+        """Summaries for trial user attrs.
+
+        ``entropy``: mean normalised entropy of the per-edge (darts) or per-node (dsonas,
+        ``|lambda|`` normalised) distributions, in ``[0, 1]``; ``sparsity``: share of the
+        architecture entries that are exactly 0; ``param_free_share``: share of
+        parameter-free ops among the ops of :meth:`derive`; plus subclass entries.
+        """
+        dists = self._distributions()
+        entropy = sum(normalized_entropy(d) for d in dists) / max(len(dists), 1)
+        params = self.arch_parameters()
+        n = sum(p.numel() for p in params)
+        zeros = sum(int((p.detach() == 0).sum()) for p in params)
+        arch = self.derive()
+        out = {
+            "entropy": float(entropy),
+            "sparsity": zeros / n if n else 0.0,
+            "param_free_share": float(self._param_free_share(arch)),
+        }
+        out.update(self._summary_extra(arch))
+        return out
+
+    def sparse_groups(self) -> list[tuple[nn.Parameter, torch.Tensor]]:
+        """dsonas: each ``lambda`` with a same-shape tensor of the FLOPs its entries gate.
+
+        The FLOPs (multiply-adds counted as 2) are per example (per token for the RNN), on the
+        parameter's device and dtype, for the FLOPs-adaptive penalty of DSO-NAS (Sec. 3.3).
+        darts returns ``[]``.
+        """
+        return []
+
+    # -- weight transfer -------------------------------------------------------------------------
+    def discrete_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights under the discrete supernet's names, detached.
+
+        ``build_supernet(space, data, kwargs, g).load_state_dict(sd, strict=False)`` then
+        gives the discrete supernet these weights, so the existing evaluators score
+        :meth:`derive` with inherited weights. This default drops the architecture
+        parameters and keeps every other name; subclasses remap differing names.
+        """
+        return {
+            k: v.detach() for k, v in self.state_dict().items() if not k.startswith(ARCH_PREFIX)
+        }
+
+
+def build_relaxed(
+    space: SearchSpace,
+    data: Corpus | ImageData,
+    *,
+    relaxation: Relaxation,
+    generator: torch.Generator,
+    **supernet_kwargs: Any,
+) -> RelaxedSupernet:
+    """The relaxed supernet of ``space`` sized for ``data`` (as ``build_supernet`` sizes it).
+
+    ``supernet_kwargs`` are the discrete supernet's keyword arguments (``hidden_size``,
+    ``n_filters``, ...), so the same dict builds both and the weight layouts agree.
+
+    Raises:
+        ValueError: ``space`` is not an ENAS space, ``relaxation`` is unknown, or a keyword
+            disagrees with ``data``.
+    """
+    from optuna_enas.data._corpus import Corpus
+    from optuna_enas.spaces._enas import MacroSpace
+    from optuna_enas.spaces._enas import MicroSpace
+    from optuna_enas.spaces._enas import RNNCellSpace
+    from optuna_enas.spaces._kinds import kind_of
+    from optuna_enas.training._tasks import default_data
+
+    kind_of(space)  # a ValueError for a space without a supernet
+    relaxation = check_relaxation(relaxation)
+    data = default_data(space, data)
+    kw = dict(supernet_kwargs)
+    derived: dict[str, Any]
+    if isinstance(data, Corpus):
+        derived = {"vocab_size": data.vocab_size}
+    else:
+        derived = {"in_channels": data.in_channels, "n_classes": data.n_classes}
+    for key, value in derived.items():
+        if kw.setdefault(key, value) != value:
+            raise ValueError(
+                f"supernet_kwargs[{key!r}]={kw[key]!r} disagrees with the data ({value!r})."
+            )
+    if isinstance(space, RNNCellSpace):
+        from optuna_enas.oneshot._relaxed_rnn import RelaxedRNNSupernet
+
+        return RelaxedRNNSupernet(space, relaxation=relaxation, generator=generator, **kw)
+    image_size = tuple(int(s) for s in data.train_x.shape[2:])  # type: ignore[union-attr]
+    if isinstance(space, MacroSpace):
+        from optuna_enas.oneshot._relaxed_cnn import RelaxedMacroSupernet
+
+        return RelaxedMacroSupernet(
+            space, relaxation=relaxation, generator=generator, image_size=image_size, **kw
+        )
+    assert isinstance(space, MicroSpace)
+    from optuna_enas.oneshot._relaxed_cnn import RelaxedMicroSupernet
+
+    return RelaxedMicroSupernet(
+        space, relaxation=relaxation, generator=generator, image_size=image_size, **kw
+    )
+
+
+__all__ = [
+    "ARCH_PREFIX",
+    "RELAXATIONS",
+    "Relaxation",
+    "RelaxedSupernet",
+    "build_relaxed",
+    "check_relaxation",
+]
