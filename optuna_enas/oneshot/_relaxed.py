@@ -148,7 +148,8 @@ class RelaxedSupernet(nn.Module):
         architecture entries that are exactly 0; ``param_free_share``: share of
         parameter-free ops among the ops of :meth:`derive`; plus subclass entries.
         """
-        dists = self._distributions()
+        # A one-entry distribution (node 1's single input) says nothing: left out of the mean.
+        dists = [d for d in self._distributions() if d.numel() >= 2]
         entropy = sum(normalized_entropy(d) for d in dists) / max(len(dists), 1)
         params = self.arch_parameters()
         n = sum(p.numel() for p in params)
