@@ -24,6 +24,7 @@ import math
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
+from typing import cast
 
 import torch
 from torch import nn
@@ -108,11 +109,12 @@ class RelaxedSupernet(nn.Module):
     # -- the two parameter sets ------------------------------------------------------------------
     def arch_parameters(self) -> list[nn.Parameter]:
         """``alpha`` (darts) or ``lambda`` (dsonas), in a fixed order; disjoint from weights."""
-        return [p for p in self.arch.values() if isinstance(p, nn.Parameter)]
+        # Under torch.func.functional_call the entries are plain tensors: no isinstance filter.
+        return [cast(nn.Parameter, p) for p in self.arch.values()]
 
     def named_arch_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """``(name, parameter)`` pairs of :meth:`arch_parameters` (names without the prefix)."""
-        return [(k, p) for k, p in self.arch.items() if isinstance(p, nn.Parameter)]
+        return [(k, cast(nn.Parameter, p)) for k, p in self.arch.items()]
 
     def weight_parameters(self) -> list[nn.Parameter]:
         """Every parameter that is not an architecture parameter."""
