@@ -17,6 +17,9 @@ from optuna_enas._lazy import lazy_exports
 
 
 _EXPORTS = {
+    "PARAM_FREE_OPS": "optuna_enas.oneshot._mixed",
+    "RELAXATIONS": "optuna_enas.oneshot._relaxed",
+    "Relaxation": "optuna_enas.oneshot._relaxed",
     "RelaxedSupernet": "optuna_enas.oneshot._relaxed",
     "build_relaxed": "optuna_enas.oneshot._relaxed",
     "RelaxedRNNSupernet": "optuna_enas.oneshot._relaxed_rnn",
@@ -27,6 +30,9 @@ _EXPORTS = {
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
+    from optuna_enas.oneshot._mixed import PARAM_FREE_OPS as PARAM_FREE_OPS
+    from optuna_enas.oneshot._relaxed import RELAXATIONS as RELAXATIONS
+    from optuna_enas.oneshot._relaxed import Relaxation as Relaxation
     from optuna_enas.oneshot._relaxed import RelaxedSupernet as RelaxedSupernet
     from optuna_enas.oneshot._relaxed import build_relaxed as build_relaxed
     from optuna_enas.oneshot._relaxed_cnn import RelaxedMacroSupernet as RelaxedMacroSupernet
