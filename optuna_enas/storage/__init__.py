@@ -1,8 +1,19 @@
-"""Durable, fast storage for long searches: an in-memory study mirrored to a journal file."""
+"""Durable, fast storage for long searches: one write per trial (BatchedStorage), or an in-memory
+study mirrored to a journal file (TrialMirror)."""
 
+from optuna_enas.storage._batched import BatchedStorage
+from optuna_enas.storage._batched import configure_sqlite
+from optuna_enas.storage._batched import fail_running_trials
 from optuna_enas.storage._mirror import TrialMirror
 from optuna_enas.storage._mirror import load_study_in_memory
 from optuna_enas.storage._url import storage_url
 
 
-__all__ = ["TrialMirror", "load_study_in_memory", "storage_url"]
+__all__ = [
+    "BatchedStorage",
+    "TrialMirror",
+    "configure_sqlite",
+    "fail_running_trials",
+    "load_study_in_memory",
+    "storage_url",
+]
