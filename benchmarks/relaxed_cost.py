@@ -1,0 +1,219 @@
+"""The cost of a relaxed (DARTS / DSO-NAS) supernet against the discrete ENAS one (issue #14).
+
+At the CLI's default sizes (``optuna-enas search`` without size flags: RNN 6 nodes, hidden 32,
+batch 32, BPTT 20 on the embedded corpus; micro 3 nodes, 8 filters, 2 normal cells; macro 6
+layers, 8 filters; batch 32 on digits), for the discrete supernet (a new uniformly random
+architecture every step, as ENAS trains it) and the two relaxations, this measures:
+
+* parameters: weights and architecture parameters;
+* seconds per training step (``task.train_loss`` forward, backward, no optimizer), the median
+  over ``--steps`` steps after ``--warmup``, the three variants of a space interleaved step by
+  step in one process (so that other processes' load hits them alike);
+* the activations saved for the backward pass of one step (every tensor autograd saves,
+  counted once per storage, via ``torch.autograd.graph.saved_tensors_hooks``): exact and
+  independent of the allocator;
+* peak RSS of the process minus its RSS before its one step (``ru_maxrss``; each
+  configuration runs in a fresh subprocess so that the peak is its own).
+
+Each configuration runs with one torch thread. Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/relaxed_cost.py            # about a minute
+    OMP_NUM_THREADS=1 python benchmarks/relaxed_cost.py --steps 3  # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_info  # noqa: E402
+from _common import print_table  # noqa: E402
+from _common import write_json  # noqa: E402
+
+
+_DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "relaxed_cost.json"
+SPACES = ("rnn", "micro", "macro")
+VARIANTS = ("discrete", "darts", "dsonas")
+# optuna_enas/cli/_parser.py and _options.py defaults.
+_CLI = {
+    "rnn": {"size": 6, "kwargs": {"embed_size": 32, "hidden_size": 32}},
+    "micro": {"size": 3, "kwargs": {"n_filters": 8, "n_layers": 2}},
+    "macro": {"size": 6, "kwargs": {"n_filters": 8}},
+}
+BATCH_SIZE = 32
+BPTT = 20
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mib() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _build(space_name: str, variant: str) -> tuple[Any, Any, Any]:
+    import torch
+
+    from optuna_enas.oneshot import build_relaxed
+    from optuna_enas.spaces import make_space
+    from optuna_enas.training._tasks import default_data
+    from optuna_enas.training._tasks import make_task
+    from optuna_enas.training._trainer import build_supernet
+
+    cfg = _CLI[space_name]
+    key = "n_layers" if space_name == "macro" else "n_nodes"
+    space = make_space(space_name, **{key: cfg["size"]})
+    data = default_data(space, None)
+    gen = torch.Generator().manual_seed(0)
+    kwargs = dict(cfg["kwargs"])
+    if variant == "discrete":
+        model = build_supernet(space, data, kwargs, gen)
+    else:
+        model = build_relaxed(space, data, relaxation=variant, generator=gen, **kwargs)
+    task = make_task(data, batch_size=BATCH_SIZE, bptt=BPTT, device=torch.device("cpu"))
+    model.train()
+    return space, model, task
+
+
+def _step(variant: str, space: Any, model: Any, task: Any, rng: Any) -> None:
+    arch = space.sample_uniform(rng) if variant == "discrete" else None
+    loss = task.train_loss(model, arch, rng)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+
+
+def memory_worker(space_name: str, variant: str) -> dict[str, Any]:
+    """Parameters, saved activations and peak RSS of one step, in a process of its own."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    space, model, task = _build(space_name, variant)
+    arch_params = [] if variant == "discrete" else model.arch_parameters()
+    n_arch = sum(p.numel() for p in arch_params)
+    n_weights = sum(p.numel() for p in model.parameters()) - n_arch
+    rng = np.random.default_rng(0)
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        try:
+            storage = t.untyped_storage()
+            saved[storage.data_ptr()] = storage.nbytes()
+        except RuntimeError:
+            pass
+        return t
+
+    rss_before = _rss_mib()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        _step(variant, space, model, task, rng)
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    return {
+        "space": space_name,
+        "variant": variant,
+        "n_weights": n_weights,
+        "n_arch": n_arch,
+        "saved_activations_mib": sum(v for k, v in saved.items() if k not in params) / 2**20,
+        "peak_rss_increase_mib": _peak_rss_mib() - rss_before,
+    }
+
+
+def time_worker(space_name: str, steps: int, warmup: int) -> dict[str, dict[str, float]]:
+    """Seconds per step of the three variants, interleaved step by step in one process, so
+    that the load of other processes hits them alike."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    built = {v: _build(space_name, v) for v in VARIANTS}
+    rngs = {v: np.random.default_rng(0) for v in VARIANTS}
+    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for i in range(warmup + steps):
+        for v in VARIANTS:
+            t0 = time.perf_counter()
+            _step(v, *built[v], rngs[v])
+            if i >= warmup:
+                times[v].append(time.perf_counter() - t0)
+    return {
+        v: {"step_s": statistics.median(t), "step_s_min": min(t), "steps": len(t)}
+        for v, t in times.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=SPACES)
+    parser.add_argument("--json", default=str(_DEFAULT_JSON))
+    parser.add_argument("--worker", nargs=2, metavar=("KIND", "ARG"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        kind, arg = args.worker
+        if kind == "time":
+            print(json.dumps(time_worker(arg, args.steps, args.warmup)))
+        else:
+            print(json.dumps(memory_worker(*arg.split(":"))))
+        return
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(*extra: str) -> Any:
+        cmd = [sys.executable, __file__, "--steps", str(args.steps)]
+        cmd += ["--warmup", str(args.warmup), "--worker", *extra]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    rows = []
+    for space_name in args.spaces:
+        timing = run("time", space_name)
+        for variant in VARIANTS:
+            rows.append({**run("memory", f"{space_name}:{variant}"), **timing[variant]})
+            print(f"{space_name} {variant}: {rows[-1]['step_s']:.4f} s/step", flush=True)
+    base = {r["space"]: r for r in rows if r["variant"] == "discrete"}
+    for r in rows:
+        b = base[r["space"]]
+        r["step_x"] = r["step_s"] / b["step_s"]
+        r["weights_x"] = r["n_weights"] / b["n_weights"]
+        r["saved_x"] = r["saved_activations_mib"] / b["saved_activations_mib"]
+    print()
+    print_table(
+        rows,
+        [
+            "space",
+            "variant",
+            "n_weights",
+            "n_arch",
+            "step_s",
+            "step_x",
+            "saved_activations_mib",
+            "saved_x",
+            "peak_rss_increase_mib",
+        ],
+    )
+    write_json(
+        args.json,
+        {
+            "machine": machine_info(),
+            "batch_size": BATCH_SIZE,
+            "bptt": BPTT,
+            "cli_defaults": _CLI,
+            "rows": rows,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
