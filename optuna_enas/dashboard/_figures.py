@@ -29,6 +29,8 @@ STATS_KEY = "enas:stats"  # optuna_enas.sampler._sampler.STATS_KEY
 _DERIVE_TAG = "derive"  # optuna_enas.final._derive.DERIVE_TAG (not imported: it pulls in torch)
 _FIGURE_BEST = "enas-best-so-far"
 _FIGURE_CONTROLLER = "enas-controller"
+_FIGURE_ONESHOT = "enas-oneshot-arch"
+_ONESHOT_SUMMARIES = ("entropy", "sparsity", "param_free_share")
 
 
 def _search_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -240,7 +242,126 @@ def save_study_figures(study: optuna.Study, *, metric: str = "value") -> list[st
         fig = plot_controller_stats(study)
         save_plotly_graph_object(study, fig, graph_object_id=_FIGURE_CONTROLLER)
         saved.append(_FIGURE_CONTROLLER)
+    if oneshot_history(study):
+        save_plotly_graph_object(study, plot_arch_weights(study), graph_object_id=_FIGURE_ONESHOT)
+        saved.append(_FIGURE_ONESHOT)
     return saved
+
+
+# -- one-shot searches (DARTS, DSO-NAS) ---------------------------------------------------------
+def oneshot_history(study: optuna.Study, method: str | None = None) -> list[dict[str, Any]]:
+    """Per epoch of a one-shot search: ``{"trial", "epoch", "method", "tables", summaries}``.
+
+    Reads the trials :func:`optuna_enas.oneshot._record.record_epoch` wrote (system attr
+    ``enas:method``, user attrs ``epoch``, ``arch_tables`` and the summaries), of ``method``
+    only if given, ordered by trial number.
+    """
+    import json
+
+    from optuna_enas.oneshot._record import TABLES_KEY
+    from optuna_enas.oneshot._record import method_trials
+
+    rows = []
+    for t in method_trials(study, method):
+        try:
+            tables = json.loads(t.user_attrs.get(TABLES_KEY, "{}"))
+        except (TypeError, ValueError):
+            tables = {}
+        row: dict[str, Any] = {
+            "trial": t.number,
+            "epoch": t.user_attrs.get("epoch", t.number),
+            "method": t.system_attrs.get("enas:method"),
+            "tables": tables if isinstance(tables, dict) else {},
+        }
+        for key in _ONESHOT_SUMMARIES:
+            value = t.user_attrs.get(key)
+            row[key] = float(value) if isinstance(value, (int, float)) else None
+        rows.append(row)
+    return rows
+
+
+def plot_arch_weights(study: optuna.Study, *, method: str | None = None) -> go.Figure:
+    """Alpha (softmaxed, DARTS) or lambda (DSO-NAS) entries and their summaries over epochs.
+
+    Top: one line per architecture entry (``table[row][column]`` of the supernet's
+    ``arch_tables``), coloured by table. Bottom: the mean normalised entropy, the sparsity
+    (share of entries exactly 0) and the derived architecture's share of parameter-free ops
+    (the collapse indicator).
+
+    Raises:
+        ValueError: The study holds no one-shot trials (of ``method``).
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows = oneshot_history(study, method)
+    if not rows:
+        raise ValueError(
+            f"study {study.study_name!r} has no trials recorded by a one-shot searcher"
+            + ("" if method is None else f" of method {method!r}")
+            + "."
+        )
+    methods = sorted({str(r["method"]) for r in rows})
+    x = [r["epoch"] if len(methods) == 1 else r["trial"] for r in rows]
+    x_title = "epoch" if len(methods) == 1 else "trial"
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.1,
+        subplot_titles=("architecture weights (alpha softmaxed / lambda)", "summaries"),
+    )
+    names: list[str] = []
+    for r in rows:
+        for name in r["tables"]:
+            if name not in names:
+                names.append(name)
+    for k, name in enumerate(names):
+        color = SERIES_COLORS[k % len(SERIES_COLORS)]
+        shape = next((r["tables"][name] for r in rows if name in r["tables"]), [])
+        for i, row in enumerate(shape):
+            for j in range(len(row)):
+                y = []
+                for r in rows:
+                    table = r["tables"].get(name)
+                    try:
+                        y.append(float(table[i][j]))
+                    except (TypeError, IndexError, ValueError):
+                        y.append(None)
+                fig.add_trace(
+                    go.Scatter(
+                        x=x,
+                        y=y,
+                        mode="lines",
+                        name=name,
+                        legendgroup=name,
+                        showlegend=i == 0 and j == 0,
+                        hovertemplate=f"{name}[{i}][{j}]: %{{y:.4g}}<extra></extra>",
+                        line={"color": color, "width": 1},
+                    ),
+                    row=1,
+                    col=1,
+                )
+    for k, key in enumerate(_ONESHOT_SUMMARIES):
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=[r[key] for r in rows],
+                mode="lines+markers",
+                name=key,
+                line={"color": SERIES_COLORS[(k + 3) % len(SERIES_COLORS)], "width": 2},
+            ),
+            row=2,
+            col=1,
+        )
+    fig.update_layout(
+        title=f"One-shot search ({', '.join(methods)}; {study.study_name})",
+        template="plotly_white",
+    )
+    fig.update_yaxes(title_text="weight", row=1, col=1)
+    fig.update_yaxes(title_text="share", range=[0, 1.05], row=2, col=1)
+    fig.update_xaxes(title_text=x_title, row=2, col=1)
+    return fig
 
 
 # -- comparisons (several samplers x seeds) ----------------------------------------------------

@@ -118,6 +118,8 @@ class APG(torch.optim.Optimizer):
                     p.clamp_(min=0.0)
                 mask = state.get("pruned")
                 if mask is not None:
+                    # load_state_dict casts state tensors to the parameter's dtype
+                    mask = mask.to(torch.bool)
                     p.masked_fill_(mask, 0.0)
                     v.masked_fill_(mask, 0.0)
         return loss
@@ -132,7 +134,7 @@ class APG(torch.optim.Optimizer):
                 mask = p == 0
                 old = state.get("pruned")
                 if old is not None:
-                    mask |= old
+                    mask |= old.to(torch.bool)
                 state["pruned"] = mask
                 if "velocity" in state:
                     state["velocity"].masked_fill_(mask, 0.0)
@@ -142,7 +144,7 @@ class APG(torch.optim.Optimizer):
     def n_pruned(self) -> int:
         """Entries frozen at 0 by :meth:`prune_zeros`."""
         return sum(
-            int(self.state[p]["pruned"].sum())
+            int(self.state[p]["pruned"].to(torch.bool).sum())
             for group in self.param_groups
             for p in group["params"]
             if "pruned" in self.state[p]
