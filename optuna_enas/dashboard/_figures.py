@@ -318,10 +318,10 @@ def plot_arch_weights(study: optuna.Study, *, method: str | None = None) -> go.F
                 names.append(name)
     for k, name in enumerate(names):
         color = SERIES_COLORS[k % len(SERIES_COLORS)]
-        shape = next((r["tables"][name] for r in rows if name in r["tables"]), [])
+        shape: list[list[Any]] = next((r["tables"][name] for r in rows if name in r["tables"]), [])
         for i, row in enumerate(shape):
             for j in range(len(row)):
-                y = []
+                y: list[float | None] = []
                 for r in rows:
                     table = r["tables"].get(name)
                     try:
