@@ -15,18 +15,20 @@ batch norms and classifiers, under the same names, so
   exact zero removes the whole input) and one per op on it (DSO-NAS Sec. 3.1, scaling factors
   on every connection of the fully connected block).
 
-Each relaxed edge owns one module per op; the discrete supernet has two input slots per block,
-each with its own modules per (input, op); :meth:`RelaxedMicroSupernet.discrete_state_dict`
-copies the edge's modules into *both* slots, so the derived architecture inherits the trained
-weights whichever slot an input lands in. The cell output is ReLU, the 1x1 convolution with the
-shared ``(C, (B + 2) C)`` ``out_weight`` and batch norm over the concatenation of *all*
-``B + 2`` states (DARTS concatenates the intermediate nodes, ``states[-multiplier:]``; the
-discrete cell concatenates its loose ends, which may include the cell inputs, so every slice of
-``out_weight`` is trained here). Derivation: DARTS ``genotype()._parse`` (lines 135-152): per
-block the two inputs with the largest non-zero op weight, each with its strongest op; dsonas the
-same on ``|lambda_in * lambda_op|``, inputs whose factors are all 0 excluded; a block with fewer
-than two surviving inputs is filled with the previous state (index ``b + 1``) and the first op,
-counted in ``arch_summary()["derive_fallbacks"]``.
+DARTS follows every pooling op of a mixture with a parameter-free batch norm (``MixedOp``, lines
+17-18); the ops here are the discrete supernet's as they are, so that each term of a mixture is the
+term the derived network computes. Each relaxed edge owns one module per op; the discrete supernet
+has two input slots per block, each with its own modules per (input, op);
+:meth:`RelaxedMicroSupernet.discrete_state_dict` copies the edge's modules into *both* slots, so
+the derived architecture inherits the trained weights whichever slot an input lands in. The cell
+output is ReLU, the 1x1 convolution with the shared ``(C, (B + 2) C)`` ``out_weight`` and batch
+norm over the concatenation of *all* ``B + 2`` states (DARTS concatenates the intermediate nodes,
+``states[-multiplier:]``; the discrete cell concatenates its loose ends, which may include the cell
+inputs, so every slice of ``out_weight`` is trained here). Derivation: DARTS ``genotype()._parse``
+(lines 135-152): per block the two inputs with the largest non-zero op weight, each with its
+strongest op; dsonas the same on ``|lambda_in * lambda_op|``, inputs whose factors are all 0
+excluded; a block with fewer than two surviving inputs is filled with the previous state (index ``b
++ 1``) and the first op, counted in ``arch_summary()["derive_fallbacks"]``.
 
 **Macro** (:class:`RelaxedMacroSupernet`). Layer ``i`` applies every op of the space to the
 previous layer's output and mixes them (darts: ``softmax(alpha_ops[i])``, no zero op: a layer
