@@ -27,8 +27,8 @@ norm over the concatenation of *all* ``B + 2`` states (DARTS concatenates the in
 inputs, so every slice of ``out_weight`` is trained here). Derivation: DARTS ``genotype()._parse``
 (lines 135-152): per block the two inputs with the largest non-zero op weight, each with its
 strongest op; dsonas the same on ``|lambda_in * lambda_op|``, inputs whose factors are all 0
-excluded; a block with fewer than two surviving inputs is filled with the previous state (index ``b
-+ 1``) and the first op, counted in ``arch_summary()["derive_fallbacks"]``.
+excluded; a block with fewer than two surviving inputs is filled with the previous state
+(index ``b + 1``) and the first op, counted in ``arch_summary()["derive_fallbacks"]``.
 
 **Macro** (:class:`RelaxedMacroSupernet`). Layer ``i`` applies every op of the space to the
 previous layer's output and mixes them (darts: ``softmax(alpha_ops[i])``, no zero op: a layer
