@@ -37,6 +37,7 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from optuna_enas._validation import check_fraction
 from optuna_enas._validation import check_int
@@ -44,7 +45,7 @@ from optuna_enas.spaces._enas import RNNCellSpace
 from optuna_enas.spaces._search_space import Architecture
 
 
-_CHUNK_STEPS = 8  # steps whose weight gradients the backward pass accumulates in one matmul
+_PACK_MIN_STEPS = 4  # shorter sequences multiply by each weight too rarely to pack it
 
 
 @dataclass(frozen=True)
@@ -53,19 +54,83 @@ class _CellPlan:
     activations: tuple[str, ...]
     loose_ends: tuple[int, ...]
     max_norm: float | None = None  # rescale each row of the cell output to this L2 norm at most
+    matmul_dtype: torch.dtype | None = None  # None: the weights' dtype; else e.g. bfloat16
 
 
-def _activate_(name: str, s: torch.Tensor, hidden: int) -> None:
-    """In place: the gate half of ``s`` through a sigmoid, the candidate half through ``name``."""
+_PACK_OK: dict[torch.dtype, bool] = {}
+
+
+def _can_pack(weight: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether oneDNN's packed linear (``torch.ops.mkldnn``) works here for ``dtype``.
+
+    Probed once per dtype on a tiny product; any failure (a torch build without oneDNN, an
+    operator that changed) falls back to ``torch.mm``.
+    """
+    if weight.device.type != "cpu" or dtype not in (torch.float32, torch.bfloat16):
+        return False
+    if dtype not in _PACK_OK:
+        ok = False
+        try:
+            if torch.backends.mkldnn.is_available():
+                w = torch.linspace(-1.0, 1.0, 12).view(3, 4).to(dtype)
+                x = torch.linspace(0.5, -0.5, 6).view(2, 3).to(dtype)
+                packed = torch.ops.mkldnn._reorder_linear_weight(w.t().contiguous(), 2)
+                y = torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+                ok = bool(torch.allclose(y.float(), (x @ w).float(), rtol=1e-2, atol=1e-2))
+        except (AttributeError, NotImplementedError, RuntimeError):
+            ok = False
+        _PACK_OK[dtype] = ok
+    return _PACK_OK[dtype]
+
+
+class _Right:
+    """Right multiplication by one fixed matrix ``w`` ``(K, N)``: ``x @ w`` for many ``x``.
+
+    On a CPU the matrix is reordered once into oneDNN's blocked layout, so that each of the
+    ``T`` products of a sequence skips the packing that ``torch.mm`` repeats for every call:
+    with 64 rows, packing a ``(1000, 2000)`` weight costs about as much as the product (the
+    product runs at ~110-130 GFLOP/s with ``torch.mm``, ~170-180 packed, on the 2-core
+    AVX-512 CPU of ``benchmarks/supernet_step.py``). ``dtype`` is the dtype of the product
+    (``x`` and ``w`` are cast to it); the result is in that dtype.
+    """
+
+    __slots__ = ("dtype", "packed", "w")
+
+    def __init__(self, w: torch.Tensor, rows: int, dtype: torch.dtype, pack: bool) -> None:
+        self.dtype = dtype
+        self.packed: torch.Tensor | None = None
+        self.w: torch.Tensor | None = None
+        if pack and _can_pack(w, dtype):
+            wt = w.t().to(dtype).contiguous()
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(wt, rows)
+        else:
+            self.w = w.to(dtype)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.dtype)
+        if self.packed is not None:
+            out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
+                x, self.packed, None, "none", [], ""
+            )
+            return out
+        return torch.mm(x, cast(torch.Tensor, self.w))
+
+
+def _activate(name: str, s: torch.Tensor, buf: torch.Tensor, hidden: int) -> None:
+    """``buf = [sigmoid(s[:, :H]) | act(s[:, H:])]`` (``s`` may be ``buf`` itself)."""
+    if s.dtype != buf.dtype:
+        buf.copy_(s)
+        s = buf
     if name == "sigmoid":
-        s.sigmoid_()
+        torch.sigmoid(s, out=buf)
         return
-    s[:, :hidden].sigmoid_()
+    torch.sigmoid(s[:, :hidden], out=buf[:, :hidden])
     if name == "tanh":
-        s[:, hidden:].tanh_()
+        torch.tanh(s[:, hidden:], out=buf[:, hidden:])
     elif name == "relu":
-        s[:, hidden:].relu_()
-    # identity: nothing to do
+        torch.clamp_min(s[:, hidden:], 0.0, out=buf[:, hidden:])
+    elif s is not buf:  # identity
+        buf[:, hidden:].copy_(s[:, hidden:])
 
 
 def _carve(like: torch.Tensor, *shapes: tuple[int, ...]) -> list[torch.Tensor]:
@@ -81,21 +146,30 @@ def _carve(like: torch.Tensor, *shapes: tuple[int, ...]) -> list[torch.Tensor]:
     return [v.view(shape) for v, shape in zip(flat.split(sizes), shapes, strict=True)]
 
 
+def _right_factors(
+    plan: _CellPlan, w_h: torch.Tensor, edges: tuple[torch.Tensor, ...], rows: int, steps: int
+) -> tuple[_Right, list[_Right]]:
+    dtype = plan.matmul_dtype or w_h.dtype
+    pack = steps >= _PACK_MIN_STEPS
+    return _Right(w_h, rows, dtype, pack), [_Right(w, rows, dtype, pack) for w in edges]
+
+
 def _run_cell(
     plan: _CellPlan,
     xproj: torch.Tensor,
     h0: torch.Tensor,
     mask: torch.Tensor | None,
-    w_h: torch.Tensor,
-    edges: tuple[torch.Tensor, ...],
+    w_h: _Right,
+    edges: list[_Right],
     save: torch.Tensor | None,
     scales: torch.Tensor | None,
     out: torch.Tensor | None,
 ) -> torch.Tensor:
     """Run the cell over all steps; return the outputs ``(T, B, H)``, written to ``out``.
 
-    ``save`` (``(T, n_nodes, B, 2H)`` or ``None``) receives each node's ``[gate | activation]``,
-    ``scales`` (``(T, B, 1)`` or ``None``) the factors of the hidden-norm clipping.
+    ``save`` (``(n_nodes, T, B, 2H)`` or ``None``) receives each node's ``[gate |
+    activation]``, ``scales`` (``(T, B, 1)`` or ``None``) the factors of the hidden-norm
+    clipping.
     """
     steps, batch, _ = xproj.shape
     hidden = h0.shape[1]
@@ -109,18 +183,19 @@ def _run_cell(
     nodes = xproj.new_empty((n_nodes, batch, hidden))
     h = h0
     for t in range(steps):
-        buf = save[t] if save is not None else cast(torch.Tensor, scratch)
         for i in range(n_nodes):
+            buf = save[i, t] if save is not None else cast(torch.Tensor, scratch)[i]
             if i == 0:
                 h_in = h
-                rec = h if mask is None else h * mask
-                s = torch.addmm(xproj[t], rec, w_h, out=buf[0])
+                s = w_h(h if mask is None else h * mask)
+                # node 0 also reads x_t: its pre-activation goes straight into `buf`
+                s = torch.add(xproj[t], s, out=buf)
             else:
                 h_in = nodes[plan.inputs[i]]
-                s = torch.mm(h_in, edges[i - 1], out=buf[i])
-            _activate_(plan.activations[i], s, hidden)
+                s = edges[i - 1](h_in)
+            _activate(plan.activations[i], s, buf, hidden)
             # h_i = h_in + c * (act - h_in) = c * act + (1 - c) * h_in
-            torch.lerp(h_in, s[:, hidden:], s[:, :hidden], out=nodes[i])
+            torch.lerp(h_in, buf[:, hidden:], buf[:, :hidden], out=nodes[i])
         o = out[t]
         if len(loose) == 1:
             o.copy_(nodes[loose[0]])
@@ -139,6 +214,23 @@ def _run_cell(
     return out
 
 
+def _outer_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> None:
+    """``out = a.T @ b`` with the product in ``dtype``.
+
+    On a CPU through oneDNN's matmul, which runs this ``(H, T*B) @ (T*B, 2H)`` shape 1.3-1.4x
+    faster than ``torch.mm`` (MKL) on the benchmark's CPU.
+    """
+    if _can_pack(out, dtype):
+        y = torch.ops.mkldnn._linear_pointwise(
+            a.t().to(dtype), b.t().to(dtype), None, "none", [], ""
+        )
+        out.copy_(y)
+    elif dtype == out.dtype:
+        torch.mm(a.t(), b, out=out)
+    else:
+        out.copy_(torch.mm(a.t().to(dtype), b.to(dtype)))
+
+
 class _CellSequence(torch.autograd.Function):
     """The ENAS cell over a whole sequence, with a hand-written backward pass."""
 
@@ -155,11 +247,13 @@ class _CellSequence(torch.autograd.Function):
         steps, batch, two_h = xproj.shape
         n_nodes = len(plan.activations)
         save, scales, out = _carve(
-            xproj, (steps, n_nodes, batch, two_h), (steps, batch, 1), (steps, batch, two_h // 2)
+            xproj, (n_nodes, steps, batch, two_h), (steps, batch, 1), (steps, batch, two_h // 2)
         )
-        _run_cell(plan, xproj, h0, mask, w_h, edges, save, scales, out)
+        right_h, right_edges = _right_factors(plan, w_h, edges, batch, steps)
+        _run_cell(plan, xproj, h0, mask, right_h, right_edges, save, scales, out)
         ctx.plan = plan
         ctx.has_mask = mask is not None
+        ctx.used = False
         saved = [h0, w_h, out, save, scales, *edges]
         if mask is not None:
             saved.append(mask)
@@ -167,7 +261,15 @@ class _CellSequence(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        if ctx.used:
+            # The pass below overwrites the saved activations with their gradients.
+            raise RuntimeError(
+                "The ENAS cell's backward pass cannot run twice on one forward pass "
+                "(retain_graph=True is not supported)."
+            )
+        ctx.used = True
         plan: _CellPlan = ctx.plan
         saved = ctx.saved_tensors
         h0, w_h, out, save, scales = saved[:5]
@@ -175,108 +277,92 @@ class _CellSequence(torch.autograd.Function):
         edges = saved[5 : 5 + n_nodes - 1]
         mask = saved[-1] if ctx.has_mask else None
         need_h0 = ctx.needs_input_grad[2]
+        dtype = plan.matmul_dtype or w_h.dtype
 
         steps, batch, hidden = out.shape
         inv_loose = 1.0 / len(plan.loose_ends)
-        chunk = min(steps, _CHUNK_STEPS)
-        is_input = [False] * n_nodes
-        for j in plan.inputs[1:]:
-            is_input[j] = True
-        # The weight gradients: views of one block, each stolen as a parameter's .grad.
-        grad_ws = _carve(w_h, *([tuple(w_h.shape)] * n_nodes))
-        grad_wh = grad_ws[0]
-        grad_edges = grad_ws[1:]
-        # grad_x: node 0's ds is d(xproj). Per chunk of steps: each node's ds and recomputed
-        # state, for the weight gradients.
-        grad_x, ds_chunk, states, grad_nodes = _carve(
+        # Nodes that others read: their states, recomputed from `save`, for all steps.
+        readers = sorted(set(plan.inputs[1:]))
+        slot = {j: k for k, j in enumerate(readers)}
+        # Right multiplications by the transposed weights (d(input) = ds @ W^T).
+        right_h, right_edges = _right_factors(
+            plan, w_h.t(), tuple(w.t() for w in edges), batch, steps
+        )
+        grad_x, states, grad_nodes = _carve(
             out,
             (steps, batch, 2 * hidden),
-            (n_nodes, chunk, batch, 2 * hidden),
-            (n_nodes, chunk, batch, hidden),
+            (len(readers), steps, batch, hidden),
             (n_nodes, batch, hidden),
         )
         grad_prev: torch.Tensor | None = None
-        beta = 0.0  # the first accumulation ignores the empty gradient buffers
-        for t1 in range(steps, 0, -chunk):
-            t0 = max(0, t1 - chunk)
-            for t in range(t1 - 1, t0 - 1, -1):
-                r = t - t0
-                h_prev = out[t - 1] if t > 0 else h0
-                # Recompute the states of the nodes that others read (bitwise as in forward).
-                for i in range(n_nodes):
-                    if is_input[i]:
-                        src = h_prev if i == 0 else states[plan.inputs[i], r]
-                        torch.lerp(
-                            src, save[t, i, :, hidden:], save[t, i, :, :hidden], out=states[i, r]
-                        )
-                g_t = grad_out[t] if grad_prev is None else grad_out[t] + grad_prev
-                if plan.max_norm is not None:
-                    g_t = g_t * scales[t]  # the clipping factor is a constant (ENAS-pytorch)
-                grad_nodes.zero_()
-                for k in plan.loose_ends:
-                    torch.mul(g_t, inv_loose, out=grad_nodes[k])
-                for i in range(n_nodes - 1, -1, -1):
-                    g = grad_nodes[i]
-                    h_in = h_prev if i == 0 else states[plan.inputs[i], r]
-                    gate = save[t, i, :, :hidden]
-                    act = save[t, i, :, hidden:]
-                    ds = grad_x[t] if i == 0 else ds_chunk[i, r]
-                    # d(gate pre-activation) = g * (act - h_in) * c * (1 - c)
-                    torch.ops.aten.sigmoid_backward.grad_input(
-                        g * (act - h_in), gate, grad_input=ds[:, :hidden]
-                    )
-                    # d(candidate pre-activation) = g * c * act'
-                    name = plan.activations[i]
-                    if name == "identity":
-                        g_gate = torch.mul(g, gate, out=ds[:, hidden:])
-                    else:
-                        g_gate = g * gate
-                        if name == "tanh":
-                            torch.ops.aten.tanh_backward.grad_input(
-                                g_gate, act, grad_input=ds[:, hidden:]
-                            )
-                        elif name == "relu":
-                            torch.ops.aten.threshold_backward.grad_input(
-                                g_gate, act, 0, grad_input=ds[:, hidden:]
-                            )
-                        else:
-                            torch.ops.aten.sigmoid_backward.grad_input(
-                                g_gate, act, grad_input=ds[:, hidden:]
-                            )
-                    # d(h_in) += g * (1 - c) + ds @ W^T
-                    if i == 0:
-                        if t > 0 or need_h0:
-                            g_prev = torch.mm(ds, w_h.t())
-                            if mask is not None:
-                                g_prev.mul_(mask)
-                            grad_prev = g_prev.add_(g).sub_(g_gate)
-                    else:
-                        j = plan.inputs[i]
-                        grad_nodes[j].add_(g).sub_(g_gate)
-                        grad_nodes[j].addmm_(ds, edges[i - 1].t())
-            # Weight gradients of the chunk: one matmul per weight over (t1 - t0) * B rows
-            # instead of one per step (each of which reads and writes the whole gradient).
-            rows = (t1 - t0) * batch
-            if t0 > 0:
-                prev = out[t0 - 1 : t1 - 1]
-            else:
-                prev = torch.cat([h0.unsqueeze(0), out[: t1 - 1]])
-            rec = (prev if mask is None else prev * mask).reshape(rows, hidden)
-            grad_wh.addmm_(rec.t(), grad_x[t0:t1].reshape(rows, 2 * hidden), beta=beta)
-            n = t1 - t0
-            for i in range(1, n_nodes):
-                h_in_rows = states[plan.inputs[i], :n].reshape(rows, hidden)
-                ds_rows = ds_chunk[i, :n].reshape(rows, 2 * hidden)
-                grad_edges[i - 1].addmm_(h_in_rows.t(), ds_rows, beta=beta)
-            beta = 1.0
+        for t in range(steps - 1, -1, -1):
+            h_prev = out[t - 1] if t > 0 else h0
+            for j in readers:  # ascending, so each input's state is there (bitwise as forward)
+                src = h_prev if j == 0 else states[slot[plan.inputs[j]], t]
+                torch.lerp(
+                    src, save[j, t, :, hidden:], save[j, t, :, :hidden], out=states[slot[j], t]
+                )
+            g_t = grad_out[t] if grad_prev is None else grad_out[t] + grad_prev
+            if plan.max_norm is not None:
+                g_t = g_t * scales[t]  # the clipping factor is a constant (ENAS-pytorch)
+            grad_nodes.zero_()
+            for k in plan.loose_ends:
+                torch.mul(g_t, inv_loose, out=grad_nodes[k])
+            for i in range(n_nodes - 1, -1, -1):
+                g = grad_nodes[i]
+                h_in = h_prev if i == 0 else states[slot[plan.inputs[i]], t]
+                block = save[i, t]
+                gate = block[:, :hidden]
+                act = block[:, hidden:]
+                # ds = d(pre-activations); for i >= 1 it overwrites [gate | act] in place,
+                # so that after the loop save[i] holds node i's ds for every step.
+                ds = grad_x[t] if i == 0 else block
+                g_gate = g * gate
+                # d(gate pre-activation) = g * (act - h_in) * c * (1 - c)
+                d_gate = torch.sub(act, h_in).mul_(g)
+                torch.ops.aten.sigmoid_backward.grad_input(d_gate, gate, grad_input=ds[:, :hidden])
+                # d(candidate pre-activation) = g * c * act'
+                name = plan.activations[i]
+                d_act = ds[:, hidden:]
+                if name == "identity":
+                    d_act.copy_(g_gate)
+                elif name == "tanh":
+                    torch.ops.aten.tanh_backward.grad_input(g_gate, act, grad_input=d_act)
+                elif name == "relu":
+                    torch.ops.aten.threshold_backward.grad_input(g_gate, act, 0, grad_input=d_act)
+                else:
+                    torch.ops.aten.sigmoid_backward.grad_input(g_gate, act, grad_input=d_act)
+                # d(h_in) += g * (1 - c) + ds @ W^T
+                if i == 0:
+                    if t > 0 or need_h0:
+                        g_prev = right_h(ds).to(out.dtype)
+                        if mask is not None:
+                            g_prev.mul_(mask)
+                        grad_prev = g_prev.add_(g).sub_(g_gate)
+                else:
+                    j = plan.inputs[i]
+                    grad_nodes[j].add_(g).sub_(g_gate).add_(right_edges[i - 1](ds))
+        del right_h, right_edges
+        # Weight gradients: one (H, T*B) @ (T*B, 2H) product per weight over all steps, each
+        # written once, instead of T rank-B updates that each read and write the whole matrix.
+        rows = steps * batch
+        grad_ws = _carve(w_h, *([tuple(w_h.shape)] * n_nodes))  # each stolen as a .grad
+        prev = torch.cat([h0.unsqueeze(0), out[:-1]])
+        if mask is not None:
+            prev.mul_(mask)
+        _outer_into(grad_ws[0], prev.view(rows, hidden), grad_x.view(rows, 2 * hidden), dtype)
+        del prev
+        for i in range(1, n_nodes):
+            h_in_rows = states[slot[plan.inputs[i]]].view(rows, hidden)
+            _outer_into(grad_ws[i], h_in_rows, save[i].view(rows, 2 * hidden), dtype)
         needs = ctx.needs_input_grad
         return (
             None,
             grad_x if needs[1] else None,
             grad_prev if need_h0 else None,
             None,
-            grad_wh if needs[4] else None,
-            *(g if needs[5 + k] else None for k, g in enumerate(grad_edges)),
+            grad_ws[0] if needs[4] else None,
+            *(g if needs[5 + k] else None for k, g in enumerate(grad_ws[1:])),
         )
 
 
@@ -317,6 +403,11 @@ class RNNSupernet(nn.Module):
         generator: Generator for the initialization, uniform in ``[-r, r]`` with ``r`` from the
             official code (0.1 up to 300 hidden units, 0.05 up to 400, else 0.04). ``None``
             uses the default generator.
+        bfloat16_matmul: Run every matmul (input projection, recurrence, decoder, and their
+            gradients) in bfloat16, as ``torch.autocast`` would; weights, node states,
+            gradients, logits and the loss stay in the weights' dtype. Default ``False``
+            (not an ENAS setting). Worth it on CPUs with AVX-512 BF16/AMX and on GPUs; see
+            BENCHMARKS.md for its speed and its effect on the loss curve.
 
     All dropouts are active only in training mode and draw from :attr:`dropout_generator`
     (a ``torch.Generator`` on the model's device; ``None``, the default, uses the device's
@@ -337,8 +428,12 @@ class RNNSupernet(nn.Module):
         hidden_dropout: float = 0.0,
         max_hidden_norm: float | None = 25.0,
         generator: torch.Generator | None = None,
+        bfloat16_matmul: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(bfloat16_matmul, bool):
+            raise ValueError(f"bfloat16_matmul must be a bool, but got {bfloat16_matmul!r}.")
+        self.bfloat16_matmul = bfloat16_matmul
         if not isinstance(space, RNNCellSpace):
             raise ValueError(f"space must be an RNNCellSpace, but got {space!r}.")
         self.space = space
@@ -422,6 +517,7 @@ class RNNSupernet(nn.Module):
             activations=tuple(n.activation for n in nodes),
             loose_ends=tuple(self.space.loose_ends(arch)),
             max_norm=self.max_hidden_norm,
+            matmul_dtype=torch.bfloat16 if self.bfloat16_matmul else None,
         )
 
     def forward(
@@ -458,7 +554,7 @@ class RNNSupernet(nn.Module):
             emb = emb * _dropout_mask(
                 emb, (1, batch, self.embed_size), self.input_dropout, self.dropout_generator
             )
-        xproj = torch.mm(emb.reshape(steps * batch, self.embed_size), self.w_x)
+        xproj = self._mm(emb.reshape(steps * batch, self.embed_size), self.w_x)
         xproj = xproj.view(steps, batch, 2 * self.hidden_size)
         mask = None
         if self.training and self.hidden_dropout > 0.0:
@@ -480,10 +576,20 @@ class RNNSupernet(nn.Module):
                 out, (1, batch, self.hidden_size), self.dropout, self.dropout_generator
             )
         weight = self.embedding if self.decoder_weight is None else self.decoder_weight
-        logits = torch.addmm(
-            self.decoder_bias, out.reshape(steps * batch, self.hidden_size), weight.t()
+        logits = self._mm(
+            out.reshape(steps * batch, self.hidden_size), weight.t(), self.decoder_bias
         )
         return logits.view(steps, batch, self.vocab_size), last
+
+    def _mm(
+        self, a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``a @ b (+ bias)``; in bfloat16 mode the product runs in bfloat16, the result is not."""
+        if not self.bfloat16_matmul:
+            return torch.mm(a, b) if bias is None else torch.addmm(bias, a, b)
+        low = torch.bfloat16
+        y = torch.mm(a.to(low), b.to(low))
+        return y.to(a.dtype) if bias is None else torch.add(bias, y)
 
     def _recurrence(
         self,
@@ -498,7 +604,10 @@ class RNNSupernet(nn.Module):
         ):
             out: torch.Tensor = _CellSequence.apply(plan, xproj, hidden, mask, self.w_h, *edges)
             return out
-        return _run_cell(plan, xproj, hidden, mask, self.w_h, edges, None, None, None)
+        right_h, right_edges = _right_factors(
+            plan, self.w_h, edges, xproj.shape[1], xproj.shape[0]
+        )
+        return _run_cell(plan, xproj, hidden, mask, right_h, right_edges, None, None, None)
 
     def extra_repr(self) -> str:
         return (
@@ -506,7 +615,7 @@ class RNNSupernet(nn.Module):
             f"embed_size={self.embed_size}, hidden_size={self.hidden_size}, "
             f"tie_weights={self.tie_weights}, dropout={self.dropout}, "
             f"input_dropout={self.input_dropout}, hidden_dropout={self.hidden_dropout}, "
-            f"max_hidden_norm={self.max_hidden_norm}"
+            f"max_hidden_norm={self.max_hidden_norm}, bfloat16_matmul={self.bfloat16_matmul}"
         )
 
 
