@@ -20,6 +20,7 @@ from optuna_enas.cli._errors import _redact
 from optuna_enas.cli._interrupt import SignalGuard
 from optuna_enas.cli._interrupt import Terminated
 from optuna_enas.cli._lock import CheckpointLock
+from optuna_enas.cli._options import ONESHOT_METHODS
 from optuna_enas.cli._options import _build_space
 from optuna_enas.cli._options import _check_device
 from optuna_enas.cli._options import _evaluator_config
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
+    from optuna_enas.cli._oneshot import OneShotRun
     from optuna_enas.spaces._search_space import SearchSpace
     from optuna_enas.training._evaluator import SupernetEvaluator
 
@@ -148,7 +150,7 @@ def _run_search(
     db_file = _sqlite_path(args.storage) or _journal_path(args.storage)
     if db_file is not None:
         check_writable("--storage", db_file, directory=False)
-    storage = open_storage(args.storage, must_exist=False)
+    storage = open_storage(args.storage, must_exist=False, writer=True)
     data_id = None if args.data is None else str(Path(args.data).expanduser().resolve())
     existing = {s.study_name: s for s in storage.get_all_studies()}.get(study_name)
     old_config = None if existing is None else existing.user_attrs.get(CONFIG_ATTR)
@@ -182,6 +184,7 @@ def _run_search(
     owner = {"study": study_name, "storage": _redact(args.storage)}
     lock = CheckpointLock(checkpoint, owner=owner)
     lock.acquire()  # one writer per supernet; released when the run ends
+    _reload_after_lock(storage)
     try:
         return _run_locked(
             args, storage, space, config, checkpoint, artifact_dir, existing, n_done,
@@ -191,6 +194,14 @@ def _run_search(
         )  # fmt: skip
     finally:
         lock.release()
+
+
+def _reload_after_lock(storage: Any) -> None:
+    """What a writer that held the lock before us wrote: read again (BatchedStorage)."""
+    from optuna_enas.storage import BatchedStorage
+
+    if isinstance(storage, BatchedStorage):
+        storage.reload()
 
 
 def _run_locked(
@@ -350,14 +361,27 @@ def _cmd_search(args: argparse.Namespace) -> int:
     check_seed_arg("--seed", args.seed)
     study_name = args.study_name or f"enas-{args.space}-{args.sampler}"
     check_study_name("--study-name", study_name)
-    run = _run_search(
-        args,
-        sampler_name=args.sampler,
-        seed=args.seed,
-        study_name=study_name,
-        n_trials=args.trials,
-        progress_label="search",
-    )
+    run: _Run | OneShotRun
+    if args.sampler in ONESHOT_METHODS:  # DARTS / DSO-NAS: the same budget of weight steps
+        from optuna_enas.cli._oneshot import run_oneshot
+
+        run = run_oneshot(
+            args,
+            method=args.sampler,
+            seed=args.seed,
+            study_name=study_name,
+            n_trials=args.trials,
+            progress_label="search",
+        )
+    else:
+        run = _run_search(
+            args,
+            sampler_name=args.sampler,
+            seed=args.seed,
+            study_name=study_name,
+            n_trials=args.trials,
+            progress_label="search",
+        )
     print(f"study: {study_name}  storage: {args.storage}")
     _print_best(run.study, run.space)
     print(f"supernet checkpoint: {run.checkpoint}")

@@ -78,8 +78,18 @@ def check_journal(path: Path, flag: str = "--storage") -> None:
     )
 
 
-def open_storage(url: str, *, must_exist: bool) -> BaseStorage:
-    """An RDB storage for a database URL, a journal storage for a ``*.log`` file path."""
+def open_storage(url: str, *, must_exist: bool, writer: bool = False) -> BaseStorage:
+    """An RDB storage for a database URL, a journal storage for a ``*.log`` file path.
+
+    ``writer=True`` (``search``, ``compare``): the storage writes each trial once
+    (:class:`~optuna_enas.storage.BatchedStorage`). A SQLite file or a journal file gets the
+    exclusive mode (running trials in memory, one transaction or record per finished trial;
+    the search's checkpoint lock makes it the study's only writer; SQLite in WAL mode with
+    ``synchronous=NORMAL``); a server database gets the shared mode (other workers may write
+    the study: a trial's row at ``ask``, its parameters with its end) with the heartbeat.
+    Readers (``dashboard``, ``export``, ...) get the plain storage, which sees other
+    processes' new trials.
+    """
     import optuna
 
     journal = _journal_path(url)
@@ -93,7 +103,8 @@ def open_storage(url: str, *, must_exist: bool) -> BaseStorage:
         check_journal(journal)
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+        storage: BaseStorage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+        return _batched(storage, exclusive=True) if writer else storage
     if "://" not in url:
         raise UsageError(
             f"--storage {url!r} is neither a database URL (sqlite:///FILE, postgresql://...) "
@@ -108,14 +119,35 @@ def open_storage(url: str, *, must_exist: bool) -> BaseStorage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if writer and db is not None:
+                # Exclusive: a killed process's running trial never reaches the file, so no
+                # heartbeat is needed (RUNNING trials an older version left are failed).
+                rdb = optuna.storages.RDBStorage(storage_url(url))
+                from optuna_enas.storage import configure_sqlite
+
+                configure_sqlite(rdb, synchronous=SQLITE_SYNCHRONOUS)
+                return _batched(rdb, exclusive=True)
             # The heartbeat fails the trials of a killed process when the study is resumed.
-            return optuna.storages.RDBStorage(
+            rdb = optuna.storages.RDBStorage(
                 storage_url(url), heartbeat_interval=60, grace_period=120
             )
+            return _batched(rdb, exclusive=False) if writer else rdb
     except Exception as e:  # SQLAlchemy raises many types for a bad or unreachable URL.
         raise UsageError(
             f"--storage {_redact(url)!r}: cannot open the storage ({_one_line(e)})."
         ) from e
+
+
+SQLITE_SYNCHRONOUS = "normal"
+"""SQLite ``synchronous`` for the CLI's writer: WAL + NORMAL keeps every committed trial
+across a killed process (https://www.sqlite.org/pragma.html#pragma_synchronous); only a power
+loss can drop the last commits. ``"full"`` adds an fsync per trial (BENCHMARKS.md)."""
+
+
+def _batched(storage: BaseStorage, *, exclusive: bool) -> BaseStorage:
+    from optuna_enas.storage import BatchedStorage
+
+    return BatchedStorage(storage, exclusive=exclusive)
 
 
 def _storage_dir(url: str) -> Path:

@@ -236,8 +236,9 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
         self._dist_json: dict[BaseDistribution, str] = {}
         self._shared_dists: dict[tuple[int, str], BaseDistribution] = {}
         self.n_transactions = 0
-        """Trial writes made (rows created at ask in shared mode, plus one per finished
-        trial): what the tests count."""
+        """Trial writes made: rows created at ``ask`` (shared mode) or ``enqueue_trial``, and
+        one per finished trial (not counted: the pass-through writes of an enqueued trial on
+        a journal). What the tests count."""
 
     @property
     def backend(self) -> BaseStorage:
@@ -251,6 +252,19 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
 
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError("a BatchedStorage holds unwritten trials and cannot be pickled.")
+
+    def reload(self) -> None:
+        """Forget what was read (exclusive mode): the next access reads the backend again.
+
+        For a writer that starts after another one stopped (the CLI calls it once it holds the
+        study's lock). Refused while this object has running trials.
+        """
+        with self._lock:
+            if any(not live.stored for live in self._live.values()):
+                raise RuntimeError("reload: this storage has running trials.")
+            self._studies.clear()
+            self._by_id.clear()
+            self._trial_study.clear()
 
     # -- studies: passed through ---------------------------------------------------------------
     def create_new_study(
@@ -338,8 +352,10 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
                 trial_id = self._write_new(study_id, frozen, cache)
                 return trial_id
             if template_trial is not None and self._rdb is None:
-                # A WAITING trial on a journal: written through, so that enqueue survives.
+                # A WAITING trial on a journal: written through, so that enqueue survives;
+                # its later writes pass through too (a journal has no multi-record write).
                 trial_id = self._backend.create_new_trial(study_id, template_trial)
+                self.n_transactions += 1
                 frozen = self._backend.get_trial(trial_id)
                 self._live[trial_id] = _Live(study_id, copy.deepcopy(frozen), stored=True)
                 self._register(cache, self._live[trial_id].trial, study_id)
