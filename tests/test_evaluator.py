@@ -284,6 +284,68 @@ def test_supernet_evaluator_evaluate_has_no_side_effects(corpus: Corpus) -> None
         evaluator.evaluate(Architecture(space="macro", params=()))
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "n_batches", "full"),
+    [({}, 2, False), ({"bfloat16_matmul": True, "dropout": 0.3}, 1, False), ({}, None, True)],
+    ids=["two-batches", "bf16-dropout", "full"],
+)
+def test_supernet_evaluator_evaluate_many_equals_evaluate_loop(
+    corpus: Corpus, kwargs: dict[str, Any], n_batches: int | None, full: bool
+) -> None:
+    evaluator = _rnn(corpus, supernet_kwargs={**_RNN_KW, **kwargs}, bptt=12)
+    archs = _archs(evaluator.space, 7, seed=3)
+    archs.append(archs[0])  # a repeated architecture scores the same
+    evaluator.train_steps(archs[1], 4)
+    state = evaluator.state_dict()
+    one_by_one = [evaluator.evaluate(a, n_batches=n_batches, full=full) for a in archs]
+    many = evaluator.evaluate_many(
+        [a.to_params() if k % 2 else a for k, a in enumerate(archs)],
+        n_batches=n_batches,
+        full=full,
+    )
+    assert len(many) == len(archs)
+    np.testing.assert_allclose(many, one_by_one, rtol=1e-5)
+    assert many[-1] == many[0]
+    assert len(set(np.round(many, 6))) > 3  # the architectures do score differently
+    _assert_same_state(state, evaluator.state_dict())
+    assert evaluator.evaluate_many([]) == []
+
+
+def test_supernet_evaluator_evaluate_many_groups_the_decoder(
+    corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A logits budget of two architectures: the decoder runs in groups, same values.
+    from optuna_enas.training import _tasks
+
+    evaluator = _rnn(corpus)
+    archs = _archs(evaluator.space, 5, seed=4)
+    whole = evaluator.evaluate_many(archs, split="test", n_batches=2)
+    per_arch = 8 * 10 * corpus.vocab_size * 4  # batch x bptt x vocabulary float32 logits
+    monkeypatch.setattr(_tasks, "SCORE_MANY_LOGITS_BYTES", 2 * per_arch)
+    grouped = evaluator.evaluate_many(archs, split="test", n_batches=2)
+    np.testing.assert_allclose(grouped, whole, rtol=1e-6)
+    loop = [evaluator.evaluate(a, split="test", n_batches=2) for a in archs]
+    np.testing.assert_allclose(grouped, loop, rtol=1e-5)
+
+
+def test_supernet_evaluator_evaluate_many_cnn_and_bad_input(
+    corpus: Corpus, digits: ImageData
+) -> None:
+    macro = _macro(digits)
+    archs = _archs(macro.space, 3)
+    assert macro.evaluate_many(archs) == [macro.evaluate(a) for a in archs]
+    rnn = _rnn(corpus)
+    arch = _archs(rnn.space, 1)[0]
+    with pytest.raises(ValueError, match="archs"):
+        rnn.evaluate_many(arch)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="archs"):
+        rnn.evaluate_many(arch.to_params())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="split"):
+        rnn.evaluate_many([arch], split="dev")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n_batches"):
+        rnn.evaluate_many([arch], n_batches=0)
+
+
 # -- reproducibility, checkpoints, resume ------------------------------------------------------
 def test_supernet_evaluator_same_seed_same_values_global_rng_untouched(corpus: Corpus) -> None:
     torch_state = torch.get_rng_state()

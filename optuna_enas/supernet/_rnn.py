@@ -30,6 +30,7 @@ about 100 GFLOP/s, and 1.37 GiB peak RSS (0.55 GiB of weights, 0.2 GiB of saved 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from typing import cast
@@ -535,6 +536,83 @@ class RNNSupernet(nn.Module):
             The logits ``(T, B, vocab_size)`` and the last hidden state ``(B, hidden_size)``.
         """
         plan = self._plan(arch)
+        steps, batch = self._check_tokens(tokens)
+        self._check_hidden("hidden", hidden, batch)
+        xproj = self._project(tokens)
+        mask = self._hidden_mask(hidden)
+        out = self._recurrence(plan, xproj, hidden, mask, self._edges(plan))
+        last = out[-1].clone()  # a view would keep the saved activations alive (see _carve)
+        out = self._output_dropout(out)
+        return self.decode(out), last
+
+    def forward_many(
+        self, tokens: torch.Tensor, hiddens: Sequence[torch.Tensor], archs: Sequence[Architecture]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run several architectures over the same tokens, sharing what they can.
+
+        The embedding lookup and the input projection run once for all architectures; without
+        gradients each weight is also packed once (:class:`_Right`) for all architectures
+        that use it (``w_h`` by every one). Decode the returned states with :meth:`decode`,
+        which can take all of them in one product. In training mode the dropout masks are
+        drawn once and shared by the architectures.
+
+        Args:
+            tokens: Token ids ``(T, B)``.
+            hiddens: One hidden state ``(B, hidden_size)`` per architecture.
+            archs: Architectures of :attr:`space`.
+
+        Returns:
+            The cell outputs ``(M, T, B, hidden_size)`` (output dropout applied, as
+            :meth:`forward` feeds its decoder) and the last hidden states, one per architecture.
+            ``decode(states[m])`` equals ``forward(tokens, hiddens[m], archs[m])[0]`` up to
+            float rounding.
+        """
+        plans = [self._plan(a) for a in archs]
+        if len(plans) == 0:
+            raise ValueError("archs must not be empty.")
+        if len(hiddens) != len(plans):
+            raise ValueError(
+                f"hiddens must have one state per architecture ({len(plans)}), but got "
+                f"{len(hiddens)}."
+            )
+        steps, batch = self._check_tokens(tokens)
+        for h in hiddens:
+            self._check_hidden("hiddens[m]", h, batch)
+        xproj = self._project(tokens)
+        mask = self._hidden_mask(hiddens[0])
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        dtype = torch.bfloat16 if self.bfloat16_matmul else self.w_h.dtype
+        pack = steps >= _PACK_MIN_STEPS
+        packed: dict[tuple[int, int], _Right] = {}
+
+        def right(node: int, input_node: int) -> _Right:
+            key = (node, input_node)
+            if key not in packed:
+                packed[key] = _Right(self.edge_weight(node, input_node), batch, dtype, pack)
+            return packed[key]
+
+        outs: list[torch.Tensor] = []
+        lasts: list[torch.Tensor] = []
+        states = None if grad else xproj.new_empty((len(plans), steps, batch, self.hidden_size))
+        for m, (plan, h) in enumerate(zip(plans, hiddens, strict=True)):
+            if states is None:
+                out = self._recurrence(plan, xproj, h, mask, self._edges(plan))
+            else:
+                edges = [right(i, plan.inputs[i]) for i in range(1, len(plan.inputs))]
+                out = _run_cell(plan, xproj, h, mask, right(0, -1), edges, None, None, states[m])
+            lasts.append(out[-1].clone())
+            outs.append(out)
+        stacked = torch.stack(outs) if states is None else states
+        return self._output_dropout(stacked), lasts
+
+    def decode(self, states: torch.Tensor) -> torch.Tensor:
+        """The decoder alone: logits ``(..., vocab_size)`` of cell outputs ``(..., hidden)``."""
+        weight = self.embedding if self.decoder_weight is None else self.decoder_weight
+        flat = states.reshape(-1, self.hidden_size)
+        logits = self._mm(flat, weight.t(), self.decoder_bias)
+        return logits.view(*states.shape[:-1], self.vocab_size)
+
+    def _check_tokens(self, tokens: torch.Tensor) -> tuple[int, int]:
         if tokens.dim() != 2 or tokens.dtype not in (torch.int64, torch.int32):
             raise ValueError(
                 "tokens must be an integer tensor of shape (T, B), but got "
@@ -543,43 +621,42 @@ class RNNSupernet(nn.Module):
         steps, batch = tokens.shape
         if steps < 1 or batch < 1:
             raise ValueError(f"tokens must not be empty, but got shape {tuple(tokens.shape)}.")
+        return steps, batch
+
+    def _check_hidden(self, name: str, hidden: torch.Tensor, batch: int) -> None:
         if hidden.shape != (batch, self.hidden_size):
             raise ValueError(
-                f"hidden must have shape {(batch, self.hidden_size)}, but got "
+                f"{name} must have shape {(batch, self.hidden_size)}, but got "
                 f"{tuple(hidden.shape)}."
             )
 
+    def _project(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The embedded tokens (input dropout applied) times ``w_x``: ``(T, B, 2H)``."""
+        steps, batch = tokens.shape
         emb = F.embedding(tokens, self.embedding)
         if self.training and self.input_dropout > 0.0:
             emb = emb * _dropout_mask(
                 emb, (1, batch, self.embed_size), self.input_dropout, self.dropout_generator
             )
         xproj = self._mm(emb.reshape(steps * batch, self.embed_size), self.w_x)
-        xproj = xproj.view(steps, batch, 2 * self.hidden_size)
-        mask = None
-        if self.training and self.hidden_dropout > 0.0:
-            mask = _dropout_mask(
-                hidden, (batch, self.hidden_size), self.hidden_dropout, self.dropout_generator
-            )
-        edges = tuple(self.edge_weight(i, plan.inputs[i]) for i in range(1, len(plan.inputs)))
-        device_type = xproj.device.type
-        if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
-            # The recurrence runs in the weights' dtype; the decoder below stays autocast.
-            with torch.autocast(device_type, enabled=False):
-                dtype = self.w_h.dtype
-                out = self._recurrence(plan, xproj.to(dtype), hidden.to(dtype), mask, edges)
-        else:
-            out = self._recurrence(plan, xproj, hidden, mask, edges)
-        last = out[-1].clone()  # a view would keep the saved activations alive (see _carve)
-        if self.training and self.dropout > 0.0:
-            out = out * _dropout_mask(
-                out, (1, batch, self.hidden_size), self.dropout, self.dropout_generator
-            )
-        weight = self.embedding if self.decoder_weight is None else self.decoder_weight
-        logits = self._mm(
-            out.reshape(steps * batch, self.hidden_size), weight.t(), self.decoder_bias
+        return xproj.view(steps, batch, 2 * self.hidden_size)
+
+    def _hidden_mask(self, hidden: torch.Tensor) -> torch.Tensor | None:
+        if not (self.training and self.hidden_dropout > 0.0):
+            return None
+        return _dropout_mask(
+            hidden, tuple(hidden.shape), self.hidden_dropout, self.dropout_generator
         )
-        return logits.view(steps, batch, self.vocab_size), last
+
+    def _output_dropout(self, out: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.dropout > 0.0):
+            return out
+        # one mask per sequence, shared over the steps (and over forward_many's architectures)
+        shape = (*([1] * (out.dim() - 2)), out.shape[-2], self.hidden_size)
+        return out * _dropout_mask(out, shape, self.dropout, self.dropout_generator)
+
+    def _edges(self, plan: _CellPlan) -> tuple[torch.Tensor, ...]:
+        return tuple(self.edge_weight(i, plan.inputs[i]) for i in range(1, len(plan.inputs)))
 
     def _mm(
         self, a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None
@@ -599,6 +676,12 @@ class RNNSupernet(nn.Module):
         mask: torch.Tensor | None,
         edges: tuple[torch.Tensor, ...],
     ) -> torch.Tensor:
+        device_type = xproj.device.type
+        if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+            # The recurrence runs in the weights' dtype; the decoder stays autocast.
+            with torch.autocast(device_type, enabled=False):
+                dtype = self.w_h.dtype
+                return self._recurrence(plan, xproj.to(dtype), hidden.to(dtype), mask, edges)
         if torch.is_grad_enabled() and any(
             t.requires_grad for t in (xproj, hidden, self.w_h, *edges)
         ):

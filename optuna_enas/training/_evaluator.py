@@ -17,6 +17,7 @@ import logging
 import math
 import threading
 from collections.abc import Mapping
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,7 @@ from optuna_enas.training._schedule import Phase
 from optuna_enas.training._schedule import PhasePlan
 from optuna_enas.training._schedule import Schedule
 from optuna_enas.training._schedule import check_schedule
+from optuna_enas.training._tasks import LMTask
 from optuna_enas.training._tasks import Split
 from optuna_enas.training._tasks import check_split
 from optuna_enas.training._tasks import data_fingerprint
@@ -417,6 +419,45 @@ class SupernetEvaluator:
         n = self._n_eval_batches if n_batches is None else check_int("n_batches", n_batches, 1)
         with self._lock:
             return self._trainer.evaluate(arch, split, full, n)
+
+    def evaluate_many(
+        self,
+        archs: Sequence[Architecture | Mapping[str, Any]],
+        *,
+        split: Split = "valid",
+        full: bool = False,
+        n_batches: int | None = None,
+    ) -> list[float]:
+        """:meth:`evaluate` for several architectures on the same frozen weights and batches.
+
+        Returns one value per architecture, equal (to float rounding) to calling
+        :meth:`evaluate` on each. For an RNN space the work the architectures share runs once
+        per minibatch: the embedding lookup and input projection, the packing of each weight
+        for the per-step products (``w_h`` is used by every cell), and the decoder, which
+        takes all architectures' outputs in one product (in groups of at most 256 MiB of
+        logits). CNN spaces score one architecture at a time.
+
+        Args:
+            archs: Architectures of the space (or their Optuna params).
+            split: ``"train"``, ``"valid"`` or ``"test"``.
+            full: Score the whole split (see :meth:`evaluate`).
+            n_batches: Minibatches when not ``full``; ``None``: ``n_eval_batches``.
+        """
+        if isinstance(archs, (str, bytes, Mapping)) or not isinstance(archs, Sequence):
+            raise ValueError(f"archs must be a sequence of architectures, but got {archs!r}.")
+        coerced = [self._space.coerce(a) for a in archs]
+        split = check_split(split)
+        n = self._n_eval_batches if n_batches is None else check_int("n_batches", n_batches, 1)
+        if not coerced:
+            return []
+        with self._lock:
+            task = self._trainer.task
+            if not isinstance(task, LMTask):
+                return [self._trainer.evaluate(a, split, full, n) for a in coerced]
+            model = self._trainer.model
+            model.eval()
+            with torch.no_grad():
+                return task.evaluate_many(model, coerced, split, full, n)
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

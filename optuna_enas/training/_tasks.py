@@ -12,6 +12,7 @@ import hashlib
 import math
 from collections.abc import Iterable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 from typing import Literal
 
@@ -35,6 +36,7 @@ Split = Literal["train", "valid", "test"]
 LM_EVAL_BATCH_SIZE = 10  # PyTorch word_language_model's eval_batch_size.
 IMAGE_EVAL_BATCH_SIZE = 256
 MAX_LOG_PPL = 700.0  # Perplexity cap: exp(700) ~ 1e304 is still a finite float.
+SCORE_MANY_LOGITS_BYTES = 2**28  # logits per decoder product when scoring many architectures
 
 
 def default_data(space: SearchSpace, data: Corpus | ImageData | None) -> Corpus | ImageData:
@@ -127,6 +129,62 @@ class LMTask:
             total += float(F.cross_entropy(flat, y.reshape(-1), reduction="sum"))
             n += y.numel()
         return perplexity(total, n)
+
+    def _score_many(
+        self,
+        model: Any,
+        archs: Sequence[Architecture],
+        source: torch.Tensor,
+        rows: Iterable[int],
+    ) -> list[float]:
+        """:meth:`_score` of several architectures on the same windows, sharing the work.
+
+        The embedding, the input projection and the packed weights are shared
+        (:meth:`RNNSupernet.forward_many`), and the decoder takes as many architectures per
+        product as :data:`SCORE_MANY_LOGITS_BYTES` of logits allow.
+        """
+        if not hasattr(model, "forward_many"):
+            return [self._score(model, arch, source, rows) for arch in archs]
+        rows = list(rows)
+        batch = source.size(1)
+        totals = [0.0] * len(archs)
+        n, expected = 0, -1
+        hiddens = [model.init_hidden(batch) for _ in archs]
+        for i in rows:
+            if i != expected:
+                hiddens = [model.init_hidden(batch) for _ in archs]
+            x, y = get_batch(source, i, self.bptt)
+            expected = i + x.size(0)
+            states, hiddens = model.forward_many(x, hiddens, archs)
+            target = y.reshape(-1)
+            per_arch = target.numel() * model.vocab_size * states.element_size()
+            group = max(1, SCORE_MANY_LOGITS_BYTES // per_arch)
+            for a in range(0, len(archs), group):
+                logits = model.decode(states[a : a + group])
+                k = logits.size(0)
+                flat = logits.reshape(-1, logits.size(-1))
+                losses = F.cross_entropy(flat, target.repeat(k), reduction="none")
+                for j, v in enumerate(losses.view(k, -1).sum(dim=1).tolist()):
+                    totals[a + j] += v
+                del logits, flat, losses
+            n += y.numel()
+        return [perplexity(total, n) for total in totals]
+
+    def evaluate_many(
+        self,
+        model: Any,
+        archs: Sequence[Architecture],
+        split: Split,
+        full: bool,
+        n_batches: int,
+    ) -> list[float]:
+        """:meth:`evaluate` for each of ``archs`` (same windows), with the shared work once."""
+        if not full:
+            source = self.valid if split == "valid" else self._source(split, self.batch_size)
+            last = source.size(0) - 1
+            return self._score_many(model, archs, source, range(0, last, self.bptt)[:n_batches])
+        source = self._source(split, LM_EVAL_BATCH_SIZE)
+        return self._score_many(model, archs, source, range(0, source.size(0) - 1, self.bptt))
 
     def evaluate_next(self, model: Any, arch: Architecture, n_batches: int) -> float:
         rows = []
