@@ -16,8 +16,20 @@ Issue #11, item 6(b). For each method and seed:
 
 Mann-Whitney U p-values test "ENAS's percentiles are higher" against each baseline.
 
+One-shot methods (issue #14): ``darts`` (first order), ``darts2`` (second order) and ``dsonas``
+search the same space, data, child model and batch size with **the same number of
+shared-weight steps** as a sampler run (``--trials`` x the evaluator's ``n_train_steps``, one
+step per trial by default), cut into ``--oneshot-epochs`` epochs (one recorded trial each).
+Their weights use the ground truth's optimizer (learning rate, momentum, weight decay, clip;
+DARTS's cosine schedule is turned off by ``lr_min = lr``) so that only the search method
+differs; alpha / lambda use the papers' settings. The final architecture (the last derived
+one) is retrained with the ground-truth protocol like the others. Each run also records its
+wall time per weight step and the process's peak RSS growth.
+
     python benchmarks/end_to_end.py --task rnn --seeds 5 --trials 300
     python benchmarks/end_to_end.py --task rnn --evaluator '{"n_train_steps": 1.0}'
+    python benchmarks/end_to_end.py --task micro --seeds 3 --trials 300 \
+        --methods enas random darts darts2 dsonas
     python benchmarks/end_to_end.py --smoke
 """
 
@@ -25,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import resource
 import sys
 import time
 from pathlib import Path
@@ -53,7 +67,9 @@ from optuna_enas import derive  # noqa: E402
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("enas", "random", "tpe")
+SAMPLER_METHODS = ("enas", "random", "tpe")
+ONESHOT_METHODS = ("darts", "darts2", "dsonas")
+METHODS = (*SAMPLER_METHODS, *ONESHOT_METHODS)
 
 
 class _FixedTrial:
@@ -89,6 +105,62 @@ def _best_trial_archs(study: optuna.Study, space: SearchSpace, n: int) -> list[A
     return out
 
 
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_oneshot(
+    method: str,
+    seed: int,
+    *,
+    config: dict[str, Any],
+    space: SearchSpace,
+    data: Any,
+    n_steps: int,
+    n_epochs: int,
+) -> tuple[Architecture, float, dict[str, Any]]:
+    """One DARTS / DSO-NAS search of ``n_steps`` weight steps; its final architecture."""
+    from optuna_enas.oneshot._darts import DARTS
+    from optuna_enas.oneshot._dsonas import DSONAS
+
+    optim = config["optim"]
+    common: dict[str, Any] = {
+        "seed": seed,
+        "supernet_kwargs": config["supernet_kwargs"],
+        "batch_size": config["batch_size"],
+        "bptt": config["bptt"],
+        "device": "cpu",
+        "lr": optim["lr"],
+        "momentum": optim["momentum"],
+        "weight_decay": optim["weight_decay"],
+        "grad_clip": optim["grad_clip"],
+    }
+    searcher: Any
+    if method == "dsonas":
+        searcher = DSONAS(space, data, warmup_lr=optim["lr"], **common)
+    else:
+        order = 2 if method == "darts2" else 1
+        searcher = DARTS(space, data, order=order, lr_min=optim["lr"], **common)
+    study = optuna.create_study(direction=config["direction"])
+    rss0 = _peak_rss_mib()
+    t0 = time.perf_counter()
+    result = searcher.search(
+        study, n_steps=n_steps, steps_per_epoch=max(1, math.ceil(n_steps / n_epochs))
+    )
+    seconds = time.perf_counter() - t0
+    last = result.history[-1].summary
+    info = {
+        "epochs": len(result.history),
+        "seconds_per_weight_step": seconds / max(1, result.n_weight_steps),
+        "peak_rss_growth_mib": _peak_rss_mib() - rss0,
+        "param_free_share": [r.summary.get("param_free_share") for r in result.history],
+        "final_entropy": last.get("entropy"),
+        "final_sparsity": last.get("sparsity"),
+        "stopped_early": result.stopped_early,
+    }
+    return result.architecture, float(result.value), info
+
+
 def run_one(
     method: str,
     seed: int,
@@ -101,8 +173,24 @@ def run_one(
     evaluator_kwargs: dict[str, Any],
     table: np.ndarray,
     lower_is_better: bool,
+    n_oneshot_epochs: int = 10,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
+    info: dict[str, Any] = {}
+    if method in ONESHOT_METHODS:
+        steps = float(evaluator_kwargs.get("n_train_steps", 1.0))
+        arch, value, info = run_oneshot(
+            method,
+            seed,
+            config=config,
+            space=space,
+            data=data,
+            n_steps=max(1, math.floor(n_trials * steps)),
+            n_epochs=n_oneshot_epochs,
+        )
+        return _finish(method, seed, config, space, data, arch, value, table, lower_is_better,
+                       t0, time.perf_counter() - t0, info)  # fmt: skip
+    rss0 = _peak_rss_mib()
     evaluator = make_supernet_evaluator(config, space, data, seed=seed, **evaluator_kwargs)
     sampler: optuna.samplers.BaseSampler
     if method == "enas":
@@ -114,30 +202,50 @@ def run_one(
     study = optuna.create_study(direction=evaluator.direction, sampler=sampler)
     study.optimize(evaluator, n_trials=n_trials)
     search_s = time.perf_counter() - t0
+    info["seconds_per_weight_step"] = search_s / max(1, evaluator.n_steps)
+    info["peak_rss_growth_mib"] = _peak_rss_mib() - rss0
     source: Any = sampler if method == "enas" else _best_trial_archs(study, space, n_candidates)
     best = derive(None, source, evaluator, n_samples=n_candidates, top_k=1, seed=seed)[0]
+    return _finish(method, seed, config, space, data, best.architecture, float(best.value),
+                   table, lower_is_better, t0, search_s, info)  # fmt: skip
+
+
+def _finish(
+    method: str,
+    seed: int,
+    config: dict[str, Any],
+    space: SearchSpace,
+    data: Any,
+    arch: Architecture,
+    shared_value: float,
+    table: np.ndarray,
+    lower_is_better: bool,
+    t0: float,
+    search_s: float,
+    info: dict[str, Any],
+) -> dict[str, Any]:
     # Retrain with the ground-truth protocol (its run seed 0), like every table row.
-    retrain_value = float(
-        make_evaluator(config, space, data)(_FixedTrial(best.architecture.to_params(), 0))
-    )
+    retrain_value = float(make_evaluator(config, space, data)(_FixedTrial(arch.to_params(), 0)))
     worse = table > retrain_value if lower_is_better else table < retrain_value
     return {
         "method": method,
         "seed": seed,
-        "architecture": space.describe(best.architecture),
-        "params": best.architecture.to_params(),
-        "shared_weight_value": float(best.value),
+        "architecture": space.describe(arch),
+        "params": arch.to_params(),
+        "shared_weight_value": shared_value,
         "retrained_value": retrain_value,
         "percentile": float(100.0 * np.mean(worse)),
         "search_seconds": search_s,
         "total_seconds": time.perf_counter() - t0,
+        **info,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--task", choices=tuple(CONFIGS), default="rnn")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(SAMPLER_METHODS))
+    p.add_argument("--oneshot-epochs", type=int, default=10, help="epochs of a one-shot run")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--trials", type=int, default=300)
     p.add_argument("--candidates", type=int, default=20)
@@ -183,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
                 evaluator_kwargs=args.evaluator,
                 table=table,
                 lower_is_better=lower,
+                n_oneshot_epochs=args.oneshot_epochs,
             )
             runs.append(r)
             print(
@@ -203,6 +312,13 @@ def main(argv: list[str] | None = None) -> None:
             "percentile_std": float(pct.std(ddof=1)) if len(pct) > 1 else 0.0,
             "retrained_mean": float(vals.mean()),
             "top10_share": float(np.mean(pct >= 90.0)),
+            "ms_per_weight_step": 1000.0
+            * float(
+                np.mean([r["seconds_per_weight_step"] for r in runs if r["method"] == method])
+            ),
+            "peak_rss_growth_mib": float(
+                max(r["peak_rss_growth_mib"] for r in runs if r["method"] == method)
+            ),
         }
         if method != "enas" and "enas" in args.methods and len(pct) > 1:
             enas = np.array([r["percentile"] for r in runs if r["method"] == "enas"])
@@ -212,7 +328,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
     print()
     cols = ["method", "runs", "percentile_mean", "percentile_std", "retrained_mean"]
-    print_table(rows, [*cols, "top10_share", "p_enas_better"])
+    print_table(
+        rows, [*cols, "top10_share", "p_enas_better", "ms_per_weight_step", "peak_rss_growth_mib"]
+    )
     if args.smoke:
         return
     write_json(
@@ -223,6 +341,7 @@ def main(argv: list[str] | None = None) -> None:
             "evaluator": args.evaluator,
             "trials": args.trials,
             "candidates": args.candidates,
+            "oneshot_epochs": args.oneshot_epochs,
             "n_table": int(len(table)),
             "rows": rows,
             "runs": runs,

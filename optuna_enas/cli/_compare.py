@@ -7,6 +7,7 @@ import json
 import math
 import statistics
 import sys
+from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,12 @@ from typing import Any
 
 from optuna_enas.cli._errors import PROG
 from optuna_enas.cli._errors import UsageError
+from optuna_enas.cli._oneshot import run_oneshot
+from optuna_enas.cli._oneshot import weight_step_budget
+from optuna_enas.cli._options import ONESHOT_METHODS
+from optuna_enas.cli._options import _check_device
+from optuna_enas.cli._options import _evaluator_config
+from optuna_enas.cli._options import _load_data
 from optuna_enas.cli._options import _metric
 from optuna_enas.cli._options import check_seed_arg
 from optuna_enas.cli._options import check_trials
@@ -31,6 +38,17 @@ from optuna_enas.spaces._kinds import kind_of
 
 if TYPE_CHECKING:
     import optuna
+
+    from optuna_enas.spaces._search_space import Architecture
+    from optuna_enas.spaces._search_space import SearchSpace
+
+
+_LABELS = {
+    "random": "random (weight sharing)",
+    "tpe": "tpe (weight sharing)",
+    "darts": "darts (one-shot)",
+    "dsonas": "dsonas (one-shot)",
+}
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -54,29 +72,47 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for sampler_name in samplers:
         for seed in args.seeds:
             name = f"{prefix}-{sampler_name}-seed{seed}"
-            run = _run_search(
-                args,
-                sampler_name=sampler_name,
-                seed=seed,
-                study_name=name,
-                n_trials=args.trials,
-                progress_label=f"{sampler_name} seed {seed}",
-                quiet=True,
-            )
-            if run.interrupted:
+            final: Architecture | None
+            if sampler_name in ONESHOT_METHODS:
+                one = run_oneshot(
+                    args,
+                    method=sampler_name,
+                    seed=seed,
+                    study_name=name,
+                    n_trials=args.trials,
+                    progress_label=f"{sampler_name} seed {seed}",
+                    quiet=True,
+                )
+                study, space, final, rescore = one.study, one.space, one.final, one.rescore
+                interrupted, exit_code, seconds = one.interrupted, one.exit_code, one.seconds
+            else:
+                run = _run_search(
+                    args,
+                    sampler_name=sampler_name,
+                    seed=seed,
+                    study_name=name,
+                    n_trials=args.trials,
+                    progress_label=f"{sampler_name} seed {seed}",
+                    quiet=True,
+                )
+                study, space = run.study, run.space
+                interrupted, exit_code, seconds = run.interrupted, run.exit_code, run.seconds
+                best = _best_trial(study, derived=False)
+                final = None if best is None else space.architecture(best.params)
+                rescore = _evaluator_rescorer(run.evaluator)
+            if interrupted:
                 print(f"{PROG}: interrupted; rerun the same command to continue.", file=sys.stderr)
-                return run.exit_code
+                return exit_code
             trials = sorted(
-                (t for t in run.study.get_trials(deepcopy=False) if _is_search_trial(t)),
+                (t for t in study.get_trials(deepcopy=False) if _is_search_trial(t)),
                 key=lambda t: t.number,
             )
             values = [float(t.value) for t in trials if t.value is not None]
-            best = _best_trial(run.study, derived=False)
-            rescored = math.nan
-            if best is not None:
-                arch = run.space.architecture(best.params)
-                rescored = run.evaluator.evaluate(arch, split="valid", full=True)
-            wall = float(run.study.user_attrs.get(WALL_ATTR, run.seconds))
+            rescored = math.nan if final is None else rescore(final)
+            retrained = math.nan
+            if final is not None and args.retrain_epochs > 0:
+                retrained = _retrain_value(args, space, final, seed)
+            wall = float(study.user_attrs.get(WALL_ATTR, seconds))
             rows.append(
                 {
                     "sampler": sampler_name,
@@ -84,16 +120,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                     "study": name,
                     "n_trials": len(values),
                     "best": best_so_far(values, direction)[-1] if values else math.nan,
-                    "best_trial": None if best is None else best.number,
+                    "final": None if final is None else space.describe(final),
                     "rescored": rescored,
+                    "retrained": retrained,
                     "wall_seconds": wall,
                     "curve": best_so_far(values, direction)[: args.trials],
                 }
             )
-            studies.append(run.study)
+            studies.append(study)
+            again = "" if math.isnan(retrained) else f", retrained {retrained:.6g}"
             print(
                 f"[compare] {name}: best {metric} {rows[-1]['best']:.6g}, re-scored "
-                f"{rescored:.6g}, {wall:.1f} s",
+                f"{rescored:.6g}{again}, {wall:.1f} s",
                 file=sys.stderr,
             )
     table = _comparison_table(rows, samplers, metric, direction, args)
@@ -103,6 +141,36 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"wrote {p}")
     _dashboard_hint(args)
     return 0
+
+
+def _evaluator_rescorer(evaluator: Any) -> Callable[[Architecture], float]:
+    def rescore(arch: Architecture) -> float:
+        return float(evaluator.evaluate(arch, split="valid", full=True))
+
+    return rescore
+
+
+def _retrain_value(
+    args: argparse.Namespace, space: SearchSpace, arch: Architecture, seed: int
+) -> float:
+    """Validation metric of ``arch`` trained from scratch (the same protocol for every run)."""
+    from optuna_enas.final import retrain
+
+    check_trials("--retrain-epochs", args.retrain_epochs, 0)
+    config = _evaluator_config(args, space.name)
+    result = retrain(
+        arch,
+        space,
+        _load_data(space.name, args.data),
+        n_epochs=args.retrain_epochs,
+        supernet_kwargs=config["supernet_kwargs"],
+        batch_size=config["batch_size"],
+        bptt=config.get("bptt", 35),
+        lr=config.get("lr"),
+        device=_check_device(args.device),
+        seed=seed,
+    )
+    return float(result.valid_value)
 
 
 def _mean_std(values: Sequence[float]) -> str:
@@ -122,27 +190,36 @@ def _comparison_table(
     args: argparse.Namespace,
 ) -> str:
     better = "lower" if direction == "minimize" else "higher"
+    budget = weight_step_budget(args.trials, args.train_steps)
+    retrain = args.retrain_epochs > 0
     lines = [
-        f"Space `{args.space}`, {args.trials} trials per run, seeds {args.seeds}, one "
-        f"SupernetEvaluator per run (same config); {metric}, {better} is better.",
+        f"Space `{args.space}`, {args.trials} trials per run ({budget} shared-weight steps; "
+        f"one-shot methods get the same steps), seeds {args.seeds}, same supernet size, data "
+        f"and batch size for every run; {metric}, {better} is better.",
         "",
-        f"| sampler | runs | best {metric} during search (mean ± std) "
-        f"| best architecture re-scored on the full validation set | wall s/run |",
-        "|---|---|---|---|---|",
+        f"| method | runs | best {metric} during search (mean ± std) "
+        f"| final architecture re-scored on the full validation set "
+        + (f"| final architecture retrained ({args.retrain_epochs} epochs) " if retrain else "")
+        + "| wall s/run |",
+        "|---|---|---|---|" + ("---|" if retrain else "") + "---|",
     ]
     for name in samplers:
         mine = [r for r in rows if r["sampler"] == name]
-        label = "random (weight sharing)" if name == "random" else name
+        label = _LABELS.get(name, name)
         wall = statistics.fmean(r["wall_seconds"] for r in mine)
+        again = f" {_mean_std([r['retrained'] for r in mine])} |" if retrain else ""
         lines.append(
             f"| {label} | {len(mine)} | {_mean_std([r['best'] for r in mine])} "
-            f"| {_mean_std([r['rescored'] for r in mine])} | {wall:.1f} |"
+            f"| {_mean_std([r['rescored'] for r in mine])} |{again} {wall:.1f} |"
         )
     lines += [
         "",
-        "Values during the search are single-minibatch scores with the shared weights at that "
-        "time; the re-scored column evaluates each run's best architecture with its run's "
-        "final shared weights on the whole validation split.",
+        "Sampler values during the search are single-minibatch scores with the shared weights "
+        "at that time; one-shot methods record one trial per epoch (its derived architecture "
+        "scored with the inherited weights). The final architecture is a sampler run's best "
+        "trial and a one-shot run's last derived one; it is re-scored with its run's final "
+        "shared weights on the whole validation split"
+        + (", then trained from scratch with one protocol for all." if retrain else "."),
     ]
     return "\n".join(lines) + "\n"
 

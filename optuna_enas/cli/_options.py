@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 SPACES = ("rnn", "macro", "micro")
 SAMPLERS = ("enas", "random", "tpe")
+ONESHOT_METHODS = ("darts", "dsonas")
+"""One-shot methods (:mod:`optuna_enas.oneshot`) that ``search``/``compare`` run like samplers."""
+METHODS = (*SAMPLERS, *ONESHOT_METHODS)
 _SPACE_DEFAULTS = {"rnn": 6, "macro": 6, "micro": 3}
 MAX_TRIALS = 10_000_000
 """The largest ``--trials`` accepted (about 10^5 is what ENAS runs; 10^7 is weeks of CPU)."""

@@ -12,7 +12,7 @@ from optuna_enas.cli._errors import PROG
 from optuna_enas.cli._final import _cmd_derive
 from optuna_enas.cli._final import _cmd_export
 from optuna_enas.cli._final import _cmd_retrain
-from optuna_enas.cli._options import SAMPLERS
+from optuna_enas.cli._options import METHODS
 from optuna_enas.cli._options import SPACES
 from optuna_enas.cli._rank_check import add_rank_check_parser
 from optuna_enas.cli._search import _cmd_search
@@ -85,6 +85,21 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--log-every", type=int, default=10, help="progress line every N trials (no TTY)"
     )
+    o = p.add_argument_group(
+        "one-shot methods (darts, dsonas): budget = --trials x --train-steps weight steps"
+    )
+    o.add_argument(
+        "--oneshot-epochs",
+        type=int,
+        default=10,
+        help="epochs the budget is cut into; one recorded trial per epoch (10)",
+    )
+    o.add_argument(
+        "--darts-order",
+        type=int,
+        default=1,
+        help="DARTS: 1 (first order, the official train_search.py default) or 2 (unrolled) (1)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,20 +126,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="run (or resume) an architecture search")
     _add_storage(p)
     _add_search_options(p)
-    p.add_argument("--sampler", choices=SAMPLERS, default="enas", help="sampler (default enas)")
+    p.add_argument(
+        "--sampler", choices=METHODS, default="enas", help="sampler or one-shot method (enas)"
+    )
     p.add_argument("--trials", type=int, default=50, help="target number of trials (50)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampler and evaluator (0)")
     p.add_argument("--checkpoint", default=None, help="supernet checkpoint path")
     p.set_defaults(handler=_cmd_search)
 
-    p = sub.add_parser("compare", help="ENAS vs random (weight sharing) vs TPE, several seeds")
+    p = sub.add_parser(
+        "compare", help="ENAS vs random-WS vs TPE (vs DARTS, DSO-NAS) at one budget, several seeds"
+    )
     _add_storage(p, study=False)
     _add_search_options(p)
-    p.add_argument("--samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
+    p.add_argument(
+        "--samplers",
+        nargs="+",
+        choices=METHODS,
+        default=["enas", "random", "tpe"],
+        help="samplers and one-shot methods to compare (enas random tpe)",
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (0 1 2)")
     p.add_argument("--trials", type=int, default=30, help="trials per run (30)")
     p.add_argument("--study-prefix", default=None, help="default compare-<space>")
     p.add_argument("--output-dir", default=None, help="plots and tables (default: the prefix)")
+    p.add_argument(
+        "--retrain-epochs",
+        type=int,
+        default=0,
+        help="also train each run's final architecture from scratch for N epochs (0: off)",
+    )
     p.set_defaults(handler=_cmd_compare)
 
     p = sub.add_parser("derive", help="score candidate architectures on the full validation set")

@@ -1,0 +1,273 @@
+"""``search`` / ``compare`` with a one-shot method (DARTS, DSO-NAS) instead of a sampler.
+
+A one-shot searcher has no sampler and no objective: it trains a relaxed supernet and records
+the architecture it currently derives as one COMPLETE trial per epoch
+(:mod:`optuna_enas.oneshot`). The CLI gives it the same space, data, supernet size, batch size,
+storage, artifact store and checkpoint rules as a sampler run, and **the same budget of
+shared-weight training steps**: ``--trials x --train-steps`` weight steps, which is what a
+sampler run spends on its supernet. ``--oneshot-epochs`` (default 10) sets how many epochs
+(recorded trials) that budget is cut into.
+
+Resume: the searcher checkpoints after every epoch; rerunning the same command continues from
+the last finished epoch. An epoch cut short is run again from its start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+from optuna_enas.cli._errors import UsageError
+from optuna_enas.cli._errors import _one_line
+from optuna_enas.cli._errors import _redact
+from optuna_enas.cli._interrupt import Terminated
+from optuna_enas.cli._lock import CheckpointLock
+from optuna_enas.cli._options import ONESHOT_METHODS
+from optuna_enas.cli._options import _build_space
+from optuna_enas.cli._options import _check_device
+from optuna_enas.cli._options import _evaluator_config
+from optuna_enas.cli._options import _load_data
+from optuna_enas.cli._storage import CONFIG_ATTR
+from optuna_enas.cli._storage import WALL_ATTR
+from optuna_enas.cli._storage import _journal_path
+from optuna_enas.cli._storage import _n_finished_in
+from optuna_enas.cli._storage import _sqlite_path
+from optuna_enas.cli._storage import check_writable
+from optuna_enas.cli._storage import default_artifact_dir
+from optuna_enas.cli._storage import default_checkpoint
+from optuna_enas.cli._storage import open_storage
+from optuna_enas.spaces._kinds import kind_of
+
+
+if TYPE_CHECKING:
+    import optuna
+
+    from optuna_enas.oneshot._searcher import OneShotSearcher
+    from optuna_enas.spaces._search_space import Architecture
+    from optuna_enas.spaces._search_space import SearchSpace
+
+
+DEFAULT_ONESHOT_EPOCHS = 10
+
+
+@dataclass
+class OneShotRun:
+    """What ``search`` / ``compare`` need of a finished (or interrupted) one-shot run."""
+
+    study: optuna.Study
+    space: SearchSpace
+    checkpoint: Path
+    seconds: float
+    interrupted: bool
+    exit_code: int
+    final: Architecture | None  # the searcher's result (the last derived architecture)
+    rescore: Callable[[Architecture], float]  # full-validation score with the final weights
+
+
+def weight_step_budget(n_trials: int, train_steps: float) -> int:
+    """The shared-weight steps a sampler run of ``n_trials`` spends: ``n_trials * train_steps``."""
+    return max(1, math.floor(n_trials * train_steps + 1e-9))
+
+
+def oneshot_plan(n_trials: int, args: argparse.Namespace) -> tuple[int, int]:
+    """``(n_steps, steps_per_epoch)`` of a one-shot run with the budget of ``n_trials``."""
+    epochs = getattr(args, "oneshot_epochs", DEFAULT_ONESHOT_EPOCHS)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise UsageError(f"--oneshot-epochs must be an integer >= 1, but got {epochs!r}.")
+    n_steps = weight_step_budget(n_trials, args.train_steps)
+    return n_steps, max(1, math.ceil(n_steps / epochs))
+
+
+def _oneshot_config(
+    args: argparse.Namespace, method: str, evaluator_config: dict[str, Any]
+) -> dict[str, Any]:
+    """The searcher's keyword arguments from the shared evaluator options."""
+    kwargs: dict[str, Any] = {
+        "supernet_kwargs": dict(evaluator_config["supernet_kwargs"]),
+        "batch_size": evaluator_config["batch_size"],
+        "eval_batches": evaluator_config["n_eval_batches"],
+    }
+    if "bptt" in evaluator_config:
+        kwargs["bptt"] = evaluator_config["bptt"]
+    if "lr" in evaluator_config:
+        kwargs["lr"] = evaluator_config["lr"]
+    if method == "darts":
+        order = getattr(args, "darts_order", 1)
+        if order not in (1, 2):
+            raise UsageError(f"--darts-order must be 1 or 2, but got {order!r}.")
+        kwargs["order"] = order
+    return kwargs
+
+
+def make_searcher(
+    method: str,
+    space: SearchSpace,
+    data: Any,
+    *,
+    seed: int,
+    device: str | None,
+    checkpoint: Path,
+    resume: Path | None,
+    kwargs: dict[str, Any],
+    dashboard: Any,
+) -> OneShotSearcher:
+    from optuna_enas.oneshot._darts import DARTS
+    from optuna_enas.oneshot._dsonas import DSONAS
+
+    assert method in ONESHOT_METHODS
+    cls = DARTS if method == "darts" else DSONAS
+    try:
+        return cls(
+            space,
+            data,
+            seed=seed,
+            device=device,
+            checkpoint_path=checkpoint,
+            resume_from=resume,
+            dashboard=dashboard,
+            **kwargs,
+        )
+    except ValueError as e:
+        raise UsageError(f"cannot build the {method} searcher: {_one_line(e)}") from e
+
+
+def run_oneshot(
+    args: argparse.Namespace,
+    *,
+    method: str,
+    seed: int,
+    study_name: str,
+    n_trials: int,
+    progress_label: str,
+    quiet: bool = False,
+) -> OneShotRun:
+    """Run (or resume) one one-shot search with the budget of ``n_trials`` sampler trials."""
+    import optuna
+
+    from optuna_enas.cli._search import _check_same_config
+    from optuna_enas.dashboard import DashboardCallback
+    from optuna_enas.dashboard import set_metric_name
+
+    space = _build_space(args)
+    evaluator_config = _evaluator_config(args, space.name)
+    kwargs = _oneshot_config(args, method, evaluator_config)
+    n_steps, steps_per_epoch = oneshot_plan(n_trials, args)
+    device = _check_device(args.device)
+    data = _load_data(space.name, args.data)
+    artifact_dir = Path(args.artifact_dir or default_artifact_dir(args.storage))
+    check_writable("--artifact-dir", artifact_dir, directory=True)
+    given = Path(args.checkpoint).expanduser() if getattr(args, "checkpoint", None) else None
+    checkpoint = given or default_checkpoint(args.storage, study_name)
+    check_writable("--checkpoint", checkpoint, directory=False)
+    db_file = _sqlite_path(args.storage) or _journal_path(args.storage)
+    if db_file is not None:
+        check_writable("--storage", db_file, directory=False)
+    storage = open_storage(args.storage, must_exist=False)
+    existing = {s.study_name: s for s in storage.get_all_studies()}.get(study_name)
+    config = {
+        "space": space.to_dict(),
+        "sampler": method,
+        "seed": seed,
+        "data": None if args.data is None else str(Path(args.data).expanduser().resolve()),
+        "evaluator": {**kwargs, "n_steps": n_steps, "steps_per_epoch": steps_per_epoch},
+        "checkpoint": str(checkpoint.resolve()),
+    }
+    direction = kind_of(space).direction
+    if existing is not None:
+        if existing.direction.name.lower() != direction:
+            raise UsageError(
+                f"--study-name {study_name!r} exists with direction "
+                f"{existing.direction.name.lower()}; a {space.name} search needs {direction}."
+            )
+        if CONFIG_ATTR in existing.user_attrs or _n_finished_in(storage, existing._study_id):
+            _check_same_config(study_name, existing.user_attrs.get(CONFIG_ATTR), config)
+    resume = checkpoint if checkpoint.is_file() else None
+    owner = {"study": study_name, "storage": _redact(args.storage)}
+    lock = CheckpointLock(checkpoint, owner=owner)
+    lock.acquire()
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=study_name, direction=direction, load_if_exists=True
+        )
+        if CONFIG_ATTR not in study.user_attrs:
+            study.set_user_attr(CONFIG_ATTR, config)
+        set_metric_name(study, kind_of(space).metric_label)
+        dashboard = DashboardCallback(
+            space, artifact_dir, figures_every=1, metric=kind_of(space).metric_label
+        )
+        searcher = make_searcher(
+            method, space, data, seed=seed, device=device, checkpoint=checkpoint,
+            resume=resume, kwargs=kwargs, dashboard=dashboard,
+        )  # fmt: skip
+        if not quiet:
+            state = f"resuming at epoch {searcher.epoch}" if resume else "new study"
+            print(
+                f"[{progress_label}] {study_name}: {method}, {n_steps} weight steps in "
+                f"epochs of {steps_per_epoch}; {state}",
+                file=sys.stderr,
+            )
+
+        def progress(s: OneShotSearcher, record: Any) -> None:
+            if not quiet:
+                print(
+                    f"[{progress_label}] epoch {record.epoch}: {record.n_weight_steps}/{n_steps} "
+                    f"steps, derived {space.describe(record.architecture)} -> "
+                    f"{record.value:.6g}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+        start = time.perf_counter()
+        interrupted, exit_code = False, 0
+        try:
+            searcher.search(
+                study, n_steps=n_steps, steps_per_epoch=steps_per_epoch, callbacks=[progress]
+            )
+        except KeyboardInterrupt as e:
+            interrupted, exit_code = True, 143 if isinstance(e, Terminated) else 130
+        seconds = time.perf_counter() - start
+        study.set_user_attr(WALL_ATTR, float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds)
+        dashboard.save_figures(study)
+        _save_arch_figure(study)
+    finally:
+        lock.release()
+    final = searcher.result().architecture if searcher.history else None
+    return OneShotRun(
+        study, space, checkpoint, seconds, interrupted, exit_code, final, _rescorer(searcher)
+    )
+
+
+def _rescorer(searcher: OneShotSearcher) -> Callable[[Architecture], float]:
+    """Score an architecture with the search's final shared weights on the whole validation set."""
+    import torch
+
+    def rescore(arch: Architecture) -> float:
+        model = searcher.scorer()
+        model.eval()
+        with torch.no_grad():
+            arch = searcher.space.coerce(arch)
+            return float(searcher.w_task.evaluate(model, arch, "valid", True, 1))
+
+    return rescore
+
+
+def _save_arch_figure(study: optuna.Study) -> None:
+    """The alpha / lambda-over-epochs figure on the dashboard (skipped without plotly)."""
+    try:
+        from optuna_dashboard import save_plotly_graph_object
+
+        from optuna_enas.dashboard._figures import plot_arch_weights
+    except ImportError:
+        return
+    try:
+        figure = plot_arch_weights(study)
+    except ValueError:
+        return
+    save_plotly_graph_object(study, figure, graph_object_id="enas-arch-weights")
