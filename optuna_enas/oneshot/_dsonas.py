@@ -1,8 +1,9 @@
 """DSO-NAS (Zhang, Huang and Wang, 2018, "You Only Search Once"): search by sparse pruning.
 
 The relaxed supernet (``relaxation="dsonas"``) scales every connection (and every op where the
-space has op choice) by a factor ``lambda``, initialised to 1 (official ``train_search.py``
-``init_param``: ``lambda`` -> ``mx.init.One()``). The search
+space has op choice) by a factor ``lambda``, initialised by the supernet (the uniform mixture;
+the official ``train_search.py`` ``init_param`` sets 1, which its batch norms make equivalent).
+The search
 
 1. *warm-up*: trains the weights only, ``lambda`` fixed (the official README's step 1 trains
    the full network before the search; ``cfgs.py``: 120 epochs there, 120 in the search, so

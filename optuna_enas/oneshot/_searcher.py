@@ -417,12 +417,12 @@ class OneShotSearcher:
                 searcher resumed from the checkpoint continues after that epoch).
         """
         if study is not None:
-            direction = "minimize" if study.direction.name == "MINIMIZE" else "maximize"
-            if len(study.directions) != 1 or direction != self.kind.direction:
+            names = [d.name.lower() for d in study.directions]
+            if names != [self.kind.direction]:
                 raise ValueError(
                     f"study must be a single-objective study with direction "
                     f"{self.kind.direction!r} (the {self.kind.metric_label} of a "
-                    f"{self.kind.name} space), but it has {[d.name for d in study.directions]}."
+                    f"{self.kind.name} space), but it has {names}."
                 )
         spe = task_steps_per_epoch(self.w_task) if steps_per_epoch is None else steps_per_epoch
         spe = check_int("steps_per_epoch", spe, 1)
