@@ -15,10 +15,12 @@ architecture every step, as ENAS trains it) and the two relaxations, this measur
 * peak RSS of the process minus its RSS before its one step (``ru_maxrss``; each
   configuration runs in a fresh subprocess so that the peak is its own).
 
-Each configuration runs with one torch thread. Usage::
+Each configuration runs with one torch thread. ``--gap`` measures instead the discretisation
+gap after a short first-order search (:func:`gap_worker`). Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/relaxed_cost.py            # about a minute
+    OMP_NUM_THREADS=1 python benchmarks/relaxed_cost.py            # 3-4 minutes
     OMP_NUM_THREADS=1 python benchmarks/relaxed_cost.py --steps 3  # smoke
+    OMP_NUM_THREADS=1 python benchmarks/relaxed_cost.py --gap      # 6-8 minutes
 """
 
 from __future__ import annotations
@@ -153,18 +155,101 @@ def time_worker(space_name: str, steps: int, warmup: int) -> dict[str, dict[str,
     }
 
 
+def gap_worker(space_name: str, variant: str, steps: int) -> dict[str, Any]:
+    """The discretisation gap after a short first-order search, at the CLI defaults.
+
+    Alternating updates, one per step: the architecture parameters on a validation batch (Adam,
+    lr 3e-3, betas (0.5, 0.999): DARTS ``--arch_learning_rate``), then the weights on a
+    training batch (SGD: RNN lr 20, clip 0.25, as DARTS ``rnn/train_search.py``; CNN lr 0.025,
+    momentum 0.9, clip 5, as ``cnn/train_search.py``). For ``dsonas`` each architecture step
+    is followed by a soft-threshold of 2e-3 (a crude stand-in for the searcher's APG, only so
+    that exact zeros appear). Then the validation metric (5 batches) of the relaxed net, of
+    ``derive()`` in the discrete supernet with the inherited weights
+    (``discrete_state_dict``), and of ``derive()`` with freshly initialised weights.
+    """
+    import numpy as np
+    import torch
+
+    from optuna_enas.training._trainer import build_supernet
+
+    torch.set_num_threads(1)
+    space, model, task = _build(space_name, variant)
+    _, _, a_task = _build(space_name, "discrete")  # a second stream, switched to valid
+    if space_name == "rnn":
+        a_task.train = a_task.valid
+    else:
+        a_task.x, a_task.y = a_task.valid_x, a_task.valid_y
+    rnn = space_name == "rnn"
+    w_opt = torch.optim.SGD(
+        model.weight_parameters(), lr=20.0 if rnn else 0.025, momentum=0.0 if rnn else 0.9
+    )
+    a_opt = torch.optim.Adam(model.arch_parameters(), lr=3e-3, betas=(0.5, 0.999))
+    rng = np.random.default_rng(0)
+
+    def score(net: Any, arch: Any) -> float:
+        net.eval()
+        with torch.no_grad():
+            value = float(task.evaluate(net, arch, "valid", False, 5))
+        net.train()
+        return value
+
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        a_opt.zero_grad()
+        a_task.train_loss(model, None, rng).backward()
+        a_opt.step()
+        if variant == "dsonas":
+            with torch.no_grad():
+                for p in model.arch_parameters():
+                    p.copy_(torch.sign(p) * torch.clamp(p.abs() - 2e-3, min=0.0))
+        w_opt.zero_grad()
+        task.train_loss(model, None, rng).backward()
+        torch.nn.utils.clip_grad_norm_(model.weight_parameters(), 0.25 if rnn else 5.0)
+        w_opt.step()
+    seconds = time.perf_counter() - t0
+    arch = model.derive()
+    kwargs = dict(_CLI[space_name]["kwargs"])
+    data = task.corpus if rnn else task.data
+    inherited = build_supernet(space, data, kwargs, torch.Generator().manual_seed(1))
+    inherited.load_state_dict(model.discrete_state_dict(), strict=False)
+    fresh = build_supernet(space, data, kwargs, torch.Generator().manual_seed(1))
+    return {
+        "space": space_name,
+        "variant": variant,
+        "steps": steps,
+        "search_s": seconds,
+        "relaxed": score(model, None),
+        "derived_inherited": score(inherited, arch),
+        "derived_fresh": score(fresh, arch),
+        "architecture": space.describe(arch),
+        **{k: float(v) for k, v in model.arch_summary().items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=SPACES)
-    parser.add_argument("--json", default=str(_DEFAULT_JSON))
+    parser.add_argument("--json", default=None, help="default: results/relaxed_cost[_gap].json")
+    parser.add_argument(
+        "--gap",
+        action="store_true",
+        help="measure the discretisation gap after a short search instead of the cost",
+    )
+    parser.add_argument(
+        "--gap-steps", type=int, nargs=3, default=[150, 80, 100], metavar=("RNN", "MICRO", "MACRO")
+    )
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "ARG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, arg = args.worker
         if kind == "time":
             print(json.dumps(time_worker(arg, args.steps, args.warmup)))
+        elif kind == "gap":
+            space_name, variant = arg.split(":")
+            n = dict(zip(SPACES, args.gap_steps, strict=True))[space_name]
+            print(json.dumps(gap_worker(space_name, variant, n)))
         else:
             print(json.dumps(memory_worker(*arg.split(":"))))
         return
@@ -172,10 +257,37 @@ def main() -> None:
 
     def run(*extra: str) -> Any:
         cmd = [sys.executable, __file__, "--steps", str(args.steps)]
-        cmd += ["--warmup", str(args.warmup), "--worker", *extra]
+        cmd += ["--warmup", str(args.warmup), *extra[:-2], "--worker", *extra[-2:]]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
+    if args.gap:
+        gap_rows = []
+        for space_name in args.spaces:
+            for variant in VARIANTS[1:]:
+                gap_rows.append(
+                    run("--gap-steps", *map(str, args.gap_steps), "gap", f"{space_name}:{variant}")
+                )
+                print(json.dumps(gap_rows[-1]), flush=True)
+        print()
+        print_table(
+            gap_rows,
+            [
+                "space",
+                "variant",
+                "steps",
+                "relaxed",
+                "derived_inherited",
+                "derived_fresh",
+                "param_free_share",
+                "sparsity",
+            ],
+        )
+        write_json(
+            args.json or _DEFAULT_JSON.with_name("relaxed_cost_gap.json"),
+            {"machine": machine_info(), "rows": gap_rows},
+        )
+        return
     rows = []
     for space_name in args.spaces:
         timing = run("time", space_name)
@@ -204,7 +316,7 @@ def main() -> None:
         ],
     )
     write_json(
-        args.json,
+        args.json or _DEFAULT_JSON,
         {
             "machine": machine_info(),
             "batch_size": BATCH_SIZE,
