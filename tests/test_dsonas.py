@@ -199,6 +199,7 @@ def test_dsonas_defaults_are_the_official_values() -> None:
     assert s.adaptive_flops and s.train_portion == 0.5
     r = DSONAS(RNN, seed=0, supernet_kwargs=RNN_KW)
     assert (r.lr, r.grad_clip, r.grad_clip_value, r.batch_size) == (5.0, 0.25, None, 64)
+    assert r.lambda_lr == 0.01
 
 
 @pytest.mark.parametrize(
