@@ -95,6 +95,50 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 
+_TRIALS = models.TrialModel.__table__
+_PARAMS = models.TrialParamModel.__table__
+_VALUES = models.TrialValueModel.__table__
+_STEPS = models.TrialIntermediateValueModel.__table__
+_ATTRS = {
+    False: models.TrialUserAttributeModel.__table__,
+    True: models.TrialSystemAttributeModel.__table__,
+}
+# Built once: constructing SQLAlchemy statements per trial costs more than running them.
+# Rows of a study newer than the last one this writer knows: the (study_id, rowid) index
+# answers it without scanning the study (a count of the study's rows grows with it).
+_NEWER = (
+    sqlalchemy.select(sqlalchemy.func.count())
+    .select_from(_TRIALS)
+    .where(
+        _TRIALS.c.study_id == sqlalchemy.bindparam("sid"),
+        _TRIALS.c.trial_id > sqlalchemy.bindparam("last"),
+    )
+)
+_FINISH = (
+    sqlalchemy.update(_TRIALS)
+    .where(
+        _TRIALS.c.trial_id == sqlalchemy.bindparam("tid"),
+        _TRIALS.c.state.in_([TrialState.RUNNING, TrialState.WAITING]),
+    )
+    .values(state=sqlalchemy.bindparam("st"), datetime_complete=sqlalchemy.bindparam("done"))
+)
+_UPDATE_ATTR = {
+    system: sqlalchemy.update(t)
+    .where(t.c.trial_id == sqlalchemy.bindparam("tid"), t.c.key == sqlalchemy.bindparam("k"))
+    .values(value_json=sqlalchemy.bindparam("v"))
+    for system, t in _ATTRS.items()
+}
+_UPDATE_STEP = (
+    sqlalchemy.update(_STEPS)
+    .where(
+        _STEPS.c.trial_id == sqlalchemy.bindparam("tid"),
+        _STEPS.c.step == sqlalchemy.bindparam("s"),
+    )
+    .values(
+        intermediate_value=sqlalchemy.bindparam("iv"),
+        intermediate_value_type=sqlalchemy.bindparam("ivt"),
+    )
+)
 _FINISHED = frozenset({TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL})
 _UNFINISHED = frozenset({TrialState.RUNNING, TrialState.WAITING})
 SQLITE_SYNCHRONOUS = ("full", "normal")
@@ -129,6 +173,11 @@ def configure_sqlite(storage: RDBStorage, *, synchronous: str = "full") -> None:
     if not sqlalchemy.event.contains(engine, "connect", on_connect):
         sqlalchemy.event.listen(engine, "connect", on_connect)
     engine.dispose()  # connections opened before the listener get the pragmas when reopened
+
+
+def _same(a: BaseDistribution, b: BaseDistribution) -> bool:
+    """Equal distributions, compared fast (the distribution classes are plain attributes)."""
+    return a is b or (type(a) is type(b) and a.__dict__ == b.__dict__)
 
 
 def _copy_trial(trial: FrozenTrial) -> FrozenTrial:
@@ -166,7 +215,8 @@ class _StudyCache:
     distributions: dict[str, BaseDistribution]
     views: dict[frozenset[TrialState], list[FrozenTrial]] = field(default_factory=dict)
     unsorted: set[frozenset[TrialState]] = field(default_factory=set)
-    checked: bool = False  # stale RUNNING trials failed, counts checked
+    checked: bool = False  # stale RUNNING trials failed
+    last_id: int = -1  # the newest stored trial id this writer knows (RDB: second writers)
 
     def add_finished(self, trial: FrozenTrial) -> None:
         for key, view in self.views.items():
@@ -233,7 +283,7 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
         self._studies: dict[int, _StudyCache] = {}
         self._trial_study: dict[int, int] = {}  # exclusive: trial id -> study id
         self._by_id: dict[int, FrozenTrial] = {}  # exclusive: finished trials by id
-        self._dist_json: dict[BaseDistribution, str] = {}
+        self._dist_json: dict[str, tuple[BaseDistribution, str]] = {}
         self._shared_dists: dict[tuple[int, str], BaseDistribution] = {}
         self.n_transactions = 0
         """Trial writes made: rows created at ``ask`` (shared mode) or ``enqueue_trial``, and
@@ -315,7 +365,8 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
             for t in trials:
                 for name, dist in t.distributions.items():
                     dists.setdefault(name, dist)
-            cache = _StudyCache(trials=list(trials), distributions=dists)
+            last = max((t._trial_id for t in trials), default=-1)
+            cache = _StudyCache(trials=list(trials), distributions=dists, last_id=last)
             self._studies[study_id] = cache
             for t in trials:
                 self._trial_study[t._trial_id] = study_id
@@ -365,6 +416,7 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
                 # crash; its later writes are batched like a shared-mode trial's.
                 trial_id = self._backend.create_new_trial(study_id, template_trial)
                 self.n_transactions += 1
+                cache.last_id = max(cache.last_id, trial_id)
                 frozen = self._backend.get_trial(trial_id)
                 self._live[trial_id] = self._resident(study_id, frozen)
                 self._register(cache, self._live[trial_id].trial, study_id)
@@ -440,24 +492,23 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
             previous = cache.distributions.get(name)
             if previous is None:
                 cache.distributions[name] = dist
-            else:
-                check_distribution_compatibility(previous, dist)
-            return
-        key = (live.study_id, name)
-        previous = self._shared_dists.get(key)
-        if previous is None:
-            previous = self._first_distribution(live.study_id, name) or dist
-            self._shared_dists[key] = previous
-        check_distribution_compatibility(previous, dist)
+                return
+        else:
+            key = (live.study_id, name)
+            previous = self._shared_dists.get(key)
+            if previous is None:
+                previous = self._first_distribution(live.study_id, name) or dist
+                self._shared_dists[key] = previous
+        if not _same(previous, dist):
+            check_distribution_compatibility(previous, dist)
 
     def _first_distribution(self, study_id: int, name: str) -> BaseDistribution | None:
         """The distribution of ``name`` in the study's stored trials, as RDBStorage checks it."""
         assert self._rdb is not None
-        p, t = models.TrialParamModel.__table__, models.TrialModel.__table__
         query = (
-            sqlalchemy.select(p.c.distribution_json)
-            .join(t, p.c.trial_id == t.c.trial_id)
-            .where(t.c.study_id == study_id, p.c.param_name == name)
+            sqlalchemy.select(_PARAMS.c.distribution_json)
+            .join(_TRIALS, _PARAMS.c.trial_id == _TRIALS.c.trial_id)
+            .where(_TRIALS.c.study_id == study_id, _PARAMS.c.param_name == name)
             .limit(1)
         )
         with self._rdb.engine.connect() as conn:
@@ -592,12 +643,15 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
         return True
 
     # -- the writes ----------------------------------------------------------------------------
-    def _json(self, dist: BaseDistribution) -> str:
-        found = self._dist_json.get(dist)
-        if found is None:
-            found = distribution_to_json(dist)
-            self._dist_json[dist] = found
-        return found
+    def _json(self, name: str, dist: BaseDistribution) -> str:
+        """``dist`` as JSON; the last one of each parameter name is kept (a dict comparison,
+        where hashing or ``==`` on a categorical distribution compares choice by choice)."""
+        found = self._dist_json.get(name)
+        if found is not None and _same(found[0], dist):
+            return found[1]
+        text = distribution_to_json(dist)
+        self._dist_json[name] = (dist, text)
+        return text
 
     def _write_new(
         self,
@@ -612,7 +666,8 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
                 previous = cache.distributions.setdefault(name, dist)
                 check_distribution_compatibility(previous, dist)
         if self._rdb is not None:
-            trial_id = self._insert_rdb(study_id, frozen)
+            trial_id = self._insert_rdb(study_id, frozen, cache.last_id)
+            cache.last_id = trial_id
             frozen._trial_id = trial_id
             stored = frozen
         else:
@@ -637,29 +692,27 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
         name = self._backend.get_study_name_from_id(study_id)
         return (
             f"study {name!r}: another process wrote trials to it (this writer expected trial "
-            f"number {expected}, the storage has {found} trials). BatchedStorage(exclusive=True) "
+            f"number {expected}, the storage has at least {found} trials). "
+            "BatchedStorage(exclusive=True) "
             "must be the study's only writer; use exclusive=False for several workers."
         )
 
-    def _insert_rdb(self, study_id: int, frozen: FrozenTrial) -> int:
+    def _insert_rdb(self, study_id: int, frozen: FrozenTrial, last_id: int) -> int:
         assert self._rdb is not None
-        trials = models.TrialModel.__table__
         with self._rdb.engine.begin() as conn:
-            count = conn.execute(
-                sqlalchemy.select(sqlalchemy.func.count())
-                .select_from(trials)
-                .where(trials.c.study_id == study_id)
-            ).scalar_one()
-            if count != frozen.number:
-                raise RuntimeError(self._second_writer(study_id, frozen.number, count))
+            newer = conn.execute(_NEWER, {"sid": study_id, "last": last_id}).scalar_one()
+            if newer:
+                found = frozen.number + newer
+                raise RuntimeError(self._second_writer(study_id, frozen.number, found))
             result = conn.execute(
-                sqlalchemy.insert(trials).values(
-                    number=frozen.number,
-                    study_id=study_id,
-                    state=frozen.state,
-                    datetime_start=_utc_naive(frozen.datetime_start),
-                    datetime_complete=_utc_naive(frozen.datetime_complete),
-                )
+                _TRIALS.insert(),
+                {
+                    "number": frozen.number,
+                    "study_id": study_id,
+                    "state": frozen.state,
+                    "datetime_start": _utc_naive(frozen.datetime_start),
+                    "datetime_complete": _utc_naive(frozen.datetime_complete),
+                },
             )
             key = result.inserted_primary_key
             assert key is not None
@@ -698,68 +751,60 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
                     {"trial_id": trial_id, "objective": objective, "value": stored,
                      "value_type": kind}
                 )  # fmt: skip
-            conn.execute(sqlalchemy.insert(models.TrialValueModel.__table__), rows)
+            conn.execute(_VALUES.insert(), rows)
         if params:
             conn.execute(
-                sqlalchemy.insert(models.TrialParamModel.__table__),
+                _PARAMS.insert(),
                 [
                     {"trial_id": trial_id, "param_name": name, "param_value": value,
-                     "distribution_json": self._json(dist)}
+                     "distribution_json": self._json(name, dist)}
                     for name, (value, dist) in params.items()
                 ],
             )  # fmt: skip
-        for model, attrs, stored_keys in (
-            (models.TrialUserAttributeModel, user_attrs, stored_user),
-            (models.TrialSystemAttributeModel, system_attrs, stored_system),
+        for system, attrs, stored_keys in (
+            (False, user_attrs, stored_user),
+            (True, system_attrs, stored_system),
         ):
-            table = model.__table__
             new = [
                 {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)}
                 for k, v in attrs.items()
                 if k not in stored_keys
             ]
             if new:
-                conn.execute(sqlalchemy.insert(table), new)
-            for k, v in attrs.items():
-                if k in stored_keys:
-                    conn.execute(
-                        sqlalchemy.update(table)
-                        .where(table.c.trial_id == trial_id, table.c.key == k)
-                        .values(value_json=json.dumps(v))
-                    )
+                conn.execute(_ATTRS[system].insert(), new)
+            old = [
+                {"tid": trial_id, "k": k, "v": json.dumps(v)}
+                for k, v in attrs.items()
+                if k in stored_keys
+            ]
+            if old:
+                conn.execute(_UPDATE_ATTR[system], old)
         if intermediate:
-            table = models.TrialIntermediateValueModel.__table__
             to_stored = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr
+            inserts, updates = [], []
             for step, v in intermediate.items():
                 stored_iv, iv_kind = to_stored(v)
-                row = {"intermediate_value": stored_iv, "intermediate_value_type": iv_kind}
                 if step in stored_steps:
-                    conn.execute(
-                        sqlalchemy.update(table)
-                        .where(table.c.trial_id == trial_id, table.c.step == step)
-                        .values(**row)
-                    )
+                    updates.append({"tid": trial_id, "s": step, "iv": stored_iv, "ivt": iv_kind})
                 else:
-                    conn.execute(
-                        sqlalchemy.insert(table).values(trial_id=trial_id, step=step, **row)
-                    )
+                    inserts.append(
+                        {"trial_id": trial_id, "step": step, "intermediate_value": stored_iv,
+                         "intermediate_value_type": iv_kind}
+                    )  # fmt: skip
+            if inserts:
+                conn.execute(_STEPS.insert(), inserts)
+            if updates:
+                conn.execute(_UPDATE_STEP, updates)
 
     def _flush_stored(self, live: _Live, final: FrozenTrial) -> bool:
         """A trial whose row exists: its buffered writes and its end, in one transaction."""
         assert self._rdb is not None
-        trials = models.TrialModel.__table__
         trial_id = live.trial._trial_id
         with self._rdb.engine.begin() as conn:
             # The guard takes the row's lock first (PostgreSQL); a trial another worker
             # finished or failed meanwhile (heartbeat) is refused like Optuna refuses it.
-            result = conn.execute(
-                sqlalchemy.update(trials)
-                .where(
-                    trials.c.trial_id == trial_id,
-                    trials.c.state.in_([TrialState.RUNNING, TrialState.WAITING]),
-                )
-                .values(state=final.state, datetime_complete=_utc_naive(final.datetime_complete))
-            )
+            done = _utc_naive(final.datetime_complete)
+            result = conn.execute(_FINISH, {"tid": trial_id, "st": final.state, "done": done})
             if result.rowcount != 1:
                 raise UpdateFinishedTrialError(
                     f"Trial#{final.number} has already finished and can not be updated."
