@@ -29,6 +29,12 @@ and ``1/n_ops`` (our choice), so the initial node is the uniform average of its 
 as DARTS's near-uniform softmax; DSO-NAS's CNN ops end in batch normalisation, which makes the
 scale of ``lambda`` irrelevant there, but this cell has none.
 
+Caveat (measured, ``benchmarks/relaxed_cost.py --gap``): the weights co-adapt with the scale of
+the factors (``mu_io * lambda_ij`` shrinks under the sparse penalty), and the discrete cell of
+:meth:`derive` computes with unit scale, so its score with the inherited weights can be far off
+(perplexity ~1e42 where the relaxed cell had 23, after 150 steps). DSO-NAS retrains the pruned
+network; score a dsonas RNN search by the relaxed cell or by retraining.
+
 The cell output, the next hidden state, is the mean of nodes ``1..N-1`` (DARTS ``CONCAT =
 STEPS``: every intermediate node; node 0 alone for ``N = 1``), rescaled to at most
 ``max_hidden_norm`` per row like the discrete cell. Derivation (:meth:`derive`): DARTS's rule
