@@ -455,6 +455,43 @@ def test_macro_dsonas_with_one_hot_lambdas_is_the_discrete_network() -> None:
     torch.testing.assert_close(model(x), discrete(x, arch))
 
 
+def test_micro_dsonas_with_one_hot_lambdas_is_the_discrete_network() -> None:
+    """With one-hot factors and the ``out_weight`` slices of the non-loose states zeroed, the
+    relaxed cell (which concatenates every state) computes the discrete cell exactly."""
+    model = _micro("dsonas", n_nodes=3).double()
+    space = model.micro_space
+    rng = np.random.default_rng(4)
+    params: dict[str, object] = {}
+    with torch.no_grad():
+        for p in model.arch_parameters():
+            p.zero_()
+        for cell in ("normal", "reduce"):
+            for b in range(space.n_nodes):
+                inputs = rng.choice(b + 2, size=2, replace=False)
+                for k, j in enumerate(inputs, start=1):
+                    o = int(rng.integers(len(space.ops)))
+                    e = model.edge_index(b, int(j))
+                    model.arch[f"{cell}_in"][e] = 1.0
+                    model.arch[f"{cell}_op"][e, o] = 4.0 - k  # derive: the stronger is in1
+                    params[f"{cell}_b{b + 2}_in{k}"] = int(j)
+                    params[f"{cell}_b{b + 2}_op{k}"] = space.ops[o]
+        arch = space.architecture(params)
+        assert model.derive() == arch
+        for cell in ("normal", "reduce"):  # the factors back to 1, as the discrete sum
+            model.arch[f"{cell}_op"].clamp_(max=1.0)
+        cells = space.cells(arch)
+        for position, module in enumerate(model.cells):
+            nodes = cells.reduction if position in model.reduction_cells else cells.normal
+            used = {n.in1 for n in nodes} | {n.in2 for n in nodes}
+            c = module.channels
+            for k in used:
+                module.out_weight[:, k * c : (k + 1) * c] = 0.0
+    discrete = _discrete(model).double()
+    discrete.load_state_dict(model.discrete_state_dict(), strict=False)
+    x = torch.randn(4, 1, 4, 4, generator=_gen(1), dtype=torch.float64)
+    torch.testing.assert_close(model(x), discrete(x, arch))
+
+
 # -- tasks and build_relaxed -----------------------------------------------------------------
 @pytest.mark.parametrize("relaxation", RELAXATIONS)
 @pytest.mark.parametrize("space_name", ["rnn", "micro", "macro"])
