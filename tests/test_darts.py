@@ -75,7 +75,7 @@ def test_second_order_hypergradient_matches_finite_differences_of_the_unrolled_l
     xv = torch.randn(16, 3, generator=g, dtype=torch.float64)
     yv = torch.randint(0, 2, (16,), generator=g)
     weights = [model.w1, model.w2]
-    buffers = [torch.randn_like(w, generator=None) * 0.1 for w in weights]
+    buffers = [0.1 * torch.randn(w.shape, generator=g, dtype=torch.float64) for w in weights]
     eta, mu, wd = 0.5, 0.9, 1e-2
     before = [w.detach().clone() for w in weights]
 
@@ -113,13 +113,26 @@ def test_second_order_hypergradient_matches_finite_differences_of_the_unrolled_l
     with torch.no_grad():
         model.alpha.copy_(alpha0)
     first_order = torch.autograd.grad(model.loss(xv, yv, None), [model.alpha])[0]
-    assert torch.allclose(hyper, numeric, rtol=1e-4, atol=1e-7)
+    # DARTS's eps = 0.01 / ||v|| leaves an O(eps^2) error; a smaller r converges to the exact one.
+    assert torch.allclose(hyper, numeric, rtol=2e-3, atol=1e-9)
+    fine = darts_hypergradient(
+        weights,
+        [model.alpha],
+        lambda: model.loss(xt, yt),
+        lambda: model.loss(xv, yv),
+        eta=eta,
+        momentum=mu,
+        momentum_buffers=buffers,
+        weight_decay=wd,
+        r=1e-4,
+    )[0]
+    assert torch.allclose(fine, numeric, rtol=1e-6, atol=1e-11)
     # The check can fail: the second-order term is far larger than the tolerance.
     unrolled_first = darts_hypergradient(
         weights, [model.alpha], lambda: model.loss(xt, yt), lambda: model.loss(xv, yv), eta=0.0
     )[0]
     assert torch.equal(unrolled_first, first_order)
-    assert float((hyper - first_order).abs().max()) > 100 * 1e-4 * float(hyper.abs().max())
+    assert float((hyper - first_order).abs().max()) > 20 * 2e-3 * float(hyper.abs().max())
 
 
 def test_hypergradient_counts_the_clip_factor_as_a_constant() -> None:
