@@ -263,7 +263,7 @@ def _finished(db: Path) -> list[optuna.trial.FrozenTrial]:
         return []
     try:
         return optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
-    except KeyError:  # the study is not created yet
+    except KeyError:  # the study is not created yet (killed before it)
         return []
 
 
@@ -397,3 +397,57 @@ def test_cli_default_storage_is_batched_sqlite_and_resumes(
     assert [
         t.state for t in optuna.load_study(study_name="old", storage=DEFAULT_STORAGE).trials
     ] == [TrialState.RUNNING]
+
+
+@pytest.mark.slow
+def test_cli_search_killed_with_sigkill_resumes_with_every_finished_trial_once(
+    tmp_path: Path,
+) -> None:
+    from optuna_enas.cli import main
+
+    db = tmp_path / "optuna-enas.db"
+    cmd = [sys.executable, "-m", "optuna_enas", "--threads", "1", "search", *_TINY]
+    cmd += ["--trials", "100000", "--train-steps", "2", "--log-every", "1000"]
+    proc = subprocess.Popen(cmd, env=_ENV, cwd=tmp_path, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            done = [t for t in _cli_trials(db, polling=True) if t.state == TrialState.COMPLETE]
+            if len(done) >= 3:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                _, err = proc.communicate()
+                pytest.fail(f"no 3 trials before the kill: {err.decode()[-2000:]}")
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)  # no handler runs: mid-trial or mid-write
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    trials = _cli_trials(db)
+    k = len(trials)
+    assert [(t.number, t.state) for t in trials] == [(i, TrialState.COMPLETE) for i in range(k)]
+    os.chdir(tmp_path)
+    try:
+        args = ["search", *_TINY, "--trials", str(k + 2), "--train-steps", "2"]
+        assert main(args) == 0
+    finally:
+        os.chdir(_REPO)
+    after = _cli_trials(db)
+    assert [(t.number, t.state) for t in after] == [(i, TrialState.COMPLETE) for i in range(k + 2)]
+    assert [t.params for t in after[:k]] == [t.params for t in trials]
+
+
+def _cli_trials(db: Path, *, polling: bool = False) -> list[optuna.trial.FrozenTrial]:
+    if not db.exists():
+        return []
+    try:
+        return optuna.load_study(study_name="enas-rnn-enas", storage=f"sqlite:///{db}").trials
+    except KeyError:  # the study is not created yet
+        return []
+    except Exception:  # polling while the writer creates the tables (locked, half-made schema)
+        if polling:
+            return []
+        raise
