@@ -23,6 +23,10 @@ with the end; the CLI's mode for a server URL).
     python benchmarks/sampler_overhead.py --trials 1000 --samplers enas --workers 1 4 \
         --storages postgres shared-postgres --json benchmarks/results/sampler_overhead_workers.json
 
+``--interleave CHUNK`` runs the studies of one n in turns of CHUNK trials in one process (on a
+machine shared with other jobs the load drifts during a run; in turns, every storage sees the
+same drift, so the ratios stay fair).
+
 ``--workers K`` runs K processes on one study (K x n/K trials) for postgres and
 shared-postgres (batched-postgres is exclusive: one writer); a
 row's ms/trial is then the wall time of the whole run over all trials (throughput), and
@@ -122,6 +126,79 @@ def objective(trial: optuna.Trial) -> float:
     return float(sum(v == "relu" for _, v in arch.params))
 
 
+class _Run:
+    """One study on one storage, run in one go or in chunks (``--interleave``)."""
+
+    def __init__(
+        self,
+        sampler: str,
+        storage_kind: str,
+        n: int,
+        workdir: Path,
+        pg: str | None,
+        *,
+        study_name: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.sampler, self.storage_kind, self.n = sampler, storage_kind, n
+        storage = make_storage(storage_kind, workdir, pg)
+        self.study = optuna.create_study(
+            sampler=make_sampler(sampler, seed=seed),
+            storage=storage,
+            direction="maximize",
+            study_name=study_name or f"{sampler}-{storage_kind}-{n}-{time.monotonic_ns()}",
+            load_if_exists=study_name is not None,
+        )
+        self.callbacks: list[Any] = []
+        self.mirror = None
+        if storage_kind == "mirror":
+            # In-memory study + every finished trial copied to a journal file (TrialMirror).
+            journal = make_storage("journal", workdir, pg)
+            self.mirror = TrialMirror(
+                journal, study_name=self.study.study_name, directions=self.study.directions
+            )
+            self.callbacks.append(self.mirror)
+        self.per: list[float] = []
+        self.wall_s = 0.0
+        self.cpu_s = 0.0
+
+    def step(self, k: int) -> None:
+        cpu0 = time.process_time()
+        stamps: list[float] = [time.perf_counter()]
+
+        def cb(s: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+            stamps.append(time.perf_counter())
+
+        self.study.optimize(objective, n_trials=k, callbacks=[*self.callbacks, cb])
+        self.cpu_s += time.process_time() - cpu0
+        self.wall_s += stamps[-1] - stamps[0]
+        self.per += [(b - a) * 1e3 for a, b in zip(stamps, stamps[1:], strict=False)]
+
+    def result(self) -> dict[str, Any]:
+        flush_s = 0.0
+        if self.mirror is not None:
+            t0 = time.perf_counter()
+            self.mirror.close()
+            flush_s = time.perf_counter() - t0
+        per, n = self.per, self.n
+        tail = per[-max(1, n // 10) :]
+        per_sorted = sorted(per)
+        return {
+            "sampler": self.sampler,
+            "storage": self.storage_kind,
+            "n_trials": n,
+            "median_ms": statistics.median(per),
+            "p90_ms": per_sorted[int(0.9 * (len(per) - 1))],
+            "mean_ms": statistics.fmean(per),
+            "tail_median_ms": statistics.median(tail),
+            "total_s": self.wall_s + flush_s,
+            "durable_ms_per_trial": (self.wall_s + flush_s) * 1e3 / n,
+            # This process's CPU time (all its threads): robust to other processes' load,
+            # blind to waits (fsync, a database server's work).
+            "cpu_ms_per_trial": self.cpu_s * 1e3 / n,
+        }
+
+
 def run_one(
     sampler: str,
     storage_kind: str,
@@ -132,51 +209,9 @@ def run_one(
     study_name: str | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    storage = make_storage(storage_kind, workdir, pg)
-    study = optuna.create_study(
-        sampler=make_sampler(sampler, seed=seed),
-        storage=storage,
-        direction="maximize",
-        study_name=study_name or f"{sampler}-{storage_kind}-{n}-{time.monotonic_ns()}",
-        load_if_exists=study_name is not None,
-    )
-    callbacks: list[Any] = []
-    mirror = None
-    if storage_kind == "mirror":
-        # In-memory study + every finished trial copied to a journal file (TrialMirror).
-        journal = make_storage("journal", workdir, pg)
-        mirror = TrialMirror(journal, study_name=study.study_name, directions=study.directions)
-        callbacks.append(mirror)
-    cpu0 = time.process_time()
-    stamps: list[float] = [time.perf_counter()]
-
-    def cb(s: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
-        stamps.append(time.perf_counter())
-
-    study.optimize(objective, n_trials=n, callbacks=[*callbacks, cb])
-    cpu_s = time.process_time() - cpu0
-    flush_s = 0.0
-    if mirror is not None:
-        t0 = time.perf_counter()
-        mirror.close()
-        flush_s = time.perf_counter() - t0
-    per = [(b - a) * 1e3 for a, b in zip(stamps, stamps[1:], strict=False)]
-    tail = per[-max(1, n // 10) :]
-    per_sorted = sorted(per)
-    return {
-        "sampler": sampler,
-        "storage": storage_kind,
-        "n_trials": n,
-        "median_ms": statistics.median(per),
-        "p90_ms": per_sorted[int(0.9 * (len(per) - 1))],
-        "mean_ms": statistics.fmean(per),
-        "tail_median_ms": statistics.median(tail),
-        "total_s": stamps[-1] - stamps[0] + flush_s,
-        "durable_ms_per_trial": (stamps[-1] - stamps[0] + flush_s) * 1e3 / n,
-        # This process's CPU time (all its threads): robust to other processes' load, blind
-        # to waits (fsync, a database server's work).
-        "cpu_ms_per_trial": cpu_s * 1e3 / n,
-    }
+    run = _Run(sampler, storage_kind, n, workdir, pg, study_name=study_name, seed=seed)
+    run.step(n)
+    return run.result()
 
 
 def _worker(args: tuple[str, str, int, str, str | None, str, int]) -> dict[str, Any]:
@@ -281,6 +316,14 @@ def main() -> None:
         default=None,
         help="torch intra-op threads (default: torch's own choice)",
     )
+    parser.add_argument(
+        "--interleave",
+        type=int,
+        default=0,
+        metavar="CHUNK",
+        help="run the storages' studies in turns of CHUNK trials (one process), so that a "
+        "machine whose load changes during the run affects them alike (0: one after another)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI")
     parser.add_argument("--json", default="benchmarks/results/sampler_overhead.json")
     args = parser.parse_args()
@@ -295,7 +338,31 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for storage in args.storages:
+        for n in args.trials if args.interleave else []:
+            runs = [
+                _Run(sampler, storage, n, Path(tmp), args.postgres_url)
+                for storage in args.storages
+                for sampler in args.samplers
+                if not (sampler == "tpe" and n > args.tpe_max_trials)
+                and not (
+                    storage in ("sqlite", "journal", "postgres")
+                    and args.plain_max_trials
+                    and n > args.plain_max_trials
+                )
+            ]
+            for start in range(0, n, args.interleave):
+                for run in runs:
+                    run.step(min(args.interleave, n - start))
+            for run in runs:
+                row = run.result()
+                row["workers"] = 1
+                rows.append(row)
+                print(
+                    f"{row['storage']:16s} {row['sampler']:6s} n={n:6d} median "
+                    f"{row['median_ms']:.3f} ms, total/n {row['durable_ms_per_trial']:.3f} ms",
+                    flush=True,
+                )
+        for storage in args.storages if not args.interleave else []:
             for n in args.trials:
                 for sampler in args.samplers:
                     if sampler == "tpe" and n > args.tpe_max_trials:
