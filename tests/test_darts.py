@@ -3,6 +3,7 @@ in SQLite studies, resume equality, reproducibility, collapse tracking and argum
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from pathlib import Path
@@ -18,6 +19,10 @@ from torch import nn
 from optuna_enas import MacroSpace
 from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
+from optuna_enas.data._corpus import Corpus
+from optuna_enas.data._corpus import load_corpus
+from optuna_enas.data._images import ImageData
+from optuna_enas.data._images import load_digits_dataset
 from optuna_enas.oneshot._collapse import CollapseMonitor
 from optuna_enas.oneshot._collapse import CollapseWarning
 from optuna_enas.oneshot._collapse import default_threshold
@@ -46,6 +51,16 @@ MICRO = MicroSpace(n_nodes=2)
 MICRO_KW = {"n_filters": 4, "n_layers": 2}
 RNN = RNNCellSpace(n_nodes=3)
 RNN_KW = {"embed_size": 16, "hidden_size": 16}
+
+
+@functools.cache
+def _digits() -> ImageData:
+    return load_digits_dataset()  # loaded once per module: it takes seconds
+
+
+@functools.cache
+def _corpus() -> Corpus:
+    return load_corpus(None)
 
 
 # -- the second-order hypergradient ---------------------------------------------------------------
@@ -206,7 +221,7 @@ def _planted(order: int, **kw: Any) -> DARTS:
         "eval_batches": 1,
     }
     args.update(kw)
-    return DARTS(PlantedSupernet.SPACE, **args)
+    return DARTS(PlantedSupernet.SPACE, _digits(), **args)
 
 
 @pytest.mark.parametrize("order", [1, 2])
@@ -285,7 +300,14 @@ def _check_recorded(
 def test_darts_end_to_end_on_the_embedded_corpus_in_sqlite(sqlite_url: str) -> None:
     study = optuna.create_study(storage=sqlite_url, direction="minimize")
     searcher = DARTS(
-        RNN, order=2, seed=0, supernet_kwargs=RNN_KW, batch_size=16, bptt=10, eval_batches=2
+        RNN,
+        _corpus(),
+        order=2,
+        seed=0,
+        supernet_kwargs=RNN_KW,
+        batch_size=16,
+        bptt=10,
+        eval_batches=2,
     )
     result = searcher.search(study, n_steps=6, steps_per_epoch=3)
     _check_recorded(
@@ -302,6 +324,7 @@ def test_darts_end_to_end_on_digits_with_the_dashboard(sqlite_url: str, tmp_path
     dashboard = DashboardCallback(MICRO, tmp_path / "artifacts", figures_every=None)
     searcher = DARTS(
         MICRO,
+        _digits(),
         order=1,
         seed=0,
         supernet_kwargs=MICRO_KW,
@@ -327,7 +350,14 @@ class _Stop(Exception):
 
 def _macro_darts(order: int, **kw: Any) -> DARTS:
     return DARTS(
-        MACRO, order=order, seed=3, supernet_kwargs=MACRO_KW, batch_size=16, eval_batches=1, **kw
+        MACRO,
+        _digits(),
+        order=order,
+        seed=3,
+        supernet_kwargs=MACRO_KW,
+        batch_size=16,
+        eval_batches=1,
+        **kw,
     )
 
 
@@ -373,7 +403,13 @@ def test_same_seed_same_result_and_another_seed_differs() -> None:
     runs = []
     for seed in (5, 5, 6):
         searcher = DARTS(
-            MACRO, order=1, seed=seed, supernet_kwargs=MACRO_KW, batch_size=16, eval_batches=1
+            MACRO,
+            _digits(),
+            order=1,
+            seed=seed,
+            supernet_kwargs=MACRO_KW,
+            batch_size=16,
+            eval_batches=1,
         )
         result = searcher.search(None, n_steps=4, steps_per_epoch=2)
         runs.append(([a.detach().clone() for a in searcher.arch], result.value))
@@ -406,7 +442,7 @@ def test_darts_arguments_are_checked(kwargs: dict[str, Any], match: str) -> None
     args: dict[str, Any] = {"supernet_kwargs": MACRO_KW, "seed": 0}
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        DARTS(MACRO, **args)
+        DARTS(MACRO, _digits(), **args)
 
 
 def test_study_and_supernet_must_fit() -> None:
@@ -416,7 +452,7 @@ def test_study_and_supernet_must_fit() -> None:
     with pytest.raises(ValueError, match="steps_per_epoch"):
         searcher.search(None, n_steps=1, steps_per_epoch=0)
     with pytest.raises(ValueError, match="'darts' relaxation"):
-        DARTS(PlantedSupernet.SPACE, supernet=_DsoStandIn(), supernet_kwargs=MACRO_KW)
+        DARTS(PlantedSupernet.SPACE, _digits(), supernet=_DsoStandIn(), supernet_kwargs=MACRO_KW)
 
 
 class _DsoStandIn(PlantedSupernet):
@@ -426,7 +462,7 @@ class _DsoStandIn(PlantedSupernet):
 
 
 def test_defaults_are_the_official_values() -> None:
-    cnn = DARTS(MACRO, seed=0, supernet_kwargs=MACRO_KW)
+    cnn = DARTS(MACRO, _digits(), seed=0, supernet_kwargs=MACRO_KW)
     assert (cnn.lr, cnn.lr_min, cnn.momentum, cnn.weight_decay, cnn.grad_clip) == (
         0.025,
         0.001,
@@ -437,7 +473,7 @@ def test_defaults_are_the_official_values() -> None:
     assert (cnn.arch_lr, cnn.arch_betas, cnn.arch_weight_decay) == (3e-4, (0.5, 0.999), 1e-3)
     assert cnn.batch_size == DARTS_CNN.batch_size == 64 and cnn.default_epochs == 50
     assert cnn.train_portion == 0.5
-    rnn = DARTS(RNN, seed=0, supernet_kwargs=RNN_KW)
+    rnn = DARTS(RNN, _corpus(), seed=0, supernet_kwargs=RNN_KW)
     assert (rnn.lr, rnn.lr_min, rnn.momentum, rnn.weight_decay, rnn.grad_clip) == (
         20.0,
         None,

@@ -3,6 +3,7 @@ penalty, derivation, end-to-end searches in SQLite studies, resume equality and 
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,10 @@ from optuna.trial import TrialState
 from optuna_enas import MacroSpace
 from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
+from optuna_enas.data._corpus import Corpus
+from optuna_enas.data._corpus import load_corpus
+from optuna_enas.data._images import ImageData
+from optuna_enas.data._images import load_digits_dataset
 from optuna_enas.oneshot._dsonas import DSONAS
 from optuna_enas.oneshot._record import METHOD_KEY
 from optuna_enas.oneshot._searcher import EpochRecord
@@ -35,6 +40,16 @@ RNN = RNNCellSpace(n_nodes=3)
 RNN_KW = {"embed_size": 16, "hidden_size": 16}
 
 
+@functools.cache
+def _digits() -> ImageData:
+    return load_digits_dataset()  # loaded once per module: it takes seconds
+
+
+@functools.cache
+def _corpus() -> Corpus:
+    return load_corpus(None)
+
+
 def _macro(**kw: Any) -> DSONAS:
     args: dict[str, Any] = {
         "seed": 0,
@@ -46,7 +61,7 @@ def _macro(**kw: Any) -> DSONAS:
         "prune_every": 1,
     }
     args.update(kw)
-    return DSONAS(MACRO, **args)
+    return DSONAS(MACRO, _digits(), **args)
 
 
 def test_warmup_trains_weights_only_then_apg_zeroes_and_prunes_lambda(sqlite_url: str) -> None:
@@ -124,6 +139,7 @@ def test_dsonas_end_to_end_on_the_embedded_corpus_and_on_digits(sqlite_url: str)
     rnn_study = optuna.create_study(storage=sqlite_url, study_name="rnn", direction="minimize")
     rnn = DSONAS(
         RNN,
+        _corpus(),
         seed=0,
         supernet_kwargs=RNN_KW,
         batch_size=16,
@@ -135,7 +151,13 @@ def test_dsonas_end_to_end_on_the_embedded_corpus_and_on_digits(sqlite_url: str)
     assert math.isfinite(result.value) and result.value > 1.0
     micro_study = optuna.create_study(storage=sqlite_url, study_name="micro", direction="maximize")
     micro = DSONAS(
-        MICRO, seed=0, supernet_kwargs=MICRO_KW, batch_size=32, eval_batches=2, gamma=0.05
+        MICRO,
+        _digits(),
+        seed=0,
+        supernet_kwargs=MICRO_KW,
+        batch_size=32,
+        eval_batches=2,
+        gamma=0.05,
     )
     micro.search(micro_study, n_steps=4, steps_per_epoch=2)
     for study, searcher in ((rnn_study, rnn), (micro_study, micro)):
@@ -177,11 +199,11 @@ def test_resumed_dsonas_equals_the_uninterrupted_one(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a darts searcher checkpoint"):
         from optuna_enas.oneshot._darts import DARTS
 
-        DARTS(MACRO, seed=0, supernet_kwargs=MACRO_KW, batch_size=16, resume_from=ckpt)
+        DARTS(MACRO, _digits(), seed=0, supernet_kwargs=MACRO_KW, batch_size=16, resume_from=ckpt)
 
 
 def test_dsonas_defaults_are_the_official_values() -> None:
-    s = DSONAS(MACRO, seed=0, supernet_kwargs=MACRO_KW)
+    s = DSONAS(MACRO, _digits(), seed=0, supernet_kwargs=MACRO_KW)
     assert (s.lr, s.warmup_lr, s.momentum, s.nesterov, s.weight_decay) == (
         0.1,
         0.05,
@@ -197,7 +219,7 @@ def test_dsonas_defaults_are_the_official_values() -> None:
         240,
     )
     assert s.adaptive_flops and s.train_portion == 0.5
-    r = DSONAS(RNN, seed=0, supernet_kwargs=RNN_KW)
+    r = DSONAS(RNN, _corpus(), seed=0, supernet_kwargs=RNN_KW)
     assert (r.lr, r.grad_clip, r.grad_clip_value, r.batch_size) == (5.0, 0.25, None, 64)
     assert r.lambda_lr == 0.01
 

@@ -27,6 +27,7 @@ def _worker(args: dict[str, Any]) -> None:
     import torch.distributed as dist
 
     from optuna_enas import MacroSpace
+    from optuna_enas.data._images import load_digits_dataset
     from optuna_enas.oneshot._darts import DARTS
     from optuna_enas.oneshot._dsonas import DSONAS
     from optuna_enas.oneshot._searcher import EpochRecord
@@ -38,6 +39,7 @@ def _worker(args: dict[str, Any]) -> None:
     rank = int(args["rank"])
     dist.init_process_group("gloo", init_method=args["init_method"], rank=rank, world_size=2)
     space = MacroSpace(n_layers=2)
+    data = load_digits_dataset()  # once: loading takes seconds
     out: dict[str, Any] = {}
     common: dict[str, Any] = {
         "seed": SEED,
@@ -47,8 +49,8 @@ def _worker(args: dict[str, Any]) -> None:
         "distributed": True,
     }
     for name, searcher in (
-        ("darts2", DARTS(space, order=2, **common)),
-        ("dsonas", DSONAS(space, gamma=0.2, warmup_fraction=0.3, prune_every=1, **common)),
+        ("darts2", DARTS(space, data, order=2, **common)),
+        ("dsonas", DSONAS(space, data, gamma=0.2, warmup_fraction=0.3, prune_every=1, **common)),
     ):
         log: list[dict[str, Any]] = []
 
