@@ -23,7 +23,9 @@ builds the searcher with the same seed; each takes its ``1/world`` shard of both
 0's parameters are broadcast, and every gradient (weights, alpha/lambda, the unrolled and
 Hessian-vector-product gradients of second-order DARTS) is averaged over the ranks before it
 is used, so alpha/lambda, the weights and the derived architecture are identical on every
-rank. Only rank 0 needs the study (pass ``None`` elsewhere) and the checkpoint path.
+rank. Only rank 0 needs the study (pass ``None`` elsewhere) and the checkpoint path. As in
+:mod:`optuna_enas.training.distributed`, a loss that is non-finite on some ranks only makes those
+ranks skip a step while the others wait in an all-reduce: create the group with a ``timeout``.
 """
 
 from __future__ import annotations
