@@ -253,6 +253,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--smoke", action="store_true", help="1 seed, 6 trials, tiny retrain")
     p.add_argument("--table", type=Path, default=None, help="ground-truth JSON (default: ours)")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--seed-list", type=int, nargs="+", default=None, help="instead of --seeds")
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=None,
+        help="keep each (method, seed) result here as JSON and skip the runs already there "
+        "(resumable; several processes with different --seed-list can share it)",
+    )
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
@@ -278,8 +286,17 @@ def main(argv: list[str] | None = None) -> None:
     lower = config["direction"] == "minimize"
 
     runs = []
-    for seed in range(args.seeds):
+    seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
+    if args.runs_dir is not None:
+        args.runs_dir.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
         for method in args.methods:
+            cached = None
+            if args.runs_dir is not None:
+                cached = args.runs_dir / f"{args.task}-{method}-t{args.trials}-seed{seed}.json"
+                if cached.is_file():
+                    runs.append(json.loads(cached.read_text()))
+                    continue
             r = run_one(
                 method,
                 seed,
@@ -294,6 +311,8 @@ def main(argv: list[str] | None = None) -> None:
                 n_oneshot_epochs=args.oneshot_epochs,
             )
             runs.append(r)
+            if cached is not None:
+                cached.write_text(json.dumps(r, indent=1) + "\n")
             print(
                 f"{method} seed {seed}: retrained {r['retrained_value']:.4g} "
                 f"(percentile {r['percentile']:.1f}) {r['architecture']} "
@@ -303,6 +322,8 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     for method in args.methods:
+        if not any(r["method"] == method for r in runs):
+            continue
         pct = np.array([r["percentile"] for r in runs if r["method"] == method])
         vals = np.array([r["retrained_value"] for r in runs if r["method"] == method])
         row: dict[str, Any] = {

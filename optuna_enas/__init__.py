@@ -5,8 +5,9 @@ The package has two halves that meet only through Optuna params:
 - sampling: :mod:`optuna_enas.spaces` (torch-free) and :mod:`optuna_enas.sampler`;
 - evaluation: :mod:`optuna_enas.supernet`, :mod:`optuna_enas.training`, :mod:`optuna_enas.data`;
 
-and :mod:`optuna_enas.final` (derive, retrain, export), :mod:`optuna_enas.storage`,
-:mod:`optuna_enas.dashboard` and :mod:`optuna_enas.cli` around them. Names are loaded lazily
+and :mod:`optuna_enas.oneshot` (DARTS, DSO-NAS), :mod:`optuna_enas.final` (derive, retrain,
+export), :mod:`optuna_enas.storage`, :mod:`optuna_enas.dashboard` and :mod:`optuna_enas.cli`
+around them. Names are loaded lazily
 (PEP 562): ``import optuna_enas`` and the spaces work without importing torch.
 """
 
@@ -40,6 +41,9 @@ _EXPORTS = {
     # training
     "StandaloneEvaluator": "optuna_enas.training._evaluator",
     "SupernetEvaluator": "optuna_enas.training._evaluator",
+    # one-shot searchers (DARTS, DSO-NAS)
+    "DARTS": "optuna_enas.oneshot._darts",
+    "DSONAS": "optuna_enas.oneshot._dsonas",
     # final architecture
     "DerivedArchitecture": "optuna_enas.final._derive",
     "RetrainResult": "optuna_enas.final._retrain",
@@ -65,6 +69,8 @@ if TYPE_CHECKING:
     from optuna_enas.final._rank_check import rank_check as rank_check
     from optuna_enas.final._retrain import RetrainResult as RetrainResult
     from optuna_enas.final._retrain import retrain as retrain
+    from optuna_enas.oneshot._darts import DARTS as DARTS
+    from optuna_enas.oneshot._dsonas import DSONAS as DSONAS
     from optuna_enas.sampler._config import PRESETS as PRESETS
     from optuna_enas.sampler._config import ControllerConfig as ControllerConfig
     from optuna_enas.sampler._controller import LSTMController as LSTMController

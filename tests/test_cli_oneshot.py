@@ -84,7 +84,7 @@ def test_compare_runs_samplers_and_oneshot_methods_at_one_budget(
     assert rows["darts"]["n_trials"] == 2 and rows["random"]["n_trials"] == 4
     study = optuna.load_study(study_name="compare-rnn-dsonas-seed0", storage=url)
     attrs = study._storage.get_study_system_attrs(study._study_id)
-    assert any(k.startswith("dashboard:plot_data:enas-arch-weights:") for k in attrs)
+    assert any(k.startswith("dashboard:plot_data:enas-oneshot-arch:") for k in attrs)
 
 
 @pytest.mark.parametrize(

@@ -235,7 +235,6 @@ def run_oneshot(
         seconds = time.perf_counter() - start
         study.set_user_attr(WALL_ATTR, float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds)
         dashboard.save_figures(study)
-        _save_arch_figure(study)
     finally:
         lock.release()
     final = searcher.result().architecture if searcher.history else None
@@ -256,18 +255,3 @@ def _rescorer(searcher: OneShotSearcher) -> Callable[[Architecture], float]:
             return float(searcher.w_task.evaluate(model, arch, "valid", True, 1))
 
     return rescore
-
-
-def _save_arch_figure(study: optuna.Study) -> None:
-    """The alpha / lambda-over-epochs figure on the dashboard (skipped without plotly)."""
-    try:
-        from optuna_dashboard import save_plotly_graph_object
-
-        from optuna_enas.dashboard._figures import plot_arch_weights
-    except ImportError:
-        return
-    try:
-        figure = plot_arch_weights(study)
-    except ValueError:
-        return
-    save_plotly_graph_object(study, figure, graph_object_id="enas-arch-weights")

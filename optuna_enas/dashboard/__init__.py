@@ -2,7 +2,8 @@
 
 - :mod:`._svg`: hand-drawn SVGs of an architecture (RNN cell, macro, micro) and comparison charts;
 - :mod:`._callback`: :class:`DashboardCallback` (per-trial drawing as artifact + note);
-- :mod:`._figures`: plotly figures of the study (best so far, controller statistics).
+- :mod:`._figures`: plotly figures of the study (best so far, controller statistics, one-shot
+  alpha / lambda over epochs).
 """
 
 from optuna_enas.dashboard._callback import SVG_ATTR
@@ -13,6 +14,8 @@ from optuna_enas.dashboard._figures import STATS_KEY
 from optuna_enas.dashboard._figures import best_so_far
 from optuna_enas.dashboard._figures import controller_stats
 from optuna_enas.dashboard._figures import max_entropy
+from optuna_enas.dashboard._figures import oneshot_history
+from optuna_enas.dashboard._figures import plot_arch_weights
 from optuna_enas.dashboard._figures import plot_best_so_far
 from optuna_enas.dashboard._figures import plot_comparison
 from optuna_enas.dashboard._figures import plot_controller_stats
@@ -33,6 +36,8 @@ __all__ = [
     "comparison_svg",
     "controller_stats",
     "max_entropy",
+    "oneshot_history",
+    "plot_arch_weights",
     "plot_best_so_far",
     "plot_comparison",
     "plot_controller_stats",
