@@ -558,3 +558,35 @@ def test_same_seed_same_relaxed_supernet() -> None:
         a, b = builder(relaxation, seed=4), builder(relaxation, seed=4)
         for (ka, pa), (kb, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
             assert ka == kb and torch.equal(pa, pb)
+
+
+def test_sparse_group_flops_follow_the_op_costs() -> None:
+    rnn = _rnn("dsonas", n_nodes=3)
+    groups = dict((id(p), f) for p, f in rnn.sparse_groups())
+    h = rnn.hidden_size
+    assert bool((groups[id(rnn.arch["conn2"])] == 4.0 * h * h).all())  # one h_j @ W_ij
+    micro = _micro("dsonas", n_nodes=2)
+    ops = micro.micro_space.ops
+    for lam_in, lam_op in zip(*[iter(micro.sparse_groups())] * 2, strict=True):
+        in_flops, op_flops = lam_in[1], lam_op[1]
+        row = dict(zip(ops, op_flops[0].tolist(), strict=True))
+        assert row["sep5x5"] > row["sep3x3"] > row["maxpool"] == row["avgpool"] > row["identity"]
+        torch.testing.assert_close(in_flops, op_flops.sum(dim=1))  # a connection gates its ops
+    macro = _macro("dsonas", n_layers=3)
+    (ops_p, ops_f), (skips_p, skips_f) = macro.sparse_groups()
+    row = dict(zip(macro.macro_space.ops, ops_f[0].tolist(), strict=True))
+    assert row["conv5x5"] > row["conv3x3"] > row["sep3x3"] and row["conv5x5"] > row["sep5x5"]
+    assert row["sep5x5"] > row["sep3x3"] and row["conv3x3"] > row["maxpool"] == row["avgpool"]
+    assert ops_f[2, 0] < ops_f[1, 0] < ops_f[0, 0]  # after each pooling layer, fewer pixels
+    torch.testing.assert_close(skips_f[0], torch.tensor(2.0 * 16 / 4))  # C * H * W, layer 1
+
+
+@pytest.mark.parametrize("builder", ALL_BUILDERS, ids=["rnn", "micro", "macro"])
+def test_entropy_is_one_at_the_start_and_zero_when_decided(builder: Any) -> None:
+    model = builder("darts")
+    assert model.arch_summary()["entropy"] == pytest.approx(1.0, abs=1e-3)  # 1e-3 * randn
+    with torch.no_grad():
+        for p in model.arch_parameters():
+            p.fill_(-50.0)
+            p.view(-1, p.shape[-1])[:, 0] = 50.0 if p.dim() > 1 else -50.0
+    assert model.arch_summary()["entropy"] == pytest.approx(0.0, abs=1e-6)
