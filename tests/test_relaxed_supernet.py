@@ -415,20 +415,35 @@ def test_discrete_supernet_loads_every_weight_of_the_relaxed_one(
         assert torch.equal(dsd["cells.1.branches.1.1.2.sep3x3.stack.0.depthwise"], edge)
 
 
-def test_rnn_dsonas_with_one_hot_lambdas_is_the_discrete_cell() -> None:
-    """Every node reads node 0: the loose ends are nodes 1..N-1, the relaxed output's mean."""
-    model = _rnn("dsonas", n_nodes=4).double()
+@pytest.mark.parametrize("relaxation", RELAXATIONS)
+def test_rnn_with_one_hot_arch_parameters_is_the_discrete_cell(relaxation: str) -> None:
+    """Every node reads node 0: the loose ends are nodes 1..N-1, the relaxed output's mean.
+
+    darts: logits of +-1e4 make the softmax exactly one-hot, every unchosen edge on its zero
+    op; the node's division by the non-zero mass then leaves the chosen highway node alone.
+    """
+    model = _rnn(relaxation, n_nodes=4).double()
     acts = model.rnn_space.activations
     chosen = ["relu", "tanh", "identity", "sigmoid"]
     with torch.no_grad():
-        for p in model.arch_parameters():
-            p.zero_()
-        for i, a in enumerate(chosen):
-            model.arch[f"op{i}"][acts.index(a)] = 1.0
-            if i > 0:
-                model.arch[f"conn{i}"][0] = 1.0
+        if relaxation == "darts":
+            for i, a in enumerate(chosen):
+                alpha = model.arch[f"node{i}"]
+                alpha.fill_(-1e4)
+                if i > 0:
+                    alpha[:, -1] = 1e4  # the zero op on every edge ...
+                    alpha[0, -1] = -1e4  # ... but the one from node 0
+                alpha[0, acts.index(a)] = 1e4
+        else:
+            for p in model.arch_parameters():
+                p.zero_()
+            for i, a in enumerate(chosen):
+                model.arch[f"op{i}"][acts.index(a)] = 1.0
+                if i > 0:
+                    model.arch[f"conn{i}"][0] = 1.0
     arch = model.derive()
     assert [n.input for n in model.rnn_space.cell(arch)] == [None, 0, 0, 0]
+    assert [n.activation for n in model.rnn_space.cell(arch)] == chosen
     discrete = _discrete(model).double()
     discrete.load_state_dict(model.discrete_state_dict(), strict=False)
     tokens = torch.randint(0, VOCAB, (5, 3), generator=_gen(1))

@@ -16,9 +16,13 @@ lines 16-43 of quark0/darts): node ``i >= 1`` mixes every earlier node; edge ``j
 activations with ``softmax(alpha_0)`` (no zero op: node 0 always exists). Two deliberate
 differences from the official search cell: each edge keeps its own ENAS matrix ``W_ij`` (DARTS
 shares one ``W_i`` per node over its inputs), so the weights transfer to the discrete cell; and
-node ``i`` is the *mean* of its ``i`` edges where DARTS sums them and batch-normalises
-(``self.bn``, line 39) -- the mean keeps each node a convex combination of highway outputs, on
-the scale of the discrete node, without batch statistics in a recurrence.
+node ``i`` is the sum of its edges divided by their total non-zero mass
+``sum_j (1 - softmax(alpha_i[j])_zero)`` where DARTS sums them and batch-normalises (``self.bn``,
+line 39). Both make the node's scale independent of how much weight the zero ops take, so the
+zero op only moves weight between edges; the division does it without batch statistics in a
+recurrence, keeps each node a convex combination of highway outputs (on the scale of the
+discrete node), and lets a one-hot ``alpha`` (every other edge on its zero op) compute exactly
+the discrete node.
 
 ``"dsonas"`` (Zhang et al. 2018, Eq. 2: ``h_i = O_i(sum_j lambda_ij h_j)``): node ``i >= 1``
 reads the scaled sum of its inputs, through the edge matrices
@@ -74,6 +78,9 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "identity": lambda x: x,
     "sigmoid": torch.sigmoid,
 }
+
+
+_MIN_MASS = 1e-12
 
 
 def _init_range(hidden_size: int) -> float:
@@ -305,8 +312,12 @@ class RelaxedRNNSupernet(RelaxedSupernet):
             mixed = sum(
                 (w[:, o, None, None] * a for o, a in enumerate(acts)), torch.zeros_like(src)
             )
-            kept = w[:, :-1].sum(dim=1)[:, None, None] * src  # mass of the non-zero ops
-            return (kept + c * (mixed - kept)).mean(dim=0)
+            mass = w[:, :-1].sum(dim=1)  # per edge, the weight of its non-zero ops
+            kept = mass[:, None, None] * src
+            edges = (kept + c * (mixed - kept)).sum(dim=0)
+            # Normalised by the total non-zero mass: a weighted mean of the edges' highway
+            # mixtures (see the module docstring). The clamp only guards an all-zero node.
+            return edges / mass.sum().clamp_min(_MIN_MASS)
         lam = weights[f"conn{i}"][:, None, None]
         x = (lam * src).sum(dim=0)
         pre = (lam * chs).sum(dim=0)
