@@ -545,6 +545,15 @@ def _peer_worker(args: argparse.Namespace) -> dict[str, Any]:
             for o in ours_names
             for p in ("peer_equal", "peer_shipped")
         },
+        # this process's CPU seconds per step: less sensitive to other processes than wall time
+        "median_cpu_s_all": {
+            k: statistics.median(x[k]["cpu_s"] for x in rounds) for k in variants
+        },
+        "cpu_ratios_all": {
+            f"{o}/{p}": statistics.median(x[o]["cpu_s"] / x[p]["cpu_s"] for x in rounds)
+            for o in ours_names
+            for p in ("peer_equal", "peer_shipped")
+        },
         "n_rounds": len(rounds),
         "n_quiet_rounds": len(quiet),
     }
@@ -575,7 +584,11 @@ def _print_peer_table(result: dict[str, Any]) -> None:
         print(f"  {k:<14} median {x:.3f} s" + ("" if q is None else f" (quiet {q:.3f} s)"))
     for k, x in s["ratios_all"].items():
         q = s["ratios_quiet"][k]
-        print(f"  {k:<26} ratio {x:.3f}" + ("" if q is None else f" (quiet {q:.3f})"))
+        print(
+            f"  {k:<26} ratio {x:.3f}"
+            + ("" if q is None else f" (quiet {q:.3f})")
+            + f", CPU-time ratio {s['cpu_ratios_all'][k]:.3f}"
+        )
     g = w["gemm"]
     for row in g["shapes"]:
         print(
