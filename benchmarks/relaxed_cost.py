@@ -219,6 +219,7 @@ def gap_worker(space_name: str, variant: str, steps: int) -> dict[str, Any]:
         "steps": steps,
         "search_s": seconds,
         "relaxed": score(model, None),
+        "relaxed_projected": _projected_score(model, score),
         "derived_inherited": score(inherited, arch),
         "derived_fresh": score(fresh, arch),
         "architecture": space.describe(arch),
@@ -227,6 +228,12 @@ def gap_worker(space_name: str, variant: str, steps: int) -> dict[str, Any]:
     if space_name == "micro":  # last: it overwrites the model
         row.update(_micro_diagnosis(model, arch, score))
     return row
+
+
+def _projected_score(model: Any, score: Any) -> float:
+    """The relaxed net with its architecture parameters projected onto ``derive()``."""
+    with model.projected():
+        return float(score(model, None))
 
 
 def _micro_diagnosis(model: Any, arch: Any, score: Any) -> dict[str, float]:

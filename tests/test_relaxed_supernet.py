@@ -606,3 +606,65 @@ def test_entropy_is_one_at_the_start_and_zero_when_decided(builder: Any) -> None
             p.fill_(-50.0)
             p.view(-1, p.shape[-1])[:, 0] = 50.0 if p.dim() > 1 else -50.0
     assert model.arch_summary()["entropy"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("relaxation", RELAXATIONS)
+@pytest.mark.parametrize("builder", ALL_BUILDERS, ids=["rnn", "micro", "macro"])
+def test_projected_encodes_the_architecture_and_restores(builder: Any, relaxation: str) -> None:
+    model = builder(relaxation, 4)
+    with torch.no_grad():
+        for p in model.arch_parameters():
+            p.copy_(torch.randn(p.shape, generator=_gen(11)))
+    before = [p.detach().clone() for p in model.arch_parameters()]
+    derived = model.derive()
+
+    def same(a: Any, b: Any) -> bool:
+        if not isinstance(model, RelaxedMicroSupernet):
+            return bool(a == b)
+        # Projected, a block's two inputs tie: derive() may list them in the other order.
+        ca, cb = model.micro_space.cells(a), model.micro_space.cells(b)
+        return all(
+            sorted([(n.in1, n.op1), (n.in2, n.op2)]) == sorted([(m.in1, m.op1), (m.in2, m.op2)])
+            for x, y in ((ca.normal, cb.normal), (ca.reduction, cb.reduction))
+            for n, m in zip(x, y, strict=True)
+        )
+
+    with model.projected() as arch:
+        assert arch == derived and same(model.derive(), derived)
+        if relaxation == "dsonas":
+            assert model.arch_summary()["sparsity"] > 0.5
+    other = model.space.sample_uniform(np.random.default_rng(5))
+    if isinstance(model, RelaxedMicroSupernet):  # two distinct inputs per block: derivable
+        params = other.to_params()
+        for key in params:
+            if key.endswith("_in2"):
+                params[key] = 0 if params[key.replace("_in2", "_in1")] != 0 else 1
+        other = model.space.architecture(params)
+    with model.projected(other) as arch:
+        assert arch == other and same(model.derive(), other)
+    for p, q in zip(model.arch_parameters(), before, strict=True):
+        assert torch.equal(p, q)
+
+
+def test_projected_darts_macro_and_rnn_compute_the_discrete_network() -> None:
+    macro = _macro("darts", n_layers=4).double()
+    discrete = _discrete(macro).double()
+    discrete.load_state_dict(macro.discrete_state_dict(), strict=False)
+    x = torch.randn(4, 1, 4, 4, generator=_gen(1), dtype=torch.float64)
+    with macro.projected() as arch:
+        torch.testing.assert_close(macro(x), discrete(x, arch))
+    rnn = _rnn("darts", n_nodes=4).double()
+    space = rnn.rnn_space
+    star = space.architecture(  # every node reads node 0: the loose ends are nodes 1..3
+        {"node0_act": "relu", **{f"node{i}_in": 0 for i in range(1, 4)}}
+        | {
+            f"node{i}_act": a
+            for i, a in zip(range(1, 4), ("tanh", "identity", "sigmoid"), strict=True)
+        }
+    )
+    d_rnn = _discrete(rnn).double()
+    d_rnn.load_state_dict(rnn.discrete_state_dict(), strict=False)
+    tokens = torch.randint(0, VOCAB, (5, 3), generator=_gen(1))
+    h0 = torch.randn(3, 4, generator=_gen(2), dtype=torch.float64)
+    with rnn.projected(star):
+        torch.testing.assert_close(rnn(tokens, h0)[0], d_rnn(tokens, h0, star)[0])

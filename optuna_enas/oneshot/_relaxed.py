@@ -20,7 +20,9 @@ The forward pass has the signature of the discrete supernet with ``arch`` ignore
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
@@ -42,6 +44,8 @@ Relaxation = Literal["darts", "dsonas"]
 RELAXATIONS: tuple[Relaxation, ...] = ("darts", "dsonas")
 ARCH_PREFIX = "arch."
 """State-dict prefix of the architecture parameters (``alpha`` / ``lambda``)."""
+ONE_HOT_LOGIT = 1e4
+"""A projected DARTS logit: ``softmax`` / ``sigmoid`` of +-1e4 are exactly 0 and 1."""
 
 
 def check_relaxation(value: Any) -> Relaxation:
@@ -164,6 +168,37 @@ class RelaxedSupernet(nn.Module):
         }
         out.update(self._summary_extra(arch))
         return out
+
+    def _projection(self, arch: Architecture) -> dict[str, torch.Tensor]:
+        """Architecture-parameter values (by name in :attr:`arch`) encoding only ``arch``."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def projected(self, arch: Architecture | None = None) -> Iterator[Architecture]:
+        """Inside the block the architecture parameters encode only ``arch`` (default
+        :meth:`derive`); they are restored on exit. Yields the architecture.
+
+        darts: logits of +-1e4, so every mixture is exactly one op (the unchosen edges exactly
+        their zero op) and every macro gate exactly 0 or 1; dsonas: the chosen factors keep
+        their values (1 where :meth:`derive` fell back on an all-zero node), every other factor
+        is 0 -- DSO-NAS's pruned network, before retraining. This scores an architecture
+        inside the relaxed supernet, the ``discretization accuracy`` of Wang et al. (ICLR 2021,
+        "Rethinking Architecture Selection in Differentiable NAS"), with the weights and the
+        factors' scale the search trained. Micro: projected, a block's two inputs tie, so
+        :meth:`derive` inside the block may list them in the other order (the same network).
+        """
+        arch = self.derive() if arch is None else self.space.coerce(arch)
+        values = self._projection(arch)
+        saved = {k: p.detach().clone() for k, p in self.named_arch_parameters()}
+        try:
+            with torch.no_grad():
+                for k, v in values.items():
+                    self.arch[k].copy_(v)
+            yield arch
+        finally:
+            with torch.no_grad():
+                for k, v in saved.items():
+                    self.arch[k].copy_(v)
 
     def sparse_groups(self) -> list[tuple[nn.Parameter, torch.Tensor]]:
         """dsonas: each ``lambda`` with a same-shape tensor of the FLOPs its entries gate.

@@ -62,6 +62,7 @@ from optuna_enas.oneshot._mixed import MixedOp
 from optuna_enas.oneshot._mixed import constant_lambda
 from optuna_enas.oneshot._mixed import darts_alpha
 from optuna_enas.oneshot._mixed import scaled_sum
+from optuna_enas.oneshot._relaxed import ONE_HOT_LOGIT
 from optuna_enas.oneshot._relaxed import Relaxation
 from optuna_enas.oneshot._relaxed import RelaxedSupernet
 from optuna_enas.oneshot._relaxed import abs_distribution
@@ -343,6 +344,35 @@ class RelaxedMicroSupernet(RelaxedSupernet):
                     params[f"{cell}_b{b + 2}_op{k}"] = space.ops[o]
         return space.architecture(params), fallbacks
 
+    def _projection(self, arch: Architecture) -> dict[str, torch.Tensor]:
+        # A block that reads one input twice with two ops gets a half-half mixture (darts) or
+        # both factors (dsonas) on that edge: the relaxed edge owns one module per op.
+        space = self.micro_space
+        cells = space.cells(arch)
+        out: dict[str, torch.Tensor] = {}
+        for cell in _CELLS:
+            nodes = cells.normal if cell == "normal" else cells.reduction
+            picks = [
+                (self.edge_index(b, j), space.ops.index(op))
+                for b, n in enumerate(nodes)
+                for j, op in ((n.in1, n.op1), (n.in2, n.op2))
+            ]
+            if self.relaxation == "darts":
+                a = torch.full_like(self.arch[cell], -ONE_HOT_LOGIT)
+                a[:, -1] = ONE_HOT_LOGIT
+                for e, o in picks:
+                    a[e, -1] = -ONE_HOT_LOGIT
+                    a[e, o] = ONE_HOT_LOGIT
+                out[cell] = a
+                continue
+            lam_in, lam_op = self.arch[f"{cell}_in"].detach(), self.arch[f"{cell}_op"].detach()
+            new_in, new_op = torch.zeros_like(lam_in), torch.zeros_like(lam_op)
+            for e, o in picks:
+                new_in[e] = lam_in[e] if float(lam_in[e]) != 0.0 else 1.0
+                new_op[e, o] = lam_op[e, o] if float(lam_op[e, o]) != 0.0 else 1.0
+            out[f"{cell}_in"], out[f"{cell}_op"] = new_in, new_op
+        return out
+
     def derive(self) -> Architecture:
         """The ``MicroSpace`` architecture the architecture parameters encode (see module)."""
         return self._derive()[0]
@@ -590,6 +620,22 @@ class RelaxedMacroSupernet(RelaxedSupernet):
                 on = s > 0.0 if self.relaxation == "darts" else s != 0.0
                 params[f"layer{i}_skip{j}"] = int(on)
         return space.architecture(params), fallbacks
+
+    def _projection(self, arch: Architecture) -> dict[str, torch.Tensor]:
+        layers = self.macro_space.layers(arch)
+        ops, skips = self.arch["ops"].detach(), self.arch["skips"].detach()
+        darts = self.relaxation == "darts"
+        new_ops = torch.full_like(ops, -ONE_HOT_LOGIT) if darts else torch.zeros_like(ops)
+        new_skips = torch.full_like(skips, -ONE_HOT_LOGIT) if darts else torch.zeros_like(skips)
+        for i, layer in enumerate(layers):
+            o = self.macro_space.ops.index(layer.op)
+            kept = float(ops[i, o])
+            new_ops[i, o] = ONE_HOT_LOGIT if darts else (kept if kept != 0.0 else 1.0)
+            for j in layer.skips:
+                k = self.skip_index(i, j)
+                kept = float(skips[k])
+                new_skips[k] = ONE_HOT_LOGIT if darts else (kept if kept != 0.0 else 1.0)
+        return {"ops": new_ops, "skips": new_skips}
 
     def derive(self) -> Architecture:
         """The ``MacroSpace`` architecture the architecture parameters encode (see module)."""

@@ -64,6 +64,7 @@ from optuna_enas.oneshot._mixed import ZERO_OP
 from optuna_enas.oneshot._mixed import constant_lambda
 from optuna_enas.oneshot._mixed import darts_alpha
 from optuna_enas.oneshot._mixed import strongest
+from optuna_enas.oneshot._relaxed import ONE_HOT_LOGIT
 from optuna_enas.oneshot._relaxed import Relaxation
 from optuna_enas.oneshot._relaxed import RelaxedSupernet
 from optuna_enas.oneshot._relaxed import abs_distribution
@@ -356,6 +357,26 @@ class RelaxedRNNSupernet(RelaxedSupernet):
                         params[f"node{i}_in"] = jj
         return space.architecture(params), fallbacks
 
+    def _projection(self, arch: Architecture) -> dict[str, torch.Tensor]:
+        acts = self.rnn_space.activations
+        out: dict[str, torch.Tensor] = {}
+        for i, node in enumerate(self.rnn_space.cell(arch)):
+            o = acts.index(node.activation)
+            if self.relaxation == "darts":
+                a = torch.full_like(self.arch[f"node{i}"], -ONE_HOT_LOGIT)
+                if node.input is None:
+                    a[0, o] = ONE_HOT_LOGIT
+                else:
+                    a[:, -1] = ONE_HOT_LOGIT  # every other edge: the zero op
+                    a[node.input, -1] = -ONE_HOT_LOGIT
+                    a[node.input, o] = ONE_HOT_LOGIT
+                out[f"node{i}"] = a
+                continue
+            out[f"op{i}"] = _keep_one(self.arch[f"op{i}"], o)
+            if node.input is not None:
+                out[f"conn{i}"] = _keep_one(self.arch[f"conn{i}"], node.input)
+        return out
+
     def derive(self) -> Architecture:
         """The ``RNNCellSpace`` architecture the architecture parameters encode (see module)."""
         return self._derive()[0]
@@ -409,6 +430,14 @@ class RelaxedRNNSupernet(RelaxedSupernet):
             f"vocab_size={self.vocab_size}, embed_size={self.embed_size}, "
             f"hidden_size={self.hidden_size}, tie_weights={self.tie_weights}"
         )
+
+
+def _keep_one(values: torch.Tensor, index: int) -> torch.Tensor:
+    """``values`` with every entry but ``index`` zeroed (that one 1 if it was 0)."""
+    out = torch.zeros_like(values.detach())
+    kept = float(values.detach()[index])
+    out[index] = kept if kept != 0.0 else 1.0
+    return out
 
 
 def _dropout_mask(
