@@ -121,7 +121,7 @@ def test_rnn_supernet_matches_autograd_reference(
     rng = np.random.default_rng(n_nodes)
     for _ in range(4):
         arch = model.space.sample_uniform(rng)
-        tokens = torch.randint(0, 15, (11, 3))  # two chunks of the weight-gradient accumulation
+        tokens = torch.randint(0, 15, (11, 3))  # weight gradients: one product over 11 steps
         h0 = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
         results = []
         for fn in (model, _reference):

@@ -13,18 +13,23 @@ and node 0 adds ``x_t @ w_x`` to its pre-activation. The cell output, which is a
 state carried to the next step, is the mean of the loose ends (as the official ENAS
 ``ptb_enas_child.py``; ENAS-pytorch carries the last node instead).
 
-The recurrence runs in a hand-written autograd function (:class:`_CellSequence`): it stores one
-``(batch, 2 * hidden)`` block per node and step (the gate and the activation output), recomputes
-the node states in the backward pass, and accumulates each weight gradient with one ``addmm_``
-per chunk of 8 steps (a single ``(H, 8B) @ (8B, 2H)`` product instead of 8 memory-bound rank-B
-updates of the whole gradient). Edges the architecture does not use receive no gradient at all
-(their ``.grad`` stays ``None``), which keeps the gradient memory of the 1000-unit, 12-node
-ENAS-pytorch configuration at the edges used (13 of 68 matrices).
+The recurrence runs in a hand-written autograd function (:class:`_CellSequence`). The forward
+pass stores one ``(batch, 2 * hidden)`` block per node and step (the gate and the activation
+output); on a CPU it multiplies by weights reordered once per sequence into oneDNN's packed
+layout (:class:`_Right`), so the 35 per-step ``(64, 1000) @ (1000, 2000)`` products do not
+each pay for packing the weight, as ``torch.mm`` does. The backward pass recomputes the states
+of the nodes that others read and writes each node's pre-activation gradient over its saved
+block, so afterwards every weight gradient is one ``(H, T*B) @ (T*B, 2H)`` product over all
+steps, written once. Edges the architecture does not use receive no gradient at all (their
+``.grad`` stays ``None``), which keeps the gradient memory of the 1000-unit, 12-node
+ENAS-pytorch configuration at the edges used (13 of 68 matrices). ``bfloat16_matmul=True``
+runs all of these products in bfloat16; everything else stays in the weights' dtype.
 
-Cost of that configuration (batch 64, BPTT 35, vocabulary 10000, 146 M parameters) on a 2-core
-CPU (``benchmarks/supernet_step.py``): 3.8-4.8 s per training step, 484 GFLOP of matmuls at
-about 100 GFLOP/s, and 1.37 GiB peak RSS (0.55 GiB of weights, 0.2 GiB of saved activations,
-0.25 GiB for the caller's cross-entropy over the 35 x 64 x 10000 logits).
+That configuration (batch 64, BPTT 35, vocabulary 10000, 146 M parameters, 484 GFLOP of
+matmuls per step) peaks at 1.47 GiB RSS on a CPU (``benchmarks/supernet_step.py``): 0.55 GiB
+of weights, 0.2 GiB of saved activations, 0.1 GiB of packed weights, 0.25 GiB for the
+caller's cross-entropy over the 35 x 64 x 10000 logits. BENCHMARKS.md has its step time next
+to ENAS-pytorch's.
 """
 
 from __future__ import annotations
