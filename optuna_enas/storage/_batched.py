@@ -860,6 +860,8 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
         with self._lock:
             if self.exclusive:
                 trials = self._select(study_id, states)
+            elif (waiting := self._cached_waiting(study_id, states)) is not None:
+                trials = waiting
             else:
                 trials = self._backend.get_all_trials(study_id, deepcopy=False, states=states)
                 if self._live and (states is None or any(s in states for s in _UNFINISHED)):
@@ -868,6 +870,29 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
                         for t in trials
                     ]
             return copy.deepcopy(trials) if deepcopy else trials
+
+    def _cached_waiting(
+        self, study_id: int, states: Container[TrialState] | None
+    ) -> list[FrozenTrial] | None:
+        """Shared mode: ``ask``'s query for WAITING trials, from the last read.
+
+        ``study.ask`` asks for WAITING (enqueued) trials before each trial, and every sampler
+        reads the study once per trial anyway (ENASSampler: the finished trials), which
+        refreshes Optuna's cache; one database read per trial is saved. A trial this list
+        shows as WAITING that another worker took meanwhile is safe: moving it to RUNNING is
+        atomic in the database and fails, and ``ask`` tries the next one.
+        """
+        if states is None or any(s in states for s in TrialState if s != TrialState.WAITING):
+            return None
+        backend = self._backend
+        if not isinstance(backend, _CachedStorage):
+            return None
+        with backend._lock:
+            info = backend._studies.get(study_id)
+            if info is None:
+                return None  # never read: read it
+            found = [t for t in info.trials.values() if t.state == TrialState.WAITING]
+        return sorted(found, key=lambda t: t.number)
 
     def _select(self, study_id: int, states: Container[TrialState] | None) -> list[FrozenTrial]:
         cache = self._cache(study_id)
