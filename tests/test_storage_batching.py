@@ -203,8 +203,11 @@ def test_shared_mode_writes_params_with_the_end_and_others_see_the_running_row(
     assert [(t.state, t.params) for t in other] == [(TrialState.RUNNING, {})]
     assert storage.get_trial(trial._trial_id).params == {"x": x}  # this process sees them
     study.tell(trial, x)
+    study.enqueue_trial({"node0_act": "relu"})  # ask finds it in the last read and takes it
     study.optimize(objective, n_trials=8, catch=(RuntimeError,))
-    assert storage.n_transactions == 2 * 9  # the row at ask, everything else at the end
+    assert storage.n_transactions == 2 * 9  # the row at ask/enqueue, everything else at the end
+    assert study.trials[1].params["node0_act"] == "relu"
+    assert study.get_trials(states=(TrialState.WAITING,)) == []
     stored = optuna.load_study(study_name="s", storage=url).trials
     assert [t.number for t in stored] == list(range(9))
     assert all(t.params and t.state != TrialState.RUNNING for t in stored)
