@@ -326,6 +326,7 @@ def main() -> None:
                 "variant",
                 "steps",
                 "relaxed",
+                "relaxed_projected",
                 "derived_inherited",
                 "derived_fresh",
                 "param_free_share",
