@@ -37,7 +37,8 @@ Caveat (measured, ``benchmarks/relaxed_cost.py --gap``): the weights co-adapt wi
 the factors (``mu_io * lambda_ij`` shrinks under the sparse penalty), and the discrete cell of
 :meth:`derive` computes with unit scale, so its score with the inherited weights can be far off
 (perplexity ~1e42 where the relaxed cell had 23, after 150 steps). DSO-NAS retrains the pruned
-network; score a dsonas RNN search by the relaxed cell or by retraining.
+network; score a dsonas RNN architecture inside the relaxed cell
+(:meth:`~optuna_enas.oneshot.RelaxedSupernet.projected`: 41 in that run) or by retraining.
 
 The cell output, the next hidden state, is the mean of nodes ``1..N-1`` (DARTS ``CONCAT =
 STEPS``: every intermediate node; node 0 alone for ``N = 1``), rescaled to at most
