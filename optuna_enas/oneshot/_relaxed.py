@@ -91,9 +91,10 @@ class RelaxedSupernet(nn.Module):
     """Base class of the relaxed supernets of the three ENAS spaces (issue #14's contract).
 
     Subclasses put every architecture parameter into :attr:`arch` and implement
-    :meth:`derive`, :meth:`arch_tables`, :meth:`_distributions`, :meth:`_param_free_share`
-    and, for ``"dsonas"``, :meth:`sparse_groups`; they override :meth:`discrete_state_dict`
-    where their weight names differ from the discrete supernet's.
+    :meth:`derive`, :meth:`arch_tables`, :meth:`_distributions`, :meth:`_param_free_share`,
+    :meth:`_projection` (for :meth:`projected`) and, for ``"dsonas"``, :meth:`sparse_groups`;
+    they override :meth:`discrete_state_dict` where their weight names differ from the
+    discrete supernet's.
 
     Attributes:
         space: The search space (an ``RNNCellSpace``, ``MicroSpace`` or ``MacroSpace``).
