@@ -308,3 +308,28 @@ def test_state_dict_layout_is_unchanged_by_bfloat16_matmul() -> None:
     b = _model(3, bfloat16_matmul=True)
     assert list(a.state_dict()) == list(b.state_dict())
     b.load_state_dict(a.state_dict())
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["no-grad", "grad"])
+def test_forward_many_equals_forward(grad: bool) -> None:
+    model = _model(5)
+    model.eval()
+    rng = np.random.default_rng(5)
+    archs = [model.space.sample_uniform(rng) for _ in range(4)]
+    tokens = torch.randint(0, _V, (_T, _B), generator=torch.Generator().manual_seed(5))
+    hiddens = [torch.randn(_B, _E, generator=torch.Generator().manual_seed(k)) for k in range(4)]
+    with torch.set_grad_enabled(grad):
+        states, lasts = model.forward_many(tokens, hiddens, archs)
+        logits = model.decode(states)
+        assert logits.shape == (4, _T, _B, _V)
+        for m, arch in enumerate(archs):
+            ref_logits, ref_last = model(tokens, hiddens[m], arch)
+            torch.testing.assert_close(logits[m], ref_logits, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(lasts[m], ref_last, rtol=1e-5, atol=1e-5)
+    if grad:  # the autograd path: gradients reach the shared weights
+        logits.sum().backward()
+        assert model.w_h.grad is not None and model.w_x.grad is not None
+    with pytest.raises(ValueError, match="hiddens"):
+        model.forward_many(tokens, hiddens[:2], archs)
+    with pytest.raises(ValueError, match="archs"):
+        model.forward_many(tokens, [], [])
