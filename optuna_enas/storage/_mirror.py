@@ -10,6 +10,10 @@ that finished within the last few milliseconds) and the running ones.
 
 For several worker processes, use a shared RDB or journal storage directly instead (each
 ENASSampler learns from the others' trials through it).
+
+:class:`~optuna_enas.storage.BatchedStorage` is the exact alternative (the CLI's default): one
+study object, each finished trial written in one transaction before ``tell`` returns, so a
+crash loses only the running trial; about as fast (BENCHMARKS.md).
 """
 
 from __future__ import annotations
