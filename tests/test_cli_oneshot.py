@@ -51,7 +51,10 @@ def test_search_records_one_trial_per_epoch_and_resumes(
     space = RNNCellSpace(n_nodes=3)
     for t in trials:
         space.architecture(t.params)  # every recorded architecture is valid in the space
-        assert math.isfinite(t.value)  # type: ignore[arg-type]
+        # The value is the projected score (relaxed supernet, search weights): a sane
+        # perplexity, also for DSO-NAS, whose factor scale the discrete cell loses.
+        assert t.value is not None and 1.0 < t.value < 1e4
+        assert "inherited_value" in t.user_attrs
     config = study.user_attrs[CONFIG_ATTR]
     assert config["sampler"] == method and config["evaluator"]["n_steps"] == 6
     checkpoint = tmp_path / f"s.enas-rnn-{method}.supernet.pt"

@@ -244,14 +244,10 @@ def run_oneshot(
 
 
 def _rescorer(searcher: OneShotSearcher) -> Callable[[Architecture], float]:
-    """Score an architecture with the search's final shared weights on the whole validation set."""
-    import torch
+    """Score an architecture with the search's final weights on the whole validation set
+    (inside the relaxed supernet, projected onto it: :meth:`OneShotSearcher.score`)."""
 
     def rescore(arch: Architecture) -> float:
-        model = searcher.scorer()
-        model.eval()
-        with torch.no_grad():
-            arch = searcher.space.coerce(arch)
-            return float(searcher.w_task.evaluate(model, arch, "valid", True, 1))
+        return searcher.score(arch, full=True)
 
     return rescore

@@ -9,9 +9,12 @@ private NumPy generator. :meth:`OneShotSearcher.search` runs ``n_steps`` weight 
 epoch
 
 1. scores the relaxed supernet on the validation split (``relaxed_value``);
-2. derives the discrete architecture (:meth:`RelaxedSupernet.derive`) and scores it with the
-   discrete supernet holding the inherited weights (``discrete_state_dict``), with the
-   evaluators' metric: the trial's value;
+2. derives the discrete architecture (:meth:`RelaxedSupernet.derive`) and scores it, with the
+   evaluators' metric, inside the relaxed supernet projected onto it
+   (:meth:`RelaxedSupernet.projected`: the search's weights, DARTS one-hot mixtures, DSO-NAS
+   pruned factors): the trial's value. The score of the discrete ENAS supernet holding the
+   inherited weights (``discrete_state_dict``) is recorded beside it (``inherited_value``); it
+   loses DSO-NAS's factor scale and the micro cell's full output, so it can be far worse;
 3. records it in the Optuna study (:func:`~optuna_enas.oneshot._record.record_epoch`);
 4. tracks collapse (:class:`~optuna_enas.oneshot._collapse.CollapseMonitor`);
 5. writes an atomic checkpoint (weights, alpha/lambda, both optimisers, the learning-rate plan,
@@ -99,6 +102,7 @@ class EpochRecord:
     tables: dict[str, list[list[float]]]
     phase: str = "search"
     trial_number: int | None = None
+    inherited_value: float = math.nan  # the discrete supernet with the inherited weights
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -111,6 +115,7 @@ class EpochRecord:
             "tables": self.tables,
             "phase": self.phase,
             "trial_number": self.trial_number,
+            "inherited_value": self.inherited_value,
         }
 
     @classmethod
@@ -125,6 +130,7 @@ class EpochRecord:
             tables=state["tables"],
             phase=str(state["phase"]),
             trial_number=None if state["trial_number"] is None else int(state["trial_number"]),
+            inherited_value=float(state.get("inherited_value", math.nan)),
         )
 
 
@@ -494,6 +500,7 @@ class OneShotSearcher:
             "weight_steps": record.n_weight_steps,
             "phase": record.phase,
             "relaxed_value": record.relaxed_value,
+            "inherited_value": record.inherited_value,
             TABLES_KEY: compact_json(record.tables),
         }
         for key, value in record.summary.items():
@@ -501,9 +508,11 @@ class OneShotSearcher:
         return attrs
 
     # -- scoring ---------------------------------------------------------------------------------
-    def _evaluate(self, model: nn.Module, arch: Architecture | None) -> float:
+    def _evaluate(
+        self, model: nn.Module, arch: Architecture | None, *, full: bool = False
+    ) -> float:
         model.eval()
-        full = self.eval_batches is None
+        full = full or self.eval_batches is None
         with torch.no_grad():
             return float(
                 self.w_task.evaluate(model, arch, "valid", full, self.eval_batches or 1)  # type: ignore[arg-type]
@@ -519,9 +528,33 @@ class OneShotSearcher:
         self._scorer.load_state_dict(self.model.discrete_state_dict(), strict=False)
         return self._scorer
 
-    def score(self, arch: Architecture) -> float:
-        """``arch``'s validation metric on the discrete supernet with the inherited weights."""
-        return self._evaluate(self.scorer(), self.space.coerce(arch))
+    def score(self, arch: Architecture, *, full: bool = False) -> float:
+        """``arch``'s validation metric inside the relaxed supernet, projected onto ``arch``.
+
+        The architecture parameters encode only ``arch`` (:meth:`RelaxedSupernet.projected`:
+        DARTS one-hot mixtures, DSO-NAS the pruned factors with their trained values) and the
+        weights are the search's: the "discretization accuracy" of Wang et al. (ICLR 2021).
+        This is the value each epoch's trial records. ``full``: the whole validation split
+        (default: ``eval_batches``). A supernet without a projection (a custom
+        :class:`RelaxedSupernet` that does not implement it) is scored by
+        :meth:`inherited_score` instead.
+        """
+        arch = self.space.coerce(arch)
+        try:
+            with self.model.projected(arch):
+                return self._evaluate(self.model, None, full=full)
+        except NotImplementedError:
+            return self.inherited_score(arch, full=full)
+
+    def inherited_score(self, arch: Architecture, *, full: bool = False) -> float:
+        """``arch``'s validation metric on the discrete ENAS supernet with the inherited weights.
+
+        Recorded as the ``inherited_value`` user attr. It can be far off the projected score:
+        the discrete cell has no place for DSO-NAS's factor scale (an RNN cell's perplexity
+        went off-scale) and the micro cell's output reads only its loose ends (BENCHMARKS,
+        "Discretisation gap").
+        """
+        return self._evaluate(self.scorer(), self.space.coerce(arch), full=full)
 
     def _score_epoch(self, epoch: int) -> EpochRecord:
         relaxed_value = self._evaluate(self.model, None)
@@ -530,6 +563,7 @@ class OneShotSearcher:
             summary = {k: float(v) for k, v in self.model.arch_summary().items()}
             tables = self.model.arch_tables()
         value = self.score(arch)
+        inherited = self.inherited_score(arch)
         return EpochRecord(
             epoch=epoch,
             n_weight_steps=self.n_weight_steps,
@@ -539,6 +573,7 @@ class OneShotSearcher:
             summary=summary,
             tables=tables,
             phase=self._phase(),
+            inherited_value=inherited,
         )
 
     # -- checkpoints -----------------------------------------------------------------------------
