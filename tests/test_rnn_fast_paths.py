@@ -333,3 +333,26 @@ def test_forward_many_equals_forward(grad: bool) -> None:
         model.forward_many(tokens, hiddens[:2], archs)
     with pytest.raises(ValueError, match="archs"):
         model.forward_many(tokens, [], [])
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16"])
+def test_forward_many_lockstep_with_mask_and_clipping(bf16: bool) -> None:
+    # Lockstep cells (no grad) under hidden dropout and norm clipping, with repeated and
+    # shared inputs: each architecture's states equal its own forward with the same mask.
+    model = _model(6, hidden_dropout=0.3, max_hidden_norm=2.0, bfloat16_matmul=bf16)
+    model.train()
+    rng = np.random.default_rng(7)
+    archs = [model.space.sample_uniform(rng) for _ in range(5)]
+    archs.append(archs[1])
+    tokens = torch.randint(0, _V, (_T, _B), generator=torch.Generator().manual_seed(7))
+    hiddens = [torch.randn(_B, _E, generator=torch.Generator().manual_seed(k)) for k in range(6)]
+    with torch.no_grad():
+        model.dropout_generator = torch.Generator().manual_seed(3)
+        states, lasts = model.forward_many(tokens, hiddens, archs)
+        for m, arch in enumerate(archs):
+            model.dropout_generator = torch.Generator().manual_seed(3)  # the same mask
+            logits, last = model(tokens, hiddens[m], arch)
+            tol = 2e-2 if bf16 else 1e-5
+            torch.testing.assert_close(model.decode(states[m]), logits, rtol=tol, atol=tol)
+            torch.testing.assert_close(lasts[m], last, rtol=tol, atol=tol)
+    assert float(states.norm(dim=-1).max()) <= 2.0 + 1e-4
