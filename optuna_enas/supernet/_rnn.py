@@ -678,8 +678,15 @@ class RNNSupernet(nn.Module):
             stacked = torch.stack(outs)
         else:
             stacked = xproj.new_empty((len(plans), steps, batch, self.hidden_size))
-            h0 = torch.stack([h.to(xproj.dtype) for h in hiddens])
-            _run_cells_lockstep(plans, xproj, h0, mask, right, stacked)
+            if len(plans) == 1:  # nothing to share in the cell
+                plan = plans[0]
+                edges = [right(i, plan.inputs[i]) for i in range(1, len(plan.inputs))]
+                _run_cell(
+                    plan, xproj, hiddens[0], mask, right(0, -1), edges, None, None, stacked[0]
+                )
+            else:
+                h0 = torch.stack([h.to(xproj.dtype) for h in hiddens])
+                _run_cells_lockstep(plans, xproj, h0, mask, right, stacked)
         lasts = [stacked[m, -1].clone() for m in range(len(plans))]
         return self._output_dropout(stacked), lasts
 
