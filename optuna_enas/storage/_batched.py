@@ -31,9 +31,9 @@ Two modes:
     in-memory copy of the study loaded once, so the sampler's per-trial reads cost no query.
     The declaration: this object is the only writer of the trials of the studies it writes
     (the CLI holds a per-study lock; see ``optuna_enas/cli/_lock.py``). A second writer is
-    detected at the next write on an RDB (the study has a row newer than the last one this
-    writer knows; on a journal, the stored trial number differs) and
-    refused with a ``RuntimeError``, before anything is written. RUNNING trials found in the
+    detected at the next write and refused with a ``RuntimeError``: on an RDB before anything
+    is written (the study has a row newer than the last one this writer knows), on a journal
+    just after (the stored trial got another number). RUNNING trials found in the
     storage when this object first writes a study belong to a dead process: they are marked
     FAIL (what the heartbeat did before), and count as not run.
 
