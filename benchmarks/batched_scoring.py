@@ -7,8 +7,8 @@ weight once for all architectures that use it, and decoding all M outputs in one
 (grouped to at most 256 MiB of logits). This script times both on the same weights and
 batches, checks that they agree, and reports architectures per second.
 
-Configurations: ``small`` is the CLI's default RNN supernet (``SupernetEvaluator`` defaults,
-synthetic corpus); ``peer`` is ENAS-pytorch's PTB size (12 nodes, 1000/1000, PTB's 10000 words
+Configurations: ``small`` is ``SupernetEvaluator(RNNCellSpace())`` with its defaults (synthetic
+corpus); ``peer`` is ENAS-pytorch's PTB size (12 nodes, 1000/1000, PTB's 10000 words
 from ``--data``, batch 64 x BPTT 35) on its initial weights (the cost of scoring does not depend
 on training).
 
