@@ -54,6 +54,9 @@ _EXPORTS = {
     "RankCheckResult": "optuna_enas.final._rank_check",
     "rank_check": "optuna_enas.final._rank_check",
     # storage (torch-free)
+    "BatchedStorage": "optuna_enas.storage._batched",
+    "configure_sqlite": "optuna_enas.storage._batched",
+    "fail_running_trials": "optuna_enas.storage._batched",
     "TrialMirror": "optuna_enas.storage._mirror",
     "load_study_in_memory": "optuna_enas.storage._mirror",
 }
@@ -86,6 +89,9 @@ if TYPE_CHECKING:
     from optuna_enas.spaces._search_space import Decision as Decision
     from optuna_enas.spaces._search_space import SearchSpace as SearchSpace
     from optuna_enas.spaces._search_space import suggest_architecture as suggest_architecture
+    from optuna_enas.storage._batched import BatchedStorage as BatchedStorage
+    from optuna_enas.storage._batched import configure_sqlite as configure_sqlite
+    from optuna_enas.storage._batched import fail_running_trials as fail_running_trials
     from optuna_enas.storage._mirror import TrialMirror as TrialMirror
     from optuna_enas.storage._mirror import load_study_in_memory as load_study_in_memory
     from optuna_enas.training._evaluator import StandaloneEvaluator as StandaloneEvaluator

@@ -455,3 +455,14 @@ def _cli_trials(db: Path, *, polling: bool = False) -> list[optuna.trial.FrozenT
         if polling:
             return []
         raise
+
+
+def test_sampler_keys_a_batched_storage_by_its_database(tmp_path: Path) -> None:
+    # The sampler's bookkeeping (what it has learned, per study) names the database, not the
+    # wrapper object, so a resumed process or another wrapper finds the same key.
+    from optuna_enas.sampler._sampler import _study_key
+
+    url = f"sqlite:///{tmp_path}/k.db"
+    rdb = optuna.storages.RDBStorage(url)
+    assert _study_key(BatchedStorage(rdb), 1, "s") == ("rdb", url, 1, "s")
+    assert _study_key(BatchedStorage(rdb), 1, "s") == _study_key(rdb, 1, "s")

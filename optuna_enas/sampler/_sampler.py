@@ -568,7 +568,11 @@ _StudyKey = tuple[str, str, int, str]
 
 
 def _study_key(storage: BaseStorage, study_id: int, study_name: str) -> _StudyKey:
-    inner = storage._backend if isinstance(storage, _CachedStorage) else storage
+    inner = storage
+    wrapped = getattr(inner, "backend", None)  # a wrapper such as storage.BatchedStorage
+    if isinstance(wrapped, BaseStorage):
+        inner = wrapped
+    inner = inner._backend if isinstance(inner, _CachedStorage) else inner
     if isinstance(inner, RDBStorage):
         return ("rdb", str(inner.url), study_id, study_name)
     if isinstance(inner, JournalStorage):
