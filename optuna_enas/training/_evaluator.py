@@ -432,10 +432,12 @@ class SupernetEvaluator:
 
         Returns one value per architecture, equal (to float rounding) to calling
         :meth:`evaluate` on each. For an RNN space the work the architectures share runs once
-        per minibatch: the embedding lookup and input projection, the packing of each weight
-        for the per-step products (``w_h`` is used by every cell), and the decoder, which
+        per minibatch: the embedding lookup, the input projection and the packing of each
+        weight. The cells run in lockstep, so that at every step and node the architectures
+        that use the same weight share one product (node 0's ``w_h``: all of them). The decoder
         takes all architectures' outputs in one product (in groups of at most 256 MiB of
-        logits). CNN spaces score one architecture at a time.
+        logits). BENCHMARKS.md gives the speed-up ("Batched frozen-weight scoring"). CNN
+        spaces score one architecture at a time.
 
         Args:
             archs: Architectures of the space (or their Optuna params).

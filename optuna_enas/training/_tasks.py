@@ -139,9 +139,9 @@ class LMTask:
     ) -> list[float]:
         """:meth:`_score` of several architectures on the same windows, sharing the work.
 
-        The embedding, the input projection and the packed weights are shared
-        (:meth:`RNNSupernet.forward_many`), and the decoder takes as many architectures per
-        product as :data:`SCORE_MANY_LOGITS_BYTES` of logits allow.
+        The embedding, the input projection, the packed weights and the products of the
+        lockstep cells are shared (:meth:`RNNSupernet.forward_many`), and the decoder takes as
+        many architectures per product as :data:`SCORE_MANY_LOGITS_BYTES` of logits allow.
         """
         if not hasattr(model, "forward_many"):
             return [self._score(model, arch, source, rows) for arch in archs]
