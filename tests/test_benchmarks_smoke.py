@@ -102,3 +102,21 @@ def test_surrogate_search_smoke_on_the_committed_ground_truth(tmp_path: Path) ->
     assert "leave-one-out Kendall tau" in run.stdout
     for sampler in ("enas", "random", "tpe"):
         assert f"| {sampler}" in run.stdout
+
+
+def test_batched_scoring_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "bs.json"
+    _run([str(_BENCH / "batched_scoring.py"), "--smoke", "--json", str(out)], tmp_path)
+    payload = json.loads(out.read_text())
+    assert payload  # the rows: batched vs one-at-a-time scoring, checked equal inside
+
+
+@pytest.mark.slow
+def test_end_to_end_smoke_with_the_one_shot_methods(tmp_path: Path) -> None:
+    run = _run(
+        [str(_BENCH / "end_to_end.py"), "--smoke", "--task", "micro"]
+        + ["--methods", "random", "darts", "dsonas"],
+        tmp_path,
+    )
+    for method in ("random", "darts", "dsonas"):
+        assert f"{method} seed 0: retrained" in run.stdout
