@@ -36,12 +36,8 @@ from optuna_enas.cli._options import _evaluator_config
 from optuna_enas.cli._options import _load_data
 from optuna_enas.cli._storage import CONFIG_ATTR
 from optuna_enas.cli._storage import WALL_ATTR
-from optuna_enas.cli._storage import _journal_path
 from optuna_enas.cli._storage import _n_finished_in
-from optuna_enas.cli._storage import _sqlite_path
-from optuna_enas.cli._storage import check_writable
-from optuna_enas.cli._storage import default_artifact_dir
-from optuna_enas.cli._storage import default_checkpoint
+from optuna_enas.cli._storage import check_outputs
 from optuna_enas.cli._storage import open_storage
 from optuna_enas.spaces._kinds import kind_of
 
@@ -161,14 +157,9 @@ def run_oneshot(
     n_steps, steps_per_epoch = oneshot_plan(n_trials, args)
     device = _check_device(args.device)
     data = _load_data(space.name, args.data)
-    artifact_dir = Path(args.artifact_dir or default_artifact_dir(args.storage))
-    check_writable("--artifact-dir", artifact_dir, directory=True)
-    given = Path(args.checkpoint).expanduser() if getattr(args, "checkpoint", None) else None
-    checkpoint = given or default_checkpoint(args.storage, study_name)
-    check_writable("--checkpoint", checkpoint, directory=False)
-    db_file = _sqlite_path(args.storage) or _journal_path(args.storage)
-    if db_file is not None:
-        check_writable("--storage", db_file, directory=False)
+    artifact_dir, given, default = check_outputs(args, study_name)
+    checkpoint = given or default
+    # The plain storage: a one-shot run writes one trial per epoch (no per-suggest writes).
     storage = open_storage(args.storage, must_exist=False)
     existing = {s.study_name: s for s in storage.get_all_studies()}.get(study_name)
     config = {

@@ -32,13 +32,11 @@ from optuna_enas.cli._storage import CONFIG_ATTR
 from optuna_enas.cli._storage import WALL_ATTR
 from optuna_enas.cli._storage import _best_trial
 from optuna_enas.cli._storage import _is_search_trial
-from optuna_enas.cli._storage import _journal_path
 from optuna_enas.cli._storage import _n_finished_in
-from optuna_enas.cli._storage import _sqlite_path
+from optuna_enas.cli._storage import check_outputs
 from optuna_enas.cli._storage import check_study_name
 from optuna_enas.cli._storage import check_writable
 from optuna_enas.cli._storage import default_artifact_dir
-from optuna_enas.cli._storage import default_checkpoint
 from optuna_enas.cli._storage import open_storage
 from optuna_enas.spaces._kinds import kind_of
 
@@ -142,14 +140,7 @@ def _run_search(
     device = _check_device(args.device)
     data = _load_data(space.name, args.data)
     # Every output path must be writable before the storage (or anything else) is written.
-    artifact_dir = Path(args.artifact_dir or default_artifact_dir(args.storage))
-    check_writable("--artifact-dir", artifact_dir, directory=True)
-    given = Path(args.checkpoint).expanduser() if getattr(args, "checkpoint", None) else None
-    default = default_checkpoint(args.storage, study_name)
-    check_writable("--checkpoint", given or default, directory=False)
-    db_file = _sqlite_path(args.storage) or _journal_path(args.storage)
-    if db_file is not None:
-        check_writable("--storage", db_file, directory=False)
+    artifact_dir, given, default = check_outputs(args, study_name)
     storage = open_storage(args.storage, must_exist=False, writer=True)
     data_id = None if args.data is None else str(Path(args.data).expanduser().resolve())
     existing = {s.study_name: s for s in storage.get_all_studies()}.get(study_name)

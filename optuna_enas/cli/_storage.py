@@ -347,3 +347,20 @@ def _pick_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
     if best is None:
         raise UsageError(f"study {study.study_name!r} has no completed trial.")
     return best
+
+
+def check_outputs(args: Any, study_name: str) -> tuple[Path, Path | None, Path]:
+    """``search``'s output paths, each checked writable before anything is written.
+
+    Returns the artifact directory, the ``--checkpoint`` given (or ``None``) and the default
+    checkpoint of ``study_name``; the ``--storage`` file (SQLite, journal) is checked too.
+    """
+    artifact_dir = Path(args.artifact_dir or default_artifact_dir(args.storage))
+    check_writable("--artifact-dir", artifact_dir, directory=True)
+    given = Path(args.checkpoint).expanduser() if getattr(args, "checkpoint", None) else None
+    default = default_checkpoint(args.storage, study_name)
+    check_writable("--checkpoint", given or default, directory=False)
+    db_file = _sqlite_path(args.storage) or _journal_path(args.storage)
+    if db_file is not None:
+        check_writable("--storage", db_file, directory=False)
+    return artifact_dir, given, default

@@ -241,27 +241,17 @@ def build_relaxed(
         ValueError: ``space`` is not an ENAS space, ``relaxation`` is unknown, or a keyword
             disagrees with ``data``.
     """
-    from optuna_enas.data._corpus import Corpus
     from optuna_enas.spaces._enas import MacroSpace
     from optuna_enas.spaces._enas import MicroSpace
     from optuna_enas.spaces._enas import RNNCellSpace
     from optuna_enas.spaces._kinds import kind_of
     from optuna_enas.training._tasks import default_data
+    from optuna_enas.training._trainer import sized_for_data
 
     kind_of(space)  # a ValueError for a space without a supernet
     relaxation = check_relaxation(relaxation)
     data = default_data(space, data)
-    kw = dict(supernet_kwargs)
-    derived: dict[str, Any]
-    if isinstance(data, Corpus):
-        derived = {"vocab_size": data.vocab_size}
-    else:
-        derived = {"in_channels": data.in_channels, "n_classes": data.n_classes}
-    for key, value in derived.items():
-        if kw.setdefault(key, value) != value:
-            raise ValueError(
-                f"supernet_kwargs[{key!r}]={kw[key]!r} disagrees with the data ({value!r})."
-            )
+    kw = sized_for_data(supernet_kwargs, data)
     if isinstance(space, RNNCellSpace):
         from optuna_enas.oneshot._relaxed_rnn import RelaxedRNNSupernet
 

@@ -110,13 +110,12 @@ def resolve_training(
     )
 
 
-def build_supernet(
-    space: SearchSpace,
-    data: Corpus | ImageData,
-    kwargs: Mapping[str, Any],
-    generator: torch.Generator,
-) -> nn.Module:
-    """The supernet of ``space`` sized for ``data``, initialised from ``generator``."""
+def sized_for_data(kwargs: Mapping[str, Any], data: Corpus | ImageData) -> dict[str, Any]:
+    """``kwargs`` with the sizes ``data`` fixes (vocabulary; image channels and classes) added.
+
+    Raises:
+        ValueError: a size in ``kwargs`` disagrees with ``data``.
+    """
     kw = dict(kwargs)
     derived: dict[str, Any]
     if isinstance(data, Corpus):
@@ -128,6 +127,17 @@ def build_supernet(
             raise ValueError(
                 f"supernet_kwargs[{key!r}]={kw[key]!r} disagrees with the data ({value!r})."
             )
+    return kw
+
+
+def build_supernet(
+    space: SearchSpace,
+    data: Corpus | ImageData,
+    kwargs: Mapping[str, Any],
+    generator: torch.Generator,
+) -> nn.Module:
+    """The supernet of ``space`` sized for ``data``, initialised from ``generator``."""
+    kw = sized_for_data(kwargs, data)
     if isinstance(space, RNNCellSpace):
         return RNNSupernet(space, generator=generator, **kw)
     if isinstance(space, MacroSpace):
