@@ -261,6 +261,11 @@ def main(argv: list[str] | None = None) -> None:
         help="keep each (method, seed) result here as JSON and skip the runs already there "
         "(resumable; several processes with different --seed-list can share it)",
     )
+    p.add_argument(
+        "--summarize-only",
+        action="store_true",
+        help="run nothing: the table of the runs already in --runs-dir (any seeds)",
+    )
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
@@ -289,6 +294,13 @@ def main(argv: list[str] | None = None) -> None:
     seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
     if args.runs_dir is not None:
         args.runs_dir.mkdir(parents=True, exist_ok=True)
+    if args.summarize_only:
+        if args.runs_dir is None:
+            sys.exit("--summarize-only needs --runs-dir")
+        for method in args.methods:
+            for f in sorted(args.runs_dir.glob(f"{args.task}-{method}-t{args.trials}-seed*.json")):
+                runs.append(json.loads(f.read_text()))
+        seeds = []
     for seed in seeds:
         for method in args.methods:
             cached = None
