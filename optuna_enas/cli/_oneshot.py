@@ -38,6 +38,7 @@ from optuna_enas.cli._storage import CONFIG_ATTR
 from optuna_enas.cli._storage import WALL_ATTR
 from optuna_enas.cli._storage import _n_finished_in
 from optuna_enas.cli._storage import check_outputs
+from optuna_enas.cli._storage import check_same_config
 from optuna_enas.cli._storage import open_storage
 from optuna_enas.spaces._kinds import kind_of
 
@@ -147,7 +148,6 @@ def run_oneshot(
     """Run (or resume) one one-shot search with the budget of ``n_trials`` sampler trials."""
     import optuna
 
-    from optuna_enas.cli._search import _check_same_config
     from optuna_enas.dashboard import DashboardCallback
     from optuna_enas.dashboard import set_metric_name
 
@@ -178,7 +178,7 @@ def run_oneshot(
                 f"{existing.direction.name.lower()}; a {space.name} search needs {direction}."
             )
         if CONFIG_ATTR in existing.user_attrs or _n_finished_in(storage, existing._study_id):
-            _check_same_config(study_name, existing.user_attrs.get(CONFIG_ATTR), config)
+            check_same_config(study_name, existing.user_attrs.get(CONFIG_ATTR), config)
     resume = checkpoint if checkpoint.is_file() else None
     owner = {"study": study_name, "storage": _redact(args.storage)}
     lock = CheckpointLock(checkpoint, owner=owner)

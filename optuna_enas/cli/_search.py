@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -34,6 +33,7 @@ from optuna_enas.cli._storage import _best_trial
 from optuna_enas.cli._storage import _is_search_trial
 from optuna_enas.cli._storage import _n_finished_in
 from optuna_enas.cli._storage import check_outputs
+from optuna_enas.cli._storage import check_same_config
 from optuna_enas.cli._storage import check_study_name
 from optuna_enas.cli._storage import check_writable
 from optuna_enas.cli._storage import default_artifact_dir
@@ -171,7 +171,7 @@ def _run_search(
             )
     n_done = 0 if existing is None else _n_finished_in(storage, existing._study_id)
     if existing is not None and (CONFIG_ATTR in existing.user_attrs or n_done > 0):
-        _check_same_config(study_name, existing.user_attrs.get(CONFIG_ATTR), config)
+        check_same_config(study_name, existing.user_attrs.get(CONFIG_ATTR), config)
     owner = {"study": study_name, "storage": _redact(args.storage)}
     lock = CheckpointLock(checkpoint, owner=owner)
     lock.acquire()  # one writer per supernet; released when the run ends
@@ -298,23 +298,6 @@ def _run_locked(
             study.set_user_attr(WALL_ATTR, float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds)
             callback.save_figures(study)
     return _Run(study, evaluator, space, checkpoint, seconds, interrupted, exit_code)
-
-
-def _check_same_config(name: str, old: Any, config: dict[str, Any]) -> None:
-    if old is None:
-        raise UsageError(
-            f"--study-name {name!r} exists but was not created by `{PROG} search`; choose "
-            "another --study-name."
-        )
-    flags = {"space": "--space/--n-nodes/--n-layers", "sampler": "--sampler", "seed": "--seed"}
-    flags |= {"data": "--data", "evaluator": "evaluator options", "checkpoint": "--checkpoint"}
-    for key, flag in flags.items():
-        if json.dumps(old.get(key), sort_keys=True) != json.dumps(config[key], sort_keys=True):
-            raise UsageError(
-                f"--study-name {name!r} was created with other {flag} ({key}={old.get(key)!r}, "
-                f"now {config[key]!r}); rerun it with the original options or choose another "
-                "--study-name."
-            )
 
 
 def _print_best(study: optuna.Study, space: SearchSpace) -> FrozenTrial | None:

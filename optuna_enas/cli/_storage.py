@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from optuna_enas.cli._errors import PROG
 from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._errors import _one_line
 from optuna_enas.cli._errors import _redact
@@ -364,3 +365,20 @@ def check_outputs(args: Any, study_name: str) -> tuple[Path, Path | None, Path]:
     if db_file is not None:
         check_writable("--storage", db_file, directory=False)
     return artifact_dir, given, default
+
+
+def check_same_config(name: str, old: Any, config: dict[str, Any]) -> None:
+    if old is None:
+        raise UsageError(
+            f"--study-name {name!r} exists but was not created by `{PROG} search`; choose "
+            "another --study-name."
+        )
+    flags = {"space": "--space/--n-nodes/--n-layers", "sampler": "--sampler", "seed": "--seed"}
+    flags |= {"data": "--data", "evaluator": "evaluator options", "checkpoint": "--checkpoint"}
+    for key, flag in flags.items():
+        if json.dumps(old.get(key), sort_keys=True) != json.dumps(config[key], sort_keys=True):
+            raise UsageError(
+                f"--study-name {name!r} was created with other {flag} ({key}={old.get(key)!r}, "
+                f"now {config[key]!r}); rerun it with the original options or choose another "
+                "--study-name."
+            )

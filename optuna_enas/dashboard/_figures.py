@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 
 STATS_KEY = "enas:stats"  # optuna_enas.sampler._sampler.STATS_KEY
+# The one-shot searchers' trial attrs (optuna_enas.oneshot._record.METHOD_KEY, TABLES_KEY),
+# spelled out so that the dashboard does not import the searchers.
+_METHOD_KEY = "enas:method"
+_TABLES_KEY = "arch_tables"
 _DERIVE_TAG = "derive"  # optuna_enas.final._derive.DERIVE_TAG (not imported: it pulls in torch)
 _FIGURE_BEST = "enas-best-so-far"
 _FIGURE_CONTROLLER = "enas-controller"
@@ -258,19 +262,25 @@ def oneshot_history(study: optuna.Study, method: str | None = None) -> list[dict
     """
     import json
 
-    from optuna_enas.oneshot._record import TABLES_KEY
-    from optuna_enas.oneshot._record import method_trials
-
+    trials = sorted(
+        (
+            t
+            for t in study.get_trials(deepcopy=False)
+            if _METHOD_KEY in t.system_attrs
+            and (method is None or t.system_attrs[_METHOD_KEY] == method)
+        ),
+        key=lambda t: t.number,
+    )
     rows = []
-    for t in method_trials(study, method):
+    for t in trials:
         try:
-            tables = json.loads(t.user_attrs.get(TABLES_KEY, "{}"))
+            tables = json.loads(t.user_attrs.get(_TABLES_KEY, "{}"))
         except (TypeError, ValueError):
             tables = {}
         row: dict[str, Any] = {
             "trial": t.number,
             "epoch": t.user_attrs.get("epoch", t.number),
-            "method": t.system_attrs.get("enas:method"),
+            "method": t.system_attrs.get(_METHOD_KEY),
             "tables": tables if isinstance(tables, dict) else {},
         }
         for key in _ONESHOT_SUMMARIES:

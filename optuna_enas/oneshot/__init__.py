@@ -2,8 +2,8 @@
 
 Names load lazily (PEP 562), so ``import optuna_enas`` does not import torch.
 
-- :mod:`._relaxed`: :class:`RelaxedSupernet` (the contract the searchers build on) and
-  :func:`build_relaxed`;
+- :mod:`._relaxed`: :class:`RelaxedSupernet` (the contract the searchers build on);
+  :mod:`._build`: :func:`build_relaxed`;
 - :mod:`._mixed`: mixed-op and scaled-sum building blocks;
 - :mod:`._relaxed_rnn`: the relaxed recurrent cell (DARTS recurrent space, DSO-NAS lambdas);
 - :mod:`._relaxed_cnn`: the relaxed micro and macro CNN supernets;
@@ -26,7 +26,7 @@ _EXPORTS = {
     "RELAXATIONS": "optuna_enas.oneshot._relaxed",
     "Relaxation": "optuna_enas.oneshot._relaxed",
     "RelaxedSupernet": "optuna_enas.oneshot._relaxed",
-    "build_relaxed": "optuna_enas.oneshot._relaxed",
+    "build_relaxed": "optuna_enas.oneshot._build",
     "RelaxedRNNSupernet": "optuna_enas.oneshot._relaxed_rnn",
     "RelaxedMicroSupernet": "optuna_enas.oneshot._relaxed_cnn",
     "RelaxedMacroSupernet": "optuna_enas.oneshot._relaxed_cnn",
@@ -48,6 +48,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from optuna_enas.oneshot._apg import APG as APG
     from optuna_enas.oneshot._apg import soft_threshold as soft_threshold
+    from optuna_enas.oneshot._build import build_relaxed as build_relaxed
     from optuna_enas.oneshot._collapse import CollapseMonitor as CollapseMonitor
     from optuna_enas.oneshot._collapse import CollapseWarning as CollapseWarning
     from optuna_enas.oneshot._darts import DARTS as DARTS
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
     from optuna_enas.oneshot._relaxed import RELAXATIONS as RELAXATIONS
     from optuna_enas.oneshot._relaxed import Relaxation as Relaxation
     from optuna_enas.oneshot._relaxed import RelaxedSupernet as RelaxedSupernet
-    from optuna_enas.oneshot._relaxed import build_relaxed as build_relaxed
     from optuna_enas.oneshot._relaxed_cnn import RelaxedMacroSupernet as RelaxedMacroSupernet
     from optuna_enas.oneshot._relaxed_cnn import RelaxedMicroSupernet as RelaxedMicroSupernet
     from optuna_enas.oneshot._relaxed_rnn import RelaxedRNNSupernet as RelaxedRNNSupernet

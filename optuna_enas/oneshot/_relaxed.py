@@ -36,8 +36,7 @@ from optuna_enas.spaces._search_space import SearchSpace
 
 
 if TYPE_CHECKING:
-    from optuna_enas.data._corpus import Corpus
-    from optuna_enas.data._images import ImageData
+    pass
 
 
 Relaxation = Literal["darts", "dsonas"]
@@ -224,58 +223,10 @@ class RelaxedSupernet(nn.Module):
         }
 
 
-def build_relaxed(
-    space: SearchSpace,
-    data: Corpus | ImageData,
-    *,
-    relaxation: Relaxation,
-    generator: torch.Generator,
-    **supernet_kwargs: Any,
-) -> RelaxedSupernet:
-    """The relaxed supernet of ``space`` sized for ``data`` (as ``build_supernet`` sizes it).
-
-    ``supernet_kwargs`` are the discrete supernet's keyword arguments (``hidden_size``,
-    ``n_filters``, ...), so the same dict builds both and the weight layouts agree.
-
-    Raises:
-        ValueError: ``space`` is not an ENAS space, ``relaxation`` is unknown, or a keyword
-            disagrees with ``data``.
-    """
-    from optuna_enas.spaces._enas import MacroSpace
-    from optuna_enas.spaces._enas import MicroSpace
-    from optuna_enas.spaces._enas import RNNCellSpace
-    from optuna_enas.spaces._kinds import kind_of
-    from optuna_enas.training._tasks import default_data
-    from optuna_enas.training._trainer import sized_for_data
-
-    kind_of(space)  # a ValueError for a space without a supernet
-    relaxation = check_relaxation(relaxation)
-    data = default_data(space, data)
-    kw = sized_for_data(supernet_kwargs, data)
-    if isinstance(space, RNNCellSpace):
-        from optuna_enas.oneshot._relaxed_rnn import RelaxedRNNSupernet
-
-        return RelaxedRNNSupernet(space, relaxation=relaxation, generator=generator, **kw)
-    image_size = tuple(int(s) for s in data.train_x.shape[2:])  # type: ignore[union-attr]
-    if isinstance(space, MacroSpace):
-        from optuna_enas.oneshot._relaxed_cnn import RelaxedMacroSupernet
-
-        return RelaxedMacroSupernet(
-            space, relaxation=relaxation, generator=generator, image_size=image_size, **kw
-        )
-    assert isinstance(space, MicroSpace)
-    from optuna_enas.oneshot._relaxed_cnn import RelaxedMicroSupernet
-
-    return RelaxedMicroSupernet(
-        space, relaxation=relaxation, generator=generator, image_size=image_size, **kw
-    )
-
-
 __all__ = [
     "ARCH_PREFIX",
     "RELAXATIONS",
     "Relaxation",
     "RelaxedSupernet",
-    "build_relaxed",
     "check_relaxation",
 ]

@@ -55,6 +55,7 @@ from optuna_enas._validation import check_seed
 from optuna_enas._validation import fresh_seed
 from optuna_enas.data._corpus import Corpus
 from optuna_enas.data._images import ImageData
+from optuna_enas.oneshot._build import build_relaxed
 from optuna_enas.oneshot._collapse import CollapseMonitor
 from optuna_enas.oneshot._collapse import default_threshold
 from optuna_enas.oneshot._record import TABLES_KEY
@@ -62,7 +63,6 @@ from optuna_enas.oneshot._record import compact_json
 from optuna_enas.oneshot._record import record_epoch
 from optuna_enas.oneshot._relaxed import Relaxation
 from optuna_enas.oneshot._relaxed import RelaxedSupernet
-from optuna_enas.oneshot._relaxed import build_relaxed
 from optuna_enas.spaces._enas import space_from_dict
 from optuna_enas.spaces._kinds import SpaceKind
 from optuna_enas.spaces._kinds import kind_of
