@@ -72,6 +72,7 @@ from optuna_enas.oneshot._relaxed import abs_distribution
 from optuna_enas.oneshot._relaxed import check_arch_none
 from optuna_enas.spaces._enas import RNNCellSpace
 from optuna_enas.spaces._search_space import Architecture
+from optuna_enas.supernet._rnn import _init_range  # the same init as the discrete supernet
 
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -83,15 +84,6 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 _MIN_MASS = 1e-12
-
-
-def _init_range(hidden_size: int) -> float:
-    # As RNNSupernet: official ENAS ptb_enas_child.py `_build_params`, uniform in [-r, r].
-    if hidden_size <= 300:
-        return 0.1
-    if hidden_size <= 400:
-        return 0.05
-    return 0.04
 
 
 class RelaxedRNNSupernet(RelaxedSupernet):
