@@ -114,8 +114,13 @@ def _make_sampler(
 
     if name == "enas":
         # Draws are seeded by (seed, trial.number) and the controller replays the study: a
-        # resumed search continues exactly.
-        return ENASSampler(space, seed=seed, config=controller)
+        # resumed search continues exactly. ENAS presets (moving-average baseline) on the RNN
+        # space: ENAS's PTB reward 80 / valid ppl (Sec. 3.1), not -ppl.
+        from optuna_enas import perplexity_reward
+
+        ppl = space.name == "rnn" and getattr(controller, "advantage", None) == "baseline"
+        reward_fn = perplexity_reward() if ppl else None
+        return ENASSampler(space, seed=seed, config=controller, reward_fn=reward_fn)
     # Random and TPE draw from one stream per process; a resumed search gets a new stream so
     # it does not repeat the architectures it already tried.
     sub = seed if n_done == 0 else int(np.random.SeedSequence([seed, n_done]).generate_state(1)[0])
