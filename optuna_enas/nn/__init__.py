@@ -1,0 +1,28 @@
+"""Choice modules for your own PyTorch model, and the shared-weight :class:`Supernet` over them.
+
+Write the model as usual, with :class:`LayerChoice` / :class:`InputChoice` / :class:`Repeat`
+where an operation, an input or a depth is searched, and :class:`ValueChoice` for widths and
+kernel sizes of the elastic layers. ``Supernet(model)`` gives the search space, routes the
+forward through an architecture (``activate``) and exports it as a plain torch module.
+"""
+
+from optuna_enas.nn._choices import InputChoice
+from optuna_enas.nn._choices import LayerChoice
+from optuna_enas.nn._choices import Repeat
+from optuna_enas.nn._choices import ValueChoice
+from optuna_enas.nn._elastic import ElasticBatchNorm2d
+from optuna_enas.nn._elastic import ElasticConv2d
+from optuna_enas.nn._elastic import ElasticLinear
+from optuna_enas.nn._supernet import Supernet
+
+
+__all__ = [
+    "ElasticBatchNorm2d",
+    "ElasticConv2d",
+    "ElasticLinear",
+    "InputChoice",
+    "LayerChoice",
+    "Repeat",
+    "Supernet",
+    "ValueChoice",
+]
