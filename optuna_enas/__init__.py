@@ -3,7 +3,9 @@
 The package has two halves that meet only through Optuna params:
 
 - sampling: :mod:`optuna_enas.spaces` (torch-free) and :mod:`optuna_enas.sampler`;
-- evaluation: :mod:`optuna_enas.supernet`, :mod:`optuna_enas.training`, :mod:`optuna_enas.data`;
+- evaluation: :mod:`optuna_enas.nn` (choice modules for your own model and its
+  :class:`~optuna_enas.nn.Supernet`), :mod:`optuna_enas.supernet` (the ENAS spaces' supernets),
+  :mod:`optuna_enas.training`, :mod:`optuna_enas.data`;
 
 and :mod:`optuna_enas.oneshot` (DARTS, DSO-NAS), :mod:`optuna_enas.final` (derive, retrain,
 export), :mod:`optuna_enas.storage`, :mod:`optuna_enas.dashboard` and :mod:`optuna_enas.cli`
@@ -39,6 +41,8 @@ _EXPORTS = {
     "ENASSampler": "optuna_enas.sampler._sampler",
     "LSTMController": "optuna_enas.sampler._controller",
     # training
+    "ModelEvaluator": "optuna_enas.training._model_evaluator",
+    "objective_over": "optuna_enas.training._model_evaluator",
     "StandaloneEvaluator": "optuna_enas.training._evaluator",
     "SupernetEvaluator": "optuna_enas.training._evaluator",
     # one-shot searchers (DARTS, DSO-NAS)
@@ -96,5 +100,7 @@ if TYPE_CHECKING:
     from optuna_enas.storage._mirror import load_study_in_memory as load_study_in_memory
     from optuna_enas.training._evaluator import StandaloneEvaluator as StandaloneEvaluator
     from optuna_enas.training._evaluator import SupernetEvaluator as SupernetEvaluator
+    from optuna_enas.training._model_evaluator import ModelEvaluator as ModelEvaluator
+    from optuna_enas.training._model_evaluator import objective_over as objective_over
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

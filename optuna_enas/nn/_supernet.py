@@ -358,4 +358,3 @@ def _export_module(module: nn.Module) -> nn.Module:
         if isinstance(value, ValueChoice):
             setattr(module, key, value.value)
     return module
-
