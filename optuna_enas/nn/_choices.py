@@ -29,7 +29,6 @@ from torch import nn
 from optuna_enas._validation import check_int
 from optuna_enas.spaces._search_space import Choice
 from optuna_enas.spaces._search_space import Decision
-from optuna_enas.spaces._search_space import DecisionKind
 
 
 Reduction = Literal["sum", "mean", "concat"]
@@ -187,6 +186,10 @@ class InputChoice(_Chooser, nn.Module):
         reduction: How the chosen tensors combine: ``"sum"`` (ENAS's macro ``add_n``),
             ``"mean"`` or ``"concat"`` (along dimension 1). ``"concat"`` needs a fixed
             ``n_chosen`` and cannot be relaxed (DARTS, DSO-NAS).
+        lazy: ``forward`` takes zero-argument callables that return the tensors, and calls
+            only the chosen ones (all of them in mixed mode): candidates that cost a forward
+            pass (an op applied to each possible input, as in ENAS's micro cell) run only when
+            chosen.
     """
 
     def __init__(
@@ -237,17 +240,30 @@ class InputChoice(_Chooser, nn.Module):
             return [i for i in range(self.n_candidates) if self._chosen(f"{self.label}/{i}") == 1]
         return parse_subset(self._chosen(self.label))
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, inputs: Sequence[Any]) -> torch.Tensor:
         if not isinstance(inputs, Sequence) or len(inputs) != self.n_candidates:
             got = len(inputs) if isinstance(inputs, Sequence) else type(inputs).__name__
+            what = "callables" if self.lazy else "tensors"
             raise ValueError(
-                f"InputChoice {self.label!r} takes a list of {self.n_candidates} tensors, "
+                f"InputChoice {self.label!r} takes a list of {self.n_candidates} {what}, "
                 f"but got {got}."
             )
         if self._mix is not None:
-            return self._mixed(inputs)
-        chosen = [inputs[i] for i in self.chosen_indices()]
-        return reduce_inputs(chosen, self.reduction, like=inputs[0])
+            return self._mixed([self._get(x) for x in inputs])
+        indices = self.chosen_indices()
+        chosen = [self._get(inputs[i]) for i in indices]
+        like = chosen[0] if chosen else self._get(inputs[0])
+        return reduce_inputs(chosen, self.reduction, like=like)
+
+    def _get(self, item: Any) -> torch.Tensor:
+        if not self.lazy:
+            return item  # type: ignore[no-any-return]
+        if not callable(item):
+            raise ValueError(
+                f"InputChoice {self.label!r} is lazy: its inputs must be zero-argument "
+                f"callables, but got {type(item).__name__}."
+            )
+        return item()  # type: ignore[no-any-return]
 
     def _mixed(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         if self.reduction == "concat":

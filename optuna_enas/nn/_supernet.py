@@ -313,14 +313,20 @@ def _shape_of(out: Any) -> Any:
     return type(out).__name__
 
 
-def input_select_module(indices: list[int], reduction: str) -> nn.Module:
-    """A plain ``torch.fx.GraphModule``: ``inputs -> reduce(inputs[i] for i in indices)``."""
+def input_select_module(indices: list[int], reduction: str, *, lazy: bool = False) -> nn.Module:
+    """A plain ``torch.fx.GraphModule``: ``inputs -> reduce(inputs[i] for i in indices)``
+    (``lazy``: ``inputs[i]()``)."""
     graph = torch.fx.Graph()
     inputs = graph.placeholder("inputs")
-    items = [graph.call_function(operator.getitem, (inputs, i)) for i in indices]
+
+    def item(i: int) -> torch.fx.Node:
+        node = graph.call_function(operator.getitem, (inputs, i))
+        return graph.call_method("__call__", (node,)) if lazy else node
+
+    items = [item(i) for i in indices]
     out: torch.fx.Node
     if not items:
-        first = graph.call_function(operator.getitem, (inputs, 0))
+        first = item(0)
         out = graph.call_function(torch.zeros_like, (first,))
     elif reduction == "concat":
         out = graph.call_function(torch.cat, (items,), {"dim": 1})
@@ -342,7 +348,7 @@ def _plain(module: nn.Module) -> nn.Module | None:
         blocks = [_export_module(b) for b in module.blocks[: module.depth]]
         return nn.Sequential(*blocks) if blocks else nn.Identity()
     if isinstance(module, InputChoice):
-        return input_select_module(module.chosen_indices(), module.reduction)
+        return input_select_module(module.chosen_indices(), module.reduction, lazy=module.lazy)
     if isinstance(module, _ELASTIC):
         return module.export()
     return None
