@@ -198,9 +198,12 @@ class InputChoice(_Chooser, nn.Module):
         n_candidates: int,
         n_chosen: int | None = 1,
         reduction: Reduction = "sum",
+        *,
+        lazy: bool = False,
     ) -> None:
         nn.Module.__init__(self)
         _Chooser.__init__(self, label)
+        self.lazy = bool(lazy)
         self.n_candidates = check_int(f"InputChoice {label!r}: n_candidates", n_candidates)
         if n_chosen is not None:
             n_chosen = check_int(f"InputChoice {label!r}: n_chosen", n_chosen, 1, n_candidates)
