@@ -16,6 +16,8 @@ from optuna_enas._validation import check_positive
 
 Advantage = Literal["rank", "standardized", "baseline"]
 _ADVANTAGES = ("rank", "standardized", "baseline")
+EntropyForm = Literal["full", "sampled"]
+_ENTROPY_FORMS = ("full", "sampled")
 
 MAX_LSTM_SIZE = 4096
 MAX_LSTM_LAYERS = 16
@@ -31,7 +33,12 @@ class ControllerConfig:
     ``ControllerConfig()`` is **our default**, not a paper's: it is tuned for Optuna budgets
     (50 to a few thousand trials) on objectives of any scale (see README, "The sampler", and
     ``benchmarks/sampler_quality.py`` for the evidence). The presets named after the ENAS
-    paper and its official code keep ENAS's exact math; get them with :meth:`from_preset`.
+    paper and its official code keep ENAS's math; get them with :meth:`from_preset`.
+    ``"enas-official-ptb"`` is the official PTB controller exactly (each item pinned by a test in
+    ``tests/test_official.py``); the two CIFAR presets match the official optimizer, baseline,
+    entropy, shared op softmax and skip KL, but not its attention over earlier nodes for the
+    macro skip bits and micro inputs, nor the micro controller's decision order (see the
+    comments of :data:`PRESETS`).
 
     Args:
         lstm_size: Hidden size of the controller LSTM (ENAS: 100 for PTB, 64 for CIFAR).
@@ -83,6 +90,29 @@ class ControllerConfig:
         attention_recency: Recency prior of the attention: ``(i - j)**2 / attention_recency`` is
             subtracted from the logit of node ``j`` at node ``i`` (official PTB: 6.0). ``None``
             disables it.
+        lstm_bias: Whether the controller LSTM has biases (torch's ``LSTMCell``). The official
+            ``stack_lstm`` (``src/common_ops.py`` lines 5-14) has none.
+        shared_op_head: One op head (softmax weights) and one op embedding shared by every
+            ``"op"`` decision with the same number of choices, as the official ``w_soft`` and
+            ``w_emb``; ``False``: one head and one embedding per decision.
+        op_head_bias: Whether ``"op"`` heads have a (learned) bias. Official PTB and macro: no
+            (``w_soft`` only); official micro: yes (``b_soft``).
+        entropy_form: ``"full"``: the entropy of each decision's distribution,
+            ``-sum_a p(a) log p(a)`` (official micro); ``"sampled"``: the sampled action's term
+            ``-p(a) log p(a)`` (official PTB and macro: ``log_prob * exp(-log_prob)``). Summed
+            over decisions in both.
+        skip_kl_half_logit: Compute the skip KL on ``sigmoid(x / 2)``, ``x`` the skip bit's
+            log-odds, as the official macro controller does: it samples from
+            ``softmax([-q, q])`` (``P(1) = sigmoid(2q)``) but penalises ``sigmoid(q)``
+            (``general_controller.py`` lines 217-230). ``False``: the KL of the sampled
+            probability.
+        adam_beta1: Adam's ``beta1`` (torch: 0.9; official ENAS ``get_train_ops``: 0.0).
+        adam_eps: Adam's epsilon (torch: 1e-8; official: 1e-3).
+        adam_epsilon_hat: Use TensorFlow's placement of epsilon, ``m / (sqrt(v) + eps)`` with
+            the bias correction folded into the step size, as ``tf.train.AdamOptimizer`` (the
+            official code); ``False``: torch's ``m_hat / (sqrt(v_hat) + eps)``.
+        baseline_init: Initial value of the moving-average baseline. ``None``: the first
+            reward (ENAS-pytorch); the official code starts at 0 (``tf.Variable(0.0)``).
     """
 
     lstm_size: int = 64
@@ -108,6 +138,15 @@ class ControllerConfig:
     normal_op_bias: tuple[float, ...] | None = None
     input_attention: bool = False
     attention_recency: float | None = None
+    lstm_bias: bool = True
+    shared_op_head: bool = False
+    op_head_bias: bool = True
+    entropy_form: EntropyForm = "full"
+    skip_kl_half_logit: bool = False
+    adam_beta1: float = 0.9
+    adam_eps: float = 1e-8
+    adam_epsilon_hat: bool = False
+    baseline_init: float | None = None
 
     def __post_init__(self) -> None:
         check_int("lstm_size", self.lstm_size, 1, MAX_LSTM_SIZE)
@@ -138,8 +177,32 @@ class ControllerConfig:
             raise ValueError(
                 f"advantage must be one of {_ADVANTAGES}, but got {self.advantage!r}."
             )
-        if not isinstance(self.input_attention, bool):
-            raise ValueError(f"input_attention must be a bool, but got {self.input_attention!r}.")
+        for name in (
+            "input_attention",
+            "lstm_bias",
+            "shared_op_head",
+            "op_head_bias",
+            "skip_kl_half_logit",
+            "adam_epsilon_hat",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, but got {getattr(self, name)!r}.")
+        if self.entropy_form not in _ENTROPY_FORMS:
+            raise ValueError(
+                f"entropy_form must be one of {_ENTROPY_FORMS}, but got {self.entropy_form!r}."
+            )
+        check_fraction("adam_beta1", self.adam_beta1)
+        check_positive("adam_eps", self.adam_eps)
+        if self.baseline_init is not None and not (
+            isinstance(self.baseline_init, (int, float))
+            and not isinstance(self.baseline_init, bool)
+            and math.isfinite(self.baseline_init)
+        ):
+            raise ValueError(
+                f"baseline_init must be None or a finite float, but got {self.baseline_init!r}."
+            )
+        if self.op_bias_init is not None and not self.op_head_bias:
+            raise ValueError("op_bias_init needs op_head_bias=True (op heads without bias).")
         for name in ("op_bias_init", "normal_op_bias"):
             value = getattr(self, name)
             if value is None:
@@ -178,6 +241,20 @@ class ControllerConfig:
 # Everything the ENAS presets share: ENAS's REINFORCE with a moving-average baseline, one pass
 # per batch, the reward bonus form of the entropy term.
 _ENAS = {"advantage": "baseline", "advantage_clip": 1e6, "ppo_epochs": 1}
+# Everything the official-code presets share (melodyguan/enas, commit 4bcfd73):
+# src/utils.py lines 217-219 tf.train.AdamOptimizer(lr, beta1=0.0, epsilon=1e-3);
+# src/common_ops.py lines 5-14 an LSTM without bias; one op softmax and one op embedding shared
+# by all op decisions (w_soft, w_emb in each controller's _create_params); the baseline is
+# tf.Variable(0.0) (e.g. src/ptb/ptb_enas_controller.py line 179).
+_OFFICIAL = {
+    **_ENAS,
+    "lstm_bias": False,
+    "shared_op_head": True,
+    "adam_beta1": 0.0,
+    "adam_eps": 1e-3,
+    "adam_epsilon_hat": True,
+    "baseline_init": 0.0,
+}
 
 PRESETS: dict[str, ControllerConfig] = {
     # Ours: see ControllerConfig's docstring and README "The sampler" for the evidence.
@@ -199,9 +276,13 @@ PRESETS: dict[str, ControllerConfig] = {
     # num_aggregate 10, tanh 2.5, temperature 5.0, entropy 0.001; src/ptb/main.py line 145
     # lstm_size 100, line 72 bl_dec 0.99. Input selection: src/ptb/ptb_enas_controller.py
     # lines 115-143 (attention over earlier nodes' LSTM states; lines 126-127: recency prior
-    # (i - j)**2 / 6; line 143: the next input is h_j / (0.1 + i - j)).
+    # (i - j)**2 / 6; line 143: the next input is h_j / (0.1 + i - j)); node 0's anchor from an
+    # extra LSTM step (lines 112-116). Op softmax without bias (line 84), entropy of the sampled
+    # action (lines 137-138, 155-156: log_prob * exp(-log_prob)). Exact (tests/test_official.py).
     "enas-official-ptb": ControllerConfig(
-        **_ENAS,  # type: ignore[arg-type]
+        **_OFFICIAL,  # type: ignore[arg-type]
+        op_head_bias=False,
+        entropy_form="sampled",
         lstm_size=100,
         temperature=5.0,
         tanh_constant=2.5,
@@ -217,9 +298,17 @@ PRESETS: dict[str, ControllerConfig] = {
     # 0.99, no temperature (flag defaults). The script also passes op_tanh_reduce 2.5, but
     # src/cifar10/general_controller.py never reads it (lines 152-155: tanh_constant only), so
     # op logits are not reduced here. Skip KL: summed within a layer (line 233), averaged over
-    # layers (line 268).
+    # layers (line 268), on sigmoid(q) while sampling uses softmax([-q, q]) (lines 217-230).
+    # Op softmax without bias (search_whole_channels), entropy of the sampled action.
+    # NOT exact: the official skip bits of layer i come from ONE extra LSTM step per layer and
+    # attention over earlier layers' LSTM states (q_j = v . tanh(W1 h_j + W2 h), lines
+    # 208-215), and that step reads the mean of the skipped layers' states (lines 241-242);
+    # here every skip bit is its own LSTM step with its own linear head and embedding.
     "enas-official-cifar-macro": ControllerConfig(
-        **_ENAS,  # type: ignore[arg-type]
+        **_OFFICIAL,  # type: ignore[arg-type]
+        op_head_bias=False,
+        entropy_form="sampled",
+        skip_kl_half_logit=True,
         lstm_size=64,
         temperature=None,
         tanh_constant=1.5,
@@ -234,9 +323,15 @@ PRESETS: dict[str, ControllerConfig] = {
     # lr 3.5e-3, tanh 1.10, op_tanh_reduce 2.5; lstm 64, bl_dec 0.99 (flag defaults).
     # Op bias: src/cifar10/micro_controller.py lines 100-104 (learned, initialised to
     # [10, 10, 0, ...]) and 106-109 + 184-185 (constant [0.25, 0.25, -0.25, ...] added to the
-    # normal cell's op logits after the tanh squash).
+    # normal cell's op logits after the tanh squash). Full entropy (lines 167-169, 190-192).
+    # NOT exact: the official controller samples a block's decisions in the order in1, in2,
+    # op1, op2 (recording them as in1, op1, in2, op2), picks inputs by attention over the
+    # earlier nodes' LSTM states (lines 150-160; the two cell inputs have zero anchors), runs
+    # two extra LSTM steps per cell and one per block, and the reduction cell continues the
+    # normal cell's LSTM state; here the decisions run in the space's order (in1, op1, in2,
+    # op2), one LSTM step each, inputs by linear heads.
     "enas-official-cifar-micro": ControllerConfig(
-        **_ENAS,  # type: ignore[arg-type]
+        **_OFFICIAL,  # type: ignore[arg-type]
         lstm_size=64,
         temperature=None,
         tanh_constant=1.10,

@@ -6,11 +6,17 @@ logits over decision ``t``'s choices with a per-decision linear head. Logits are
 temperature and squashed with ``tanh_constant * tanh(.)`` as in ENAS.
 
 Options of the official controllers (``ControllerConfig``): an initial op bias and a constant
-normal-cell op bias (official micro controller), and input selection by attention over earlier
-nodes' LSTM states with a recency prior (official PTB controller): at an ``"input"`` decision
-whose choices are the earlier nodes, ``logit_j = v . tanh(W1 h_j + W2 h)`` over the anchors
-``h_j`` (the LSTM output at step 0 and at every ``"input"`` step), and the next step reads
-``h_a / (0.1 + i - a)`` instead of an embedding.
+normal-cell op bias (official micro controller); one op head and one op embedding shared by all
+``"op"`` decisions (``shared_op_head``, the official ``w_soft`` and ``w_emb``), optionally
+without bias (``op_head_bias``), and an LSTM without bias (``lstm_bias``, official
+``stack_lstm``); the sampled action's ``-p(a) log p(a)`` as the entropy (``entropy_form``); and
+input selection by attention over earlier nodes' LSTM states with a recency prior (official PTB
+controller): at an ``"input"`` decision whose choices are the earlier nodes,
+``logit_j = v . tanh(W1 h_j + W2 h)`` over the anchors ``h_j``, and the next step reads
+``h_a / (0.1 + i - a)`` instead of an embedding. The anchors are the LSTM output of every
+``"input"`` step and, for node 0, of an extra first step: as in the official code, the LSTM
+runs twice on the start vector, the first output is node 0's anchor and the second gives node
+0's op logits (``src/ptb/ptb_enas_controller.py`` lines 112-116, 141-146).
 
 Two paths share :meth:`_logits`: :meth:`sample` (no grad, batch 1, numpy inverse-CDF draws from
 caller-given uniforms, so sampling never touches a global RNG) and :meth:`log_prob_steps`
@@ -85,7 +91,7 @@ class LSTMController(nn.Module):
         self.config = config
         size = config.lstm_size
         self.cells = nn.ModuleList(
-            [nn.LSTMCell(size, size) for _ in range(config.lstm_num_layers)]
+            [nn.LSTMCell(size, size, bias=config.lstm_bias) for _ in range(config.lstm_num_layers)]
         )
         self.start = nn.Parameter(torch.empty(1, size))  # input of step 0
         self.attn_w1: nn.Parameter | None = None
@@ -95,8 +101,11 @@ class LSTMController(nn.Module):
             self.attn_w1 = nn.Parameter(torch.empty(size, size))
             self.attn_w2 = nn.Parameter(torch.empty(size, size))
             self.attn_v = nn.Parameter(torch.empty(size))
-        self.heads = nn.ModuleList()  # decision t: Linear(size, n_t)
+        # decision t: Linear(size, n_t); with shared_op_head the op decisions with n choices
+        # hold the same module (state_dict lists it under each index; parameters() once).
+        self.heads = nn.ModuleList()
         self.embeddings = nn.ModuleList()  # decision t: Embedding(n_t, size), input of step t+1
+        self._shared: dict[int, tuple[nn.Linear, nn.Embedding]] = {}
         self.n_choices: list[int] = []
         self.kinds: list[str] = []
         self._scales: list[float | None] = []
@@ -127,14 +136,21 @@ class LSTMController(nn.Module):
         if n_choices < 1:
             raise ValueError(f"n_choices must be >= 1, but got {n_choices}.")
         size = self.config.lstm_size
-        head = nn.Linear(size, n_choices)
-        emb = nn.Embedding(n_choices, size)
-        new = [*head.parameters(), *emb.parameters()]
-        self._init(new, generator)
         t = len(self.n_choices)
-        if kind == "op" and self.config.op_bias_init is not None:
-            with torch.no_grad():
-                head.bias.copy_(torch.from_numpy(_padded(self.config.op_bias_init, n_choices)))
+        shared = self._shared.get(n_choices) if kind == "op" else None
+        if shared is not None and self.config.shared_op_head:
+            head, emb = shared
+            new: list[nn.Parameter] = []
+        else:
+            head = nn.Linear(size, n_choices, bias=kind != "op" or self.config.op_head_bias)
+            emb = nn.Embedding(n_choices, size)
+            new = [*head.parameters(), *emb.parameters()]
+            self._init(new, generator)
+            if kind == "op" and self.config.op_bias_init is not None:
+                with torch.no_grad():
+                    head.bias.copy_(torch.from_numpy(_padded(self.config.op_bias_init, n_choices)))
+            if kind == "op" and self.config.shared_op_head:
+                self._shared[n_choices] = (head, emb)
         fixed = None
         if kind == "op" and normal_cell and self.config.normal_op_bias is not None:
             fixed = _padded(self.config.normal_op_bias, n_choices).astype(np.float64)
@@ -232,6 +248,17 @@ class LSTMController(nn.Module):
             return np.zeros(n)
         return (n - np.arange(n, dtype=np.float64)) ** 2 / r
 
+    @property
+    def _phantom_first_step(self) -> bool:
+        """Official PTB: node 0's anchor comes from an extra LSTM step on the start vector."""
+        return self.attn_v is not None
+
+    def _entropy(self, p: torch.Tensor, logp: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        if self.config.entropy_form == "sampled":
+            lp = logp.gather(1, a[:, None])[:, 0]
+            return -(lp.exp() * lp)
+        return -(p * logp).sum(dim=1)
+
     def _zero_state(self, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         z = self.start.new_zeros(batch, self.config.lstm_size)
         return [(z, z) for _ in self.cells]
@@ -274,7 +301,8 @@ class LSTMController(nn.Module):
         size = self.config.lstm_size
         state = [(np.zeros(size, np.float32), np.zeros(size, np.float32)) for _ in snap.cells]
         outputs: list[np.ndarray] = []
-        for t in range(len(self.n_choices)):
+
+        def step(x: np.ndarray) -> np.ndarray:
             for layer, (w_ih, w_hh, bias) in enumerate(snap.cells):
                 h, c = state[layer]
                 gates = x @ w_ih + h @ w_hh + bias
@@ -286,7 +314,16 @@ class LSTMController(nn.Module):
                 h = o_g * np.tanh(c)
                 state[layer] = (h, c)
                 x = h
-            outputs.append(x)
+            return x
+
+        sampled_entropy = self.config.entropy_form == "sampled"
+        for t in range(len(self.n_choices)):
+            if t == 0 and self._phantom_first_step:
+                outputs.append(step(x))
+                x = step(snap.start)
+            else:
+                x = step(x)
+                outputs.append(x)
             steps = self._anchors[t]
             anchors = None
             if steps is not None:
@@ -317,7 +354,10 @@ class LSTMController(nn.Module):
                 a = min(int(np.searchsorted(cdf, uniforms[t] * cdf[-1], side="right")), len(p) - 1)
             actions.append(a)
             step_logps.append(float(logp[a]))
-            entropy -= float(np.dot(p, logp))
+            if sampled_entropy:
+                entropy -= float(p[a] * logp[a])
+            else:
+                entropy -= float(np.dot(p, logp))
             if anchors is not None:
                 x = anchors[a] / np.float32(0.1 + len(anchors) - a)
             else:
@@ -345,15 +385,19 @@ class LSTMController(nn.Module):
         zero = self.start.new_zeros(batch)
         outputs: list[torch.Tensor] = []
         for t in range(n_steps):
-            h = self._step(x, state)
-            outputs.append(h)
+            if t == 0 and self._phantom_first_step:
+                outputs.append(self._step(x, state))
+                h = self._step(x, state)
+            else:
+                h = self._step(x, state)
+                outputs.append(h)
             steps = self._anchors[t]
             anchors = torch.stack([outputs[s] for s in steps], 1) if steps is not None else None
             logp = torch.log_softmax(self._logits(t, h, anchors), dim=-1)
             a = actions[:, t]
             logps.append(logp.gather(1, a[:, None])[:, 0])
             p = logp.exp()
-            ents.append(-(p * logp).sum(dim=1))
+            ents.append(self._entropy(p, logp, a))
             skips.append(p[:, 1] if self.kinds[t] == "skip" and p.shape[1] == 2 else zero)
             if anchors is not None:
                 picked = anchors[torch.arange(batch), a]
@@ -386,18 +430,18 @@ class _Snapshot:
         self.cells = []
         for cell in controller.cells:
             assert isinstance(cell, nn.LSTMCell)
-            self.cells.append(
-                (
-                    arr(cell.weight_ih).T.copy(),
-                    arr(cell.weight_hh).T.copy(),
-                    arr(cell.bias_ih) + arr(cell.bias_hh),
-                )
+            bias = (
+                arr(cell.bias_ih) + arr(cell.bias_hh)
+                if cell.bias
+                else np.zeros(4 * controller.config.lstm_size, np.float32)
             )
+            self.cells.append((arr(cell.weight_ih).T.copy(), arr(cell.weight_hh).T.copy(), bias))
         self.heads = []
         for head in controller.heads:
             assert isinstance(head, nn.Linear)
-            assert head.bias is not None
-            self.heads.append((arr(head.weight).T.copy(), arr(head.bias)))
+            n = head.out_features
+            b = arr(head.bias) if head.bias is not None else np.zeros(n, np.float32)
+            self.heads.append((arr(head.weight).T.copy(), b))
         self.attn: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if controller.attn_v is not None:
             assert controller.attn_w1 is not None and controller.attn_w2 is not None

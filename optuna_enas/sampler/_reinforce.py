@@ -7,7 +7,8 @@ buffer; every ``n_aggregate`` observations the buffer becomes one update:
     loss = -mean_k(w_k * A_k * log pi(a_k)) + skip_weight * mean_k(KL_k) [- entropy term]
 
 - ``A_k``: ``advantage="baseline"`` (ENAS): ``r_k + entropy_weight * H_k - b_k`` with
-  ``b <- d*b + (1-d)*(r + entropy_weight * H)`` updated before it is read (as ENAS does);
+  ``b <- d*b + (1-d)*(r + entropy_weight * H)`` updated before it is read (as ENAS does),
+  starting at ``baseline_init`` (official: 0) or at the first reward (``None``);
   ``"rank"``: the reward's mid-rank quantile ``q`` among the last ``reward_window`` rewards,
   ``(q - 1/2) * sqrt(12)``; ``"standardized"``: ``(r - mean) / std`` over that window. Always
   float64 and clipped to ``[-advantage_clip, advantage_clip]``. With the last two the entropy
@@ -16,10 +17,14 @@ buffer; every ``n_aggregate`` observations the buffer becomes one update:
   importance_weight_clip)`` for trials sampled by another (or an older) policy ``mu``, over the
   decisions whose behaviour log-probability is known and finite.
 - ``KL_k``: ENAS's skip penalty, ``KL(Bernoulli(p_t) || Bernoulli(skip_target))`` summed over
-  the skip bits of a layer and averaged over the layers (official macro controller).
+  the skip bits of a layer and averaged over the layers (official macro controller); with
+  ``skip_kl_half_logit`` on ``sigmoid(logit(p_t) / 2)`` as the official code does.
 - ``ppo_epochs > 1``: that many passes, each with PPO's clipped surrogate
   ``min(rho * A, clip(rho, 1 - eps, 1 + eps) * A)``, ``rho = pi(a) / pi_start(a)``. One pass is
   plain REINFORCE (the same gradient as the ratio form at ``rho = 1``).
+
+The optimizer is torch's Adam, or with ``adam_epsilon_hat`` :class:`TFAdam` (TensorFlow's
+``AdamOptimizer``, as in the official ENAS code).
 
 A pass whose loss or gradient is not finite is not applied (the controller is untouched by it),
 the rest of that update is dropped, and one warning is logged.
@@ -31,6 +36,7 @@ import bisect
 import logging
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,10 +78,21 @@ class Reinforce:
     def __init__(self, controller: LSTMController, config: ControllerConfig) -> None:
         self.controller = controller
         self.config = config
-        self.optimizer = torch.optim.Adam(
-            controller.parameters(), lr=config.learning_rate, fused=True
-        )
-        self.baseline: float | None = None
+        self.optimizer: torch.optim.Optimizer
+        betas = (config.adam_beta1, 0.999)
+        if config.adam_epsilon_hat:
+            self.optimizer = TFAdam(
+                controller.parameters(), lr=config.learning_rate, betas=betas, eps=config.adam_eps
+            )
+        else:
+            self.optimizer = torch.optim.Adam(
+                controller.parameters(),
+                lr=config.learning_rate,
+                betas=betas,
+                eps=config.adam_eps,
+                fused=True,
+            )
+        self.baseline: float | None = config.baseline_init
         self.n_updates = 0
         self.n_observed = 0
         self.n_skipped = 0
@@ -260,6 +277,8 @@ class Reinforce:
             return torch.zeros((), dtype=torch.float64)
         q = self.config.skip_target
         p = skip_p.double().clamp(1e-6, 1 - 1e-6)
+        if self.config.skip_kl_half_logit:  # sigmoid(logit(p) / 2)
+            p = p.sqrt() / (p.sqrt() + (1 - p).sqrt())
         kl = (p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))) * mask
         per_layer = torch.stack([kl[:, g].sum(1) for g in groups], 1)
         return self.config.skip_weight * per_layer.mean(1).mean()
@@ -293,6 +312,47 @@ class Reinforce:
             "n_updates": self.n_updates,
             "n_observed": self.n_observed,
         }
+
+
+class TFAdam(torch.optim.Optimizer):
+    """Adam as TensorFlow 1's ``tf.train.AdamOptimizer`` computes it (official ENAS code).
+
+    ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
+    ``theta <- theta - lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``: epsilon is added
+    to the uncorrected ``sqrt(v)`` ("epsilon hat" in Kingma & Ba, Sec. 2), so with the official
+    ``eps = 1e-3`` the first steps differ from torch's Adam, which adds it to
+    ``sqrt(v / (1 - b2^t))``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        *,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                m, v = state["m"], state["v"]
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                lr_t = group["lr"] * math.sqrt(1 - b2**t) / (1 - b1**t)
+                p.addcdiv_(m, v.sqrt().add_(group["eps"]), value=-lr_t)
 
 
 def _clip(value: float, bound: float) -> float:
