@@ -260,13 +260,14 @@ class InputChoice(_Chooser, nn.Module):
 
     def _get(self, item: Any) -> torch.Tensor:
         if not self.lazy:
-            return item  # type: ignore[no-any-return]
+            return item
         if not callable(item):
             raise ValueError(
                 f"InputChoice {self.label!r} is lazy: its inputs must be zero-argument "
                 f"callables, but got {type(item).__name__}."
             )
-        return item()  # type: ignore[no-any-return]
+        out: torch.Tensor = item()
+        return out
 
     def _mixed(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         if self.reduction == "concat":

@@ -281,7 +281,7 @@ class Supernet(nn.Module):
         )
         if leftovers:  # a primitive inside an unsupported container
             raise RuntimeError(f"export left optuna_enas modules in the model: {leftovers}.")
-        model.nas_params = arch.to_params()
+        object.__setattr__(model, "nas_params", arch.to_params())
         return model
 
     def save_export(self, params: Architecture | Mapping[str, Any], directory: str | Path) -> Path:
