@@ -216,7 +216,8 @@ def _comparison_table(
         "",
         "Sampler values during the search are single-minibatch scores with the shared weights "
         "at that time; one-shot methods record one trial per epoch (its derived architecture "
-        "scored with the inherited weights). The final architecture is a sampler run's best "
+        "scored inside the relaxed supernet projected onto it, with the search's weights). "
+        "The final architecture is a sampler run's best "
         "trial and a one-shot run's last derived one; it is re-scored with its run's final "
         "shared weights on the whole validation split"
         + (", then trained from scratch with one protocol for all." if retrain else "."),
