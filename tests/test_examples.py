@@ -22,10 +22,21 @@ _EXAMPLES = _REPO / "examples"
         ("cnn_micro_digits.py", "retrained: valid accuracy"),
         ("compare_samplers.py", "| tpe |"),
         ("nasrl_pruning.py", "children,"),
+        ("own_model_cnn.py", "| random |"),
+        ("own_model_text.py", "retrained: test ppl"),
         # Several processes on one storage: slow by the house rule for cross-process tests.
         pytest.param("multi_worker.py", "complete trials from workers", marks=pytest.mark.slow),
     ],
-    ids=["quickstart", "rnn_ptb", "cnn_micro_digits", "compare_samplers", "nasrl", "multi_worker"],
+    ids=[
+        "quickstart",
+        "rnn_ptb",
+        "cnn_micro_digits",
+        "compare_samplers",
+        "nasrl",
+        "own_model_cnn",
+        "own_model_text",
+        "multi_worker",
+    ],
 )
 def test_example_smoke(script: str, expected: str, tmp_path: Path) -> None:
     run = subprocess.run(
@@ -47,6 +58,23 @@ def test_every_example_is_tested() -> None:
         "cnn_micro_digits.py",
         "compare_samplers.py",
         "nasrl_pruning.py",
+        "own_model_cnn.py",
+        "own_model_text.py",
         "multi_worker.py",
     }
     assert {p.name for p in _EXAMPLES.glob("*.py")} == tested
+
+
+def test_own_model_text_skips_a_missing_corpus(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, str(_EXAMPLES / "own_model_text.py"), "--smoke"]
+        + ["--data", str(tmp_path / "no-ptb-here")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(_REPO), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "skipped" in run.stdout
+    assert not (tmp_path / "own_model_text.db").exists()
