@@ -173,6 +173,48 @@ def test_hypergradient_counts_the_clip_factor_as_a_constant() -> None:
     assert torch.allclose(clipped, hyper(eta=0.4 * coef), rtol=1e-6, atol=1e-10)
 
 
+def test_hypergradient_vector_clip_scales_the_second_term_as_official_rnn() -> None:
+    # rnn/architect.py: _clip(dtheta, 0.25) before _hessian_vector_product; eps = r / ||k v||
+    # perturbs w by the same r v / ||v||, so the second term is exactly k times the unclipped.
+    model = _TinyMixed(5)
+    g = torch.Generator().manual_seed(6)
+    xt, xv = (torch.randn(8, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    yt, yv = (torch.randint(0, 2, (8,), generator=g) for _ in range(2))
+    weights = [model.w1, model.w2]
+    eta = 0.3
+    # Hand computation of the first term and of the vector at w' = w - eta grad L_train.
+    grads = torch.autograd.grad(model.loss(xt, yt), weights)
+    unrolled = [w.detach() - eta * gi for w, gi in zip(weights, grads, strict=True)]
+    unrolled = [u.requires_grad_() for u in unrolled]
+    dalpha, *vector = torch.autograd.grad(model.loss(xv, yv, unrolled), [model.alpha, *unrolled])
+    v_norm = math.sqrt(sum(float((v * v).sum()) for v in vector))
+    clip = v_norm / 3
+    k = clip / (v_norm + 1e-6)
+
+    def hyper(**kw: Any) -> torch.Tensor:
+        return darts_hypergradient(
+            weights,
+            [model.alpha],
+            lambda: model.loss(xt, yt),
+            lambda: model.loss(xv, yv),
+            eta=eta,
+            **kw,
+        )[0]
+
+    plain, clipped = hyper(), hyper(vector_clip=clip)
+    assert torch.allclose(clipped - dalpha, k * (plain - dalpha), rtol=1e-6, atol=1e-12)
+    assert float((clipped - plain).abs().max()) > 1e-3 * float(plain.abs().max())
+    assert torch.equal(hyper(vector_clip=10 * v_norm), plain)  # within the bound: unchanged
+
+
+def test_unrolled_step_is_clipped_on_rnn_only_as_official() -> None:
+    assert DARTS_RNN.clip_unrolled and not DARTS_CNN.clip_unrolled
+    cnn = DARTS(MACRO, _digits(), order=2, seed=0, supernet_kwargs=MACRO_KW, batch_size=8)
+    assert cnn.grad_clip == 5.0 and not cnn.clip_unrolled
+    with pytest.raises(ValueError, match="clip_unrolled"):
+        DARTS(MACRO, _digits(), seed=0, supernet_kwargs=MACRO_KW, clip_unrolled=1)  # type: ignore[arg-type]
+
+
 # -- a planted problem: a relaxed stand-in with one useful and one useless op ---------------------
 class PlantedSupernet(RelaxedSupernet):
     """Macro space of 1 layer with ops (conv3x3, avgpool) on digits: conv3x3 is a linear

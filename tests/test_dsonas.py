@@ -117,7 +117,7 @@ def test_a_larger_gamma_prunes_more() -> None:
 
 
 def test_flops_adaptive_penalty_weights_follow_sparse_groups() -> None:
-    searcher = _macro()
+    searcher = _macro(adaptive_flops=True)
     groups = searcher.model.sparse_groups()
     weights = [w for w in searcher.penalty_weights if w is not None]
     assert len(weights) == len(groups)
@@ -128,7 +128,8 @@ def test_flops_adaptive_penalty_weights_follow_sparse_groups() -> None:
     pos = flops > 0
     order = torch.argsort(flops[pos])
     assert bool((flat[pos][order].diff() >= -1e-6).all())
-    plain = _macro(adaptive_flops=False)
+    plain = _macro()  # the official plain L1 is the default
+    assert not plain.adaptive_flops
     assert plain.penalty_weights == [None] * len(plain.arch)
     assert plain.regularized_objective(1.0) == pytest.approx(
         1.0 + 0.5 * sum(float(p.detach().abs().sum()) for p in plain.arch)
@@ -195,7 +196,7 @@ def test_resumed_dsonas_equals_the_uninterrupted_one(tmp_path: Path) -> None:
     assert resumed.lambda_optimizer.n_pruned() == full.lambda_optimizer.n_pruned()
     assert [r.value for r in resumed.history] == [r.value for r in full.history]
     with pytest.raises(ValueError, match="adaptive_flops"):
-        _macro(resume_from=ckpt, adaptive_flops=False)
+        _macro(resume_from=ckpt, adaptive_flops=True)
     with pytest.raises(ValueError, match="not a darts searcher checkpoint"):
         from optuna_enas.oneshot._darts import DARTS
 
@@ -218,7 +219,7 @@ def test_dsonas_defaults_are_the_official_values() -> None:
         5,
         240,
     )
-    assert s.adaptive_flops and s.train_portion == 0.5
+    assert not s.adaptive_flops and s.train_portion == 0.5  # cfgs.py: ad_flops = False
     r = DSONAS(RNN, _corpus(), seed=0, supernet_kwargs=RNN_KW)
     assert (r.lr, r.grad_clip, r.grad_clip_value, r.batch_size) == (5.0, 0.25, None, 64)
     assert r.lambda_lr == 0.01

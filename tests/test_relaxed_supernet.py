@@ -668,3 +668,31 @@ def test_projected_darts_macro_and_rnn_compute_the_discrete_network() -> None:
     h0 = torch.randn(3, 4, generator=_gen(2), dtype=torch.float64)
     with rnn.projected(star):
         torch.testing.assert_close(rnn(tokens, h0)[0], d_rnn(tokens, h0, star)[0])
+
+
+@pytest.mark.parametrize("relaxation", RELAXATIONS)
+def test_projected_rnn_scores_exactly_the_derived_non_star_cell(relaxation: str) -> None:
+    """Loose ends {3, 4} of 5 nodes: projected, the relaxed cell outputs their mean (the
+    discrete cell's output), not the mean of nodes 1..4."""
+    rnn = _rnn(relaxation, n_nodes=5).double()
+    space = rnn.rnn_space
+    chain = space.architecture(
+        {"node0_act": "tanh", "node1_in": 0, "node2_in": 1, "node3_in": 1, "node4_in": 2}
+        | {f"node{i}_act": a for i, a in enumerate(("relu", "sigmoid", "identity", "tanh"), 1)}
+    )
+    assert space.loose_ends(chain) == [3, 4]
+    with torch.no_grad():
+        for p in rnn.arch_parameters():  # dsonas keeps the chosen factors: make them 1
+            p.copy_(torch.randn(p.shape, generator=_gen(3)) if relaxation == "darts" else 1.0)
+    d_rnn = _discrete(rnn).double()
+    d_rnn.load_state_dict(rnn.discrete_state_dict(), strict=False)
+    tokens = torch.randint(0, VOCAB, (5, 3), generator=_gen(1))
+    h0 = torch.randn(3, 4, generator=_gen(2), dtype=torch.float64)
+    d_logits, d_h = d_rnn(tokens, h0, chain)
+    with rnn.projected(chain):
+        logits, h = rnn(tokens, h0)
+    torch.testing.assert_close(logits, d_logits)
+    torch.testing.assert_close(h, d_h)
+    # Outside the block the relaxed output is back to the mean of every node.
+    assert rnn._output_nodes is None
+    assert not torch.allclose(rnn(tokens, h0)[0], d_logits)

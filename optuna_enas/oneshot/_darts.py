@@ -21,10 +21,16 @@ applies the momentum buffer ``m`` and the weight decay)::
 with the matrix-vector product by central finite differences (eq. 8):
 ``(grad_alpha L_train(w+, alpha) - grad_alpha L_train(w-, alpha)) / (2 eps)``,
 ``w+- = w +- eps * grad_w' L_val(w', alpha)``, ``eps = 0.01 / ||grad_w' L_val(w', alpha)||``
-(``architect.py`` ``_hessian_vector_product``, ``r=1e-2``). When the weight gradient is
-clipped (as the recurrent search clips at 0.25), the clip factor ``c`` counts as a constant of
-the unrolled step, ``w' = w - xi * c * grad``, and scales the second term, as the official
-``rnn/architect.py`` does (``g.data.sub_(eta * clip_coef, ig.data)``).
+(``architect.py`` ``_hessian_vector_product``, ``r=1e-2``). Clipping follows the official code
+of each kind: the convolutional search clips neither the unrolled step nor the vector
+(``cnn/architect.py`` ``_compute_unrolled_model``: ``dtheta = grad + wd * theta``); the
+recurrent search (``rnn/architect.py``) clips the training gradient of the unrolled step to
+``--clip`` 0.25, the clip factor ``c`` counting as a constant of the step,
+``w' = w - xi * c * grad``, and scaling the second term (``g.data.sub_(eta * clip_coef,
+ig.data)``), and clips the validation-gradient vector ``grad_w' L_val`` to 0.25 before the
+Hessian-vector product (``_clip(dtheta, self.network_clip)``). One official quirk is not
+copied: ``rnn/architect.py``'s ``_clip`` returns ``0.25 / ||grad||`` even when it is above 1
+(no clipping), and the second term is then scaled by it; here ``c <= 1``.
 
 Defaults per kind, each from the official code (the paper's Sec. 3.1.1 and 3.1.2 and
 appendix A.1 give the same values):
@@ -99,6 +105,7 @@ class DartsDefaults:
     arch_betas: tuple[float, float]
     arch_weight_decay: float
     epochs: int
+    clip_unrolled: bool  # clip the unrolled step and the vector of the Hessian product
 
 
 DARTS_CNN = DartsDefaults(
@@ -112,6 +119,7 @@ DARTS_CNN = DartsDefaults(
     arch_betas=(0.5, 0.999),  # cnn/architect.py: Adam(..., betas=(0.5, 0.999))
     arch_weight_decay=1e-3,  # --arch_weight_decay
     epochs=50,  # --epochs
+    clip_unrolled=False,  # cnn/architect.py: no clipping in the unrolled step
 )
 DARTS_RNN = DartsDefaults(
     lr=20.0,  # rnn/train_search.py --lr
@@ -124,6 +132,7 @@ DARTS_RNN = DartsDefaults(
     arch_betas=(0.9, 0.999),  # rnn/architect.py: Adam(..., lr=args.arch_lr, ...) default betas
     arch_weight_decay=1e-3,  # --arch_wdecay
     epochs=50,  # --epochs
+    clip_unrolled=True,  # rnn/architect.py: _clip(grads), _clip(dtheta) at --clip
 )
 FINITE_DIFFERENCE_R = 0.01
 """``eps = r / ||v||`` of the Hessian-vector product (``architect.py`` ``r=1e-2``; eq. 8)."""
@@ -152,6 +161,7 @@ def darts_hypergradient(
     momentum_buffers: Sequence[torch.Tensor | None] | None = None,
     weight_decay: float = 0.0,
     grad_clip: float = math.inf,
+    vector_clip: float = math.inf,
     r: float = FINITE_DIFFERENCE_R,
     reduce: Callable[[Sequence[torch.Tensor]], None] | None = None,
 ) -> list[torch.Tensor]:
@@ -161,6 +171,9 @@ def darts_hypergradient(
     is called three times: at ``w``, ``w+`` and ``w-``); ``valid_loss()`` is called once, at
     the unrolled weights ``w'``. The weights are restored bit for bit before returning.
     ``reduce``, if given, averages a list of gradients in place over data-parallel ranks.
+    ``grad_clip`` bounds the norm of the training gradient of the unrolled step (its factor
+    also scales the second term); ``vector_clip`` the norm of ``grad_w' L_val(w', alpha)``
+    before the Hessian-vector product (official RNN search: both 0.25; CNN: neither).
 
     Returns:
         One gradient per ``arch`` parameter.
@@ -188,6 +201,9 @@ def darts_hypergradient(
                 w.copy_(b)
     dalpha = [x.detach() for x in grads[: len(arch)]]
     vector = [x.detach() for x in grads[len(arch) :]]
+    vcoef = clip_coefficient(vector, vector_clip)
+    if vcoef < 1.0:
+        vector = [v * vcoef for v in vector]
     norm = math.sqrt(sum(float((v * v).sum()) for v in vector))
     if norm == 0.0 or eta == 0.0:
         return dalpha
@@ -258,6 +274,9 @@ class DARTS(OneShotSearcher):
         train_portion: Share of the training split that trains the weights; the rest trains
             alpha. 0.5 (``--train_portion``).
         r: Finite-difference scale of the second-order step (0.01, ``architect.py``).
+        clip_unrolled: Second order: clip the unrolled step's gradient and the vector of the
+            Hessian-vector product at ``grad_clip``. ``None``: the official choice of the kind
+            (RNN yes, ``rnn/architect.py``; CNN no, ``cnn/architect.py``).
         eval_batches: Validation minibatches per epoch score; ``None``: the whole split.
         device: Torch device; ``None``: CUDA when available.
         checkpoint_path: Checkpoint written atomically after every epoch.
@@ -289,6 +308,7 @@ class DARTS(OneShotSearcher):
         momentum: float | None = None,
         weight_decay: float | None = None,
         grad_clip: float | None = None,
+        clip_unrolled: bool | None = None,
         arch_lr: float | None = None,
         arch_betas: tuple[float, float] | None = None,
         arch_weight_decay: float | None = None,
@@ -318,6 +338,10 @@ class DARTS(OneShotSearcher):
         self.grad_clip = check_positive(
             "grad_clip", d.grad_clip if grad_clip is None else grad_clip, allow_inf=True
         )
+        clip_unrolled = d.clip_unrolled if clip_unrolled is None else clip_unrolled
+        if not isinstance(clip_unrolled, bool):
+            raise ValueError(f"clip_unrolled must be a bool or None, but got {clip_unrolled!r}.")
+        self.clip_unrolled = clip_unrolled
         self.arch_lr = check_positive("arch_lr", d.arch_lr if arch_lr is None else arch_lr)
         self.arch_betas = _check_betas(d.arch_betas if arch_betas is None else arch_betas)
         self.arch_weight_decay = check_non_negative(
@@ -386,7 +410,8 @@ class DARTS(OneShotSearcher):
             momentum=self.momentum,
             momentum_buffers=buffers,
             weight_decay=self.weight_decay,
-            grad_clip=self.grad_clip,
+            grad_clip=self.grad_clip if self.clip_unrolled else math.inf,
+            vector_clip=self.grad_clip if self.clip_unrolled else math.inf,
             r=self.r,
             reduce=self.mean_over_ranks,
         )

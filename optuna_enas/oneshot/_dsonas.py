@@ -18,12 +18,18 @@ The search
    connection is pruned is orphaned, and the supernet's :meth:`derive` drops it (per node the
    strongest surviving connection / op; a macro skip exists iff its ``lambda`` is non-zero).
 
-FLOPs-adaptive penalty (``adaptive_flops=True``, the paper's "adaptive FLOPs", Fig. 5): ``c_i``
-is proportional to the FLOPs entry ``i`` gates (:meth:`RelaxedSupernet.sparse_groups`),
-normalised to mean 1 (:func:`~._apg.flops_penalty_weights`), so expensive connections are
-pruned first. The official code (``optimizer_split_flops.py`` l.53-61) instead rescales one
-scalar ``gamma`` by the share of ops still alive; its ``cfgs.py`` ships with ``ad_flops =
-False``. ``adaptive_flops=False`` gives the plain penalty (``c_i = 1``).
+The penalty is the official plain L1, ``c_i = 1`` (``adaptive_flops=False``, the default:
+``Cifar/config/cfgs.py`` line 16 ships with ``ad_flops = False``). ``adaptive_flops=True`` is
+ours, not the official variant: ``c_i`` is proportional to the FLOPs entry ``i`` gates
+(:meth:`RelaxedSupernet.sparse_groups`), normalised to mean 1
+(:func:`~._apg.flops_penalty_weights`), so expensive connections are pruned first; at the CLI
+sizes that weights a separable conv's entries 16-25x a pooling's and ~200x an identity's, which
+favours cheap ops. The official FLOPs variant (``core/optimizer_split_flops.py`` l.53-61)
+instead rescales one scalar ``gamma`` per tensor by the share of ops still alive.
+
+Structure: the official search network has one ``lambda`` per (op, input) before the op and one
+per op output, initialised to 1; ours (the relaxed supernet's ``"dsonas"`` relaxation) is one
+factor per connection and per op after the op, initialised to ``1 / n``.
 
 Defaults (CNN spaces), from the official CIFAR search (XinbangZhang/DSO-NAS ``Cifar/``):
 weight lr 0.1 (``cfgs.py``: ``lr = 0.1 if model_search``), 0.05 during warm-up (the baseline
@@ -158,7 +164,8 @@ class DSONAS(OneShotSearcher):
             takes :data:`DSONAS_CNN` / :data:`DSONAS_RNN` (module docstring). ``grad_clip`` is
             a global norm for the weights; ``grad_clip_value`` an element-wise bound for
             weights and ``lambda``.
-        adaptive_flops: Weight each ``lambda``'s penalty by the FLOPs it gates.
+        adaptive_flops: Weight each ``lambda``'s penalty by the FLOPs it gates (ours; default
+            ``False``: the official plain L1).
         bptt, train_portion, eval_batches, device, checkpoint_path, resume_from,
             collapse_threshold, early_stop, distributed, dashboard, supernet: as
             :class:`~optuna_enas.oneshot.DARTS`.
@@ -186,7 +193,7 @@ class DSONAS(OneShotSearcher):
         lambda_lr: float | None = None,
         lambda_momentum: float | None = None,
         gamma: float | None = None,
-        adaptive_flops: bool = True,
+        adaptive_flops: bool = False,
         warmup_fraction: float | None = None,
         prune_every: int | None = None,
         epochs: int | None = None,

@@ -42,7 +42,10 @@ network; score a dsonas RNN architecture inside the relaxed cell
 
 The cell output, the next hidden state, is the mean of nodes ``1..N-1`` (DARTS ``CONCAT =
 STEPS``: every intermediate node; node 0 alone for ``N = 1``), rescaled to at most
-``max_hidden_norm`` per row like the discrete cell. Derivation (:meth:`derive`): DARTS's rule
+``max_hidden_norm`` per row like the discrete cell. Inside :meth:`projected` it is instead the
+mean of the projected architecture's loose ends, as the discrete cell's, so that the projected
+score is the score of exactly that architecture (darts: the discrete cell with the search's
+weights; dsonas: with the kept factors' scale as well). Derivation (:meth:`derive`): DARTS's rule
 (``genotype()._parse``, lines 77-91): per node, the input ``j`` with the largest non-zero op
 weight and that op; dsonas: the input with the largest ``|lambda_ij|`` and the op with the
 largest ``|mu_io|``, ties to the lowest index; a node whose factors are all 0 falls back to the
@@ -51,7 +54,9 @@ previous node / the first activation, counted in ``arch_summary()["derive_fallba
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from collections.abc import Iterator
 from typing import cast
 
 import torch
@@ -144,6 +149,7 @@ class RelaxedRNNSupernet(RelaxedSupernet):
                 f"max_hidden_norm must be a positive float or None, but got {max_hidden_norm!r}."
             )
         self.max_hidden_norm = None if max_hidden_norm is None else float(max_hidden_norm)
+        self._output_nodes: tuple[int, ...] | None = None  # set inside projected()
         self.dropout_generator: torch.Generator | None = None
 
         n = space.n_nodes
@@ -253,7 +259,10 @@ class RelaxedRNNSupernet(RelaxedSupernet):
             for i in range(1, n):
                 projs.append(states[i - 1] @ out_w[i - 1])
                 states.append(self._node(i, states, projs, weights))
-            o = states[0] if n == 1 else torch.stack(states[1:]).mean(dim=0)
+            if self._output_nodes is not None:
+                o = torch.stack([states[k] for k in self._output_nodes]).mean(dim=0)
+            else:
+                o = states[0] if n == 1 else torch.stack(states[1:]).mean(dim=0)
             if self.max_hidden_norm is not None:
                 scale = self.max_hidden_norm / torch.linalg.vector_norm(o, dim=1, keepdim=True)
                 o = o * scale.clamp(max=1.0).detach()  # a constant, as the discrete cell
@@ -369,6 +378,18 @@ class RelaxedRNNSupernet(RelaxedSupernet):
             if node.input is not None:
                 out[f"conn{i}"] = _keep_one(self.arch[f"conn{i}"], node.input)
         return out
+
+    @contextlib.contextmanager
+    def projected(self, arch: Architecture | None = None) -> Iterator[Architecture]:
+        """As :meth:`RelaxedSupernet.projected`, and the cell outputs the mean of the projected
+        architecture's loose ends (the discrete cell's output) instead of every node's."""
+        with super().projected(arch) as chosen:
+            saved = self._output_nodes
+            self._output_nodes = tuple(self.rnn_space.loose_ends(chosen))
+            try:
+                yield chosen
+            finally:
+                self._output_nodes = saved
 
     def derive(self) -> Architecture:
         """The ``RNNCellSpace`` architecture the architecture parameters encode (see module)."""

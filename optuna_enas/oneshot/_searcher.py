@@ -12,9 +12,12 @@ epoch
 2. derives the discrete architecture (:meth:`RelaxedSupernet.derive`) and scores it, with the
    evaluators' metric, inside the relaxed supernet projected onto it
    (:meth:`RelaxedSupernet.projected`: the search's weights, DARTS one-hot mixtures, DSO-NAS
-   pruned factors): the trial's value. The score of the discrete ENAS supernet holding the
-   inherited weights (``discrete_state_dict``) is recorded beside it (``inherited_value``); it
-   loses DSO-NAS's factor scale and the micro cell's full output, so it can be far worse;
+   pruned factors; the RNN cell outputs the mean of the derived cell's loose ends, as the
+   discrete cell): the trial's value. The projected micro cell still concatenates every state
+   where the discrete cell concatenates its loose ends. The score of the discrete ENAS
+   supernet holding the inherited weights (``discrete_state_dict``) is recorded beside it
+   (``inherited_value``); it loses DSO-NAS's factor scale and the micro cell's full output, so
+   it can be far worse;
 3. records it in the Optuna study (:func:`~optuna_enas.oneshot._record.record_epoch`);
 4. tracks collapse (:class:`~optuna_enas.oneshot._collapse.CollapseMonitor`);
 5. writes an atomic checkpoint (weights, alpha/lambda, both optimisers, the learning-rate plan,
