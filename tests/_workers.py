@@ -257,6 +257,81 @@ def distributed(args: dict[str, Any]) -> None:
     dist.destroy_process_group()
 
 
+def distributed_model(args: dict[str, Any]) -> None:
+    """One rank of a user-model (ModelEvaluator) search: rank 0 decides every architecture."""
+    import datetime
+
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader
+    from torch.utils.data import TensorDataset
+
+    from optuna_enas.nn import ElasticLinear
+    from optuna_enas.nn import LayerChoice
+    from optuna_enas.nn import Supernet
+    from optuna_enas.nn import ValueChoice
+    from optuna_enas.training._model_evaluator import ModelEvaluator
+    from optuna_enas.training.distributed import make_distributed_objective
+    from optuna_enas.training.distributed import state_digest
+
+    rank, world = args["rank"], args["world_size"]
+    dist.init_process_group(
+        "gloo",
+        init_method=args["init_method"],
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=60),
+    )
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            width = ValueChoice("width", [4, 8])
+            self.inp = ElasticLinear(6, width)
+            self.act = LayerChoice("act", {"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh()})
+            self.out = ElasticLinear(width, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.act(self.inp(x)))
+
+    torch.manual_seed(args["seed"] + rank)  # different inits: the broadcast must fix them
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 6, generator=g)
+    y = (x[:, 0] > 0).long()
+    shard = slice(rank * 32, rank * 32 + 32)  # each rank its own training half
+    train = DataLoader(TensorDataset(x[shard], y[shard]), batch_size=8)
+    valid = DataLoader(TensorDataset(x[64:], y[64:]), batch_size=16)
+    supernet = Supernet(Net())
+    evaluator = ModelEvaluator(supernet, train, valid, metric="accuracy", seed=0)
+    objective = make_distributed_objective(evaluator)
+    log: list[dict[str, Any]] = []
+
+    def traced(trial: optuna.Trial | None) -> float:
+        value = objective(trial)
+        log.append(
+            {
+                "params": objective.last_params,
+                "value": value,
+                "digest": state_digest(supernet),
+                "n_steps": evaluator.n_steps,
+            }
+        )
+        return value
+
+    report: dict[str, Any] = {"rank": rank}
+    if rank == 0:
+        sampler = ENASSampler(supernet.space, seed=args["seed"])
+        study = optuna.create_study(direction=evaluator.direction, sampler=sampler)
+        study.optimize(traced, n_trials=args["n_trials"])
+        report["study_params"] = [t.params for t in study.trials]
+    else:
+        for _ in range(args["n_trials"]):
+            traced(None)
+    report["log"] = log
+    write_json(args["out"], report)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 # -- used by the test modules (``import _workers``) --------------------------------------------
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -338,6 +413,8 @@ def main() -> None:
         fault(args)
     elif command == "distributed":
         distributed(args)
+    elif command == "distributed_model":
+        distributed_model(args)
     else:
         raise SystemExit(f"unknown command {command!r}")
 

@@ -107,3 +107,33 @@ def test_distributed_helpers_without_process_group_raise() -> None:
         GradientAverager(torch.nn.Linear(2, 2))
     with pytest.raises(RuntimeError, match="allreduce_gradients.*init_process_group"):
         allreduce_gradients(torch.nn.Linear(2, 2))
+
+
+def test_user_model_data_parallel_every_rank_on_rank_0s_path(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    tmp = tmp_path_factory.mktemp("distributed_model")
+    workers = [
+        _workers.Worker(
+            "distributed_model",
+            {
+                "rank": rank,
+                "world_size": 2,
+                "init_method": f"file://{tmp / 'rendezvous'}",
+                "seed": 0,
+                "n_trials": 5,
+                "out": str(tmp / f"rank{rank}.json"),
+            },
+            log=tmp / f"rank{rank}.log",
+        )
+        for rank in range(2)
+    ]
+    _workers.run_all(workers, timeout=180.0)
+    rank0, rank1 = (json.loads((tmp / f"rank{r}.json").read_text()) for r in range(2))
+    log0, log1 = rank0["log"], rank1["log"]
+    assert [e["params"] for e in log0] == [e["params"] for e in log1] == rank0["study_params"]
+    assert [e["n_steps"] for e in log1] == [1, 2, 3, 4, 5]
+    # Different shards, averaged gradients: bitwise-identical weights after every step.
+    assert [e["digest"] for e in log0] == [e["digest"] for e in log1]
+    assert len({e["digest"] for e in log0}) == 5
+    assert [e["value"] for e in log0] == [e["value"] for e in log1]

@@ -22,6 +22,7 @@ Example (``torchrun --nproc-per-node 2 search.py``):
         from optuna_enas.training.distributed import run_follower
         from optuna_enas.training.distributed import shard_training_data
         from optuna_enas.training._evaluator import SupernetEvaluator
+    from optuna_enas.training._model_evaluator import ModelEvaluator
         from optuna_enas.data import load_corpus
 
         dist.init_process_group("gloo")
@@ -229,7 +230,12 @@ class DistributedObjective:
         last_params: The parameters (the architecture) of the latest call, on every rank.
     """
 
-    def __init__(self, evaluator: SupernetEvaluator, *, group: ProcessGroup | None = None) -> None:
+    def __init__(
+        self,
+        evaluator: SupernetEvaluator | ModelEvaluator,
+        *,
+        group: ProcessGroup | None = None,
+    ) -> None:
         _require_initialized("make_distributed_objective")
         try:
             from optuna_integration import TorchDistributedTrial
@@ -256,7 +262,7 @@ class DistributedObjective:
 
 
 def make_distributed_objective(
-    evaluator: SupernetEvaluator, *, group: ProcessGroup | None = None
+    evaluator: SupernetEvaluator | ModelEvaluator, *, group: ProcessGroup | None = None
 ) -> DistributedObjective:
     """Wrap ``evaluator`` into an objective that every rank calls once per trial.
 
@@ -267,7 +273,8 @@ def make_distributed_objective(
     broadcast, and ``report``/``should_prune`` are decided on rank 0 for every rank.
 
     Args:
-        evaluator: A :class:`~optuna_enas.SupernetEvaluator`, built the same way on
+        evaluator: A :class:`~optuna_enas.SupernetEvaluator` or a
+            :class:`~optuna_enas.ModelEvaluator` (your own model), built the same way on
             every rank except for the training data (see :func:`shard_training_data`). Give
             only rank 0 a ``checkpoint_path`` (weights and optimizer state are the same on
             every rank); to resume, pass that file as ``resume_from`` on every rank (the
