@@ -23,6 +23,7 @@ Example (``torchrun --nproc-per-node 2 search.py``):
         from optuna_enas.training.distributed import shard_training_data
         from optuna_enas.training._evaluator import SupernetEvaluator
     from optuna_enas.training._model_evaluator import ModelEvaluator
+    from optuna_enas.training._model_evaluator import ModelEvaluator
         from optuna_enas.data import load_corpus
 
         dist.init_process_group("gloo")
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
     from torch.utils.hooks import RemovableHandle
 
     from optuna_enas.training._evaluator import SupernetEvaluator
+    from optuna_enas.training._model_evaluator import ModelEvaluator
 
 
 def _require_initialized(what: str) -> None:
