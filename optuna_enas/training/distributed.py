@@ -22,8 +22,6 @@ Example (``torchrun --nproc-per-node 2 search.py``):
         from optuna_enas.training.distributed import run_follower
         from optuna_enas.training.distributed import shard_training_data
         from optuna_enas.training._evaluator import SupernetEvaluator
-    from optuna_enas.training._model_evaluator import ModelEvaluator
-    from optuna_enas.training._model_evaluator import ModelEvaluator
         from optuna_enas.data import load_corpus
 
         dist.init_process_group("gloo")
