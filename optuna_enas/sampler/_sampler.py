@@ -27,11 +27,16 @@ from optuna.storages._cached_storage import _CachedStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_enas._keys import PHASE_KEY
+from optuna_enas._keys import SAMPLE_KEY
+from optuna_enas._keys import STATS_KEY
 from optuna_enas._validation import check_seed
 from optuna_enas._validation import fresh_seed
 from optuna_enas.sampler._config import ControllerConfig
 from optuna_enas.sampler._controller import LSTMController
 from optuna_enas.sampler._controller import single_thread
+from optuna_enas.sampler._elite import EliteConfig
+from optuna_enas.sampler._elite import EliteLearner
 from optuna_enas.sampler._reinforce import Reinforce
 from optuna_enas.sampler._reward import RewardFn
 from optuna_enas.sampler._reward import direction_reward
@@ -46,14 +51,11 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
-SAMPLE_KEY = "enas:sample"
-"""System attr written at sampling: sampler id, policy fingerprint, actions, log-probs."""
-STATS_KEY = "enas:stats"
-"""System attr written after the trial: reward, baseline, advantage, entropy."""
-PHASE_KEY = "enas:phase"
-"""User attr: a trial whose value is ``"train"`` trained shared weights; its value is not a
-reward and the sampler does not learn from it (live or on replay)."""
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+RULES = ("elite", "reinforce")
+"""The learning rules, by name (see :class:`ENASSampler`'s ``rule``)."""
+DEFAULT_RULE = "reinforce"
+"""The rule of ``ENASSampler()`` (an ENAS preset always gets ``"reinforce"``)."""
 
 
 class ENASSampler(BaseSampler):
@@ -108,6 +110,13 @@ class ENASSampler(BaseSampler):
             processes, earlier sessions). With ``False`` only this object's trials count.
         record_stats: Write reward, baseline, advantage and entropy to each trial's system attr
             ``enas:stats`` (one storage write per trial).
+        rule: How the controller learns. ``"reinforce"``: the policy gradient of
+            :class:`ControllerConfig` (ENAS's rule; the presets are exact). ``"elite"`` or an
+            :class:`EliteConfig`: maximum likelihood on the best trials of the whole history,
+            candidates screened TPE-style, no architecture evaluated twice (see
+            ``optuna_enas.sampler._elite``); the controller's shape still comes from
+            ``config``, its REINFORCE knobs are unused. ``None``: :data:`DEFAULT_RULE`, or
+            ``"reinforce"`` with an ENAS preset.
     """
 
     def __init__(
@@ -122,6 +131,7 @@ class ENASSampler(BaseSampler):
         independent_sampler: BaseSampler | None = None,
         learn_from_other_trials: bool = True,
         record_stats: bool = True,
+        rule: Literal["elite", "reinforce"] | EliteConfig | None = None,
     ) -> None:
         if search_space is not None and not isinstance(search_space, SearchSpace):
             raise ValueError(
@@ -154,6 +164,19 @@ class ENASSampler(BaseSampler):
             if not isinstance(preset, str):
                 raise ValueError(f"preset must be a preset name, but got {preset!r}.")
             config = preset
+        elite: EliteConfig | None = None
+        if isinstance(rule, EliteConfig):
+            elite = rule
+        elif rule is None:
+            enas_preset = isinstance(config, str) and config != "default"
+            if DEFAULT_RULE == "elite" and not enas_preset:
+                elite = EliteConfig()
+        elif rule == "elite":
+            elite = EliteConfig()
+        elif rule != "reinforce":
+            raise ValueError(
+                f"rule must be one of {RULES}, an EliteConfig or None, but got {rule!r}."
+            )
         if config is None:
             config = ControllerConfig()
         elif isinstance(config, str):
@@ -178,7 +201,11 @@ class ENASSampler(BaseSampler):
         self._unlearnable: set[str] = set()
         generator = torch.Generator().manual_seed(self._base_seed)
         self._controller = LSTMController([], [], config=config, generator=generator)
-        self._learner = Reinforce(self._controller, config)
+        self._learner: Reinforce | EliteLearner
+        if elite is not None:
+            self._learner = EliteLearner(self._controller, elite)
+        else:
+            self._learner = Reinforce(self._controller, config)
         for d in search_space.decisions if search_space is not None else ():
             self._add_decision(d)
         self._seen: dict[_StudyKey, set[int]] = {}
@@ -191,6 +218,16 @@ class ENASSampler(BaseSampler):
     @property
     def config(self) -> ControllerConfig:
         return self._config
+
+    @property
+    def rule(self) -> str:
+        """The learning rule's name: ``"elite"`` or ``"reinforce"``."""
+        return "elite" if isinstance(self._learner, EliteLearner) else "reinforce"
+
+    @property
+    def elite_config(self) -> EliteConfig | None:
+        """The ``"elite"`` rule's knobs (``None`` under ``"reinforce"``)."""
+        return self._learner.config if isinstance(self._learner, EliteLearner) else None
 
     @property
     def search_space(self) -> SearchSpace | None:
@@ -208,7 +245,8 @@ class ENASSampler(BaseSampler):
 
     @property
     def baseline(self) -> float | None:
-        """ENAS's moving-average baseline (``advantage="baseline"`` only; else ``None``)."""
+        """ENAS's moving-average baseline (``advantage="baseline"`` only; else ``None``); under
+        ``"elite"``, the worst reward in the elite."""
         return self._learner.baseline
 
     @property
@@ -276,7 +314,11 @@ class ENASSampler(BaseSampler):
             uniforms = np.random.default_rng([self._base_seed, trial.number]).random(
                 len(self._decisions)
             )
-            actions, step_logps, entropy = self._controller.sample(uniforms, forced=forced)
+            if isinstance(self._learner, EliteLearner):
+                rng = np.random.default_rng([self._base_seed, trial.number])
+                actions, step_logps, entropy = self._learner.propose(rng, forced, trial._trial_id)
+            else:
+                actions, step_logps, entropy = self._controller.sample(uniforms, forced=forced)
             record: dict[str, Any] = {
                 "sampler": self._id,
                 "policy": self._learner.fingerprint,
@@ -330,6 +372,8 @@ class ENASSampler(BaseSampler):
             _logger.warning("independent_sampler.after_trial failed", exc_info=True)
         try:
             with self._lock:
+                if isinstance(self._learner, EliteLearner):
+                    self._learner.release(trial._trial_id)
                 key = self._key(study)
                 if state in _FINISHED:
                     self._seen.setdefault(key, set()).add(trial._trial_id)
@@ -386,7 +430,10 @@ class ENASSampler(BaseSampler):
         new = self._controller.add_decision(
             len(decision.choices), decision.kind, generator=generator, normal_cell=normal
         )
-        self._learner.add_params(new)
+        if isinstance(self._learner, EliteLearner):
+            self._learner.add_decision(len(decision.choices), new)
+        else:
+            self._learner.add_params(new)
 
     def _learn_decision(self, name: str, dist: CategoricalDistribution) -> None:
         """Make a categorical parameter seen in the study a decision (no-space mode)."""

@@ -1,0 +1,368 @@
+"""The ``"elite"`` learning rule: refit the controller on the best trials of the whole history.
+
+REINFORCE spends each trial once, in one small gradient step. This rule keeps the history and
+refits on it, as TPE does (Bergstra et al. 2011) and as priority-queue training does for an
+autoregressive policy (Abolafia et al. 2018, maximum likelihood on the top-K sequences seen so
+far; the cross-entropy method is the same idea):
+
+- **Elite.** After ``n`` finished trials the elite is the best ``k(n) = min(ceil(gamma * n),
+  max_elite)`` of them by reward (ties: the earlier trial). Only the order of the rewards is
+  used, so any increasing transformation of the objective gives the same search, and no value
+  can poison it (non-finite ones never reach the learner).
+- **Refit.** Whenever the elite changes, ``refit_steps`` Adam steps on the elite's mean
+  negative log-likelihood ``-mean_k sum_t log pi(a_kt)``, warm-started from the current
+  parameters (and Adam state). A step whose loss or gradient is not finite is skipped.
+- **Proposal.** ``n_candidates`` architectures are drawn from the policy mixed, per decision,
+  with the uniform distribution: ``l_t = (1 - uniform_mix) pi_t + uniform_mix / n_t`` (the
+  LSTM conditions on whatever was drawn). The candidate with the largest
+  ``log l(x) - log g(x)`` is proposed, where ``g`` is a per-decision categorical fitted on the
+  trials outside the elite (counts plus ``prior_weight`` spread uniformly): TPE's acquisition.
+- **Never ask twice.** An architecture already evaluated (or proposed by this sampler and still
+  running) is not proposed again: unseen candidates win over seen ones; if all ``n_candidates``
+  were seen, the best-scoring unseen single-decision neighbour of the best candidate is
+  proposed, then uniform draws; only when those are all seen is a repeat allowed (a space
+  nearly exhausted).
+- **Start-up.** The first ``n_startup_trials`` proposals are uniform (TPE's random start-up).
+
+Cost per trial: ``n_candidates`` controller draws, plus ``refit_steps`` Adam steps on at most
+``max_elite`` sequences when the elite changed (late in a search it rarely does); the history
+is kept as the elite, per-decision counts and a set of evaluated architectures. The state is a
+function of the trials in the order they were consumed, so a replay in trial-number order
+rebuilds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from optuna_enas._validation import check_fraction
+from optuna_enas._validation import check_int
+from optuna_enas._validation import check_non_negative
+from optuna_enas._validation import check_positive
+from optuna_enas.sampler._controller import LSTMController
+from optuna_enas.sampler._controller import single_thread
+
+
+_logger = logging.getLogger(__name__)
+
+MAX_ELITE = 10_000
+MAX_CANDIDATES = 10_000
+MAX_STEPS = 1_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class EliteConfig:
+    """Knobs of the ``"elite"`` rule (see the module docstring for the algorithm).
+
+    Args:
+        gamma: Fraction of the finished trials in the elite (Optuna's TPE default
+            ``gamma(n) = min(ceil(0.1 n), 25)``: 0.1).
+        max_elite: Cap on the elite size (TPE: 25). Bounds the refit's cost.
+        n_startup_trials: Uniform proposals before the first refit (TPE: 10).
+        refit_steps: Adam steps per refit (each on the whole elite).
+        learning_rate: Adam learning rate of the refit.
+        uniform_mix: Weight of the uniform distribution in each decision's proposal mixture;
+            a prior that keeps every architecture reachable.
+        n_candidates: Candidates screened by ``log l - log g`` per proposal (TPE's
+            ``n_ei_candidates``: 24). 1 turns the screen off.
+        prior_weight: Pseudo-count of the uniform prior in ``g``, spread over the choices
+            (TPE's ``prior_weight``: 1.0).
+        dedupe: Never propose an architecture already evaluated while an unseen one is found.
+    """
+
+    gamma: float = 0.1
+    max_elite: int = 25
+    n_startup_trials: int = 10
+    refit_steps: int = 5
+    learning_rate: float = 0.01
+    uniform_mix: float = 0.1
+    n_candidates: int = 24
+    prior_weight: float = 1.0
+    dedupe: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive("gamma", self.gamma)
+        if self.gamma > 1.0:
+            raise ValueError(f"gamma must be in (0, 1], but got {self.gamma!r}.")
+        check_int("max_elite", self.max_elite, 1, MAX_ELITE)
+        check_int("n_startup_trials", self.n_startup_trials, 0)
+        check_int("refit_steps", self.refit_steps, 0, MAX_STEPS)
+        check_positive("learning_rate", self.learning_rate)
+        check_fraction("uniform_mix", self.uniform_mix, closed=True)
+        check_int("n_candidates", self.n_candidates, 1, MAX_CANDIDATES)
+        check_non_negative("prior_weight", self.prior_weight)
+        if not isinstance(self.dedupe, bool):
+            raise ValueError(f"dedupe must be a bool, but got {self.dedupe!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class _Entry:
+    reward: float
+    order: int  # consumption order: ties go to the earlier trial
+    actions: list[int]
+    mask: list[bool]
+
+
+class EliteLearner:
+    """Owns the refit's Adam optimizer, the elite, the counts and the evaluated set."""
+
+    def __init__(self, controller: LSTMController, config: EliteConfig) -> None:
+        self.controller = controller
+        self.config = config
+        self.optimizer = torch.optim.Adam(controller.parameters(), lr=config.learning_rate)
+        self.n_choices: list[int] = []
+        self.n_updates = 0
+        self.n_observed = 0
+        self.n_skipped = 0
+        self._top: list[_Entry] = []  # the best max_elite, best first
+        self._counts: list[np.ndarray] = []  # per decision: choice counts over all trials
+        self._seen: set[tuple[int, ...]] = set()
+        self._running: dict[int, tuple[int, ...]] = {}  # token -> proposed, not yet finished
+        self.fingerprint = controller.fingerprint()
+
+    # -- structure -----------------------------------------------------------------------------
+    def add_decision(self, n_choices: int, params: list[torch.nn.Parameter]) -> None:
+        """Register a decision the controller just grew (and its new parameters)."""
+        self.n_choices.append(int(n_choices))
+        self._counts.append(np.zeros(int(n_choices), dtype=np.float64))
+        self.optimizer.add_param_group({"params": params})
+        self.fingerprint = self.controller.fingerprint()
+
+    @property
+    def baseline(self) -> float | None:
+        """The elite's threshold: the worst reward in the elite (``None`` before any trial)."""
+        elite = self._elite()
+        return elite[-1].reward if elite else None
+
+    def elite_size(self) -> int:
+        return len(self._elite())
+
+    def _elite(self) -> list[_Entry]:
+        n = self.n_observed
+        k = min(math.ceil(self.config.gamma * n), self.config.max_elite, len(self._top))
+        return self._top[:k]
+
+    # -- learning ------------------------------------------------------------------------------
+    def observe(
+        self,
+        *,
+        actions: list[int],
+        mask: list[bool],
+        reward: float,
+        entropy: float,
+        **_: Any,
+    ) -> dict[str, float]:
+        """Add one finished trial; refit when the elite changed. Returns its statistics."""
+        if not math.isfinite(reward):
+            raise ValueError(f"reward must be finite, but got {reward!r}.")
+        d = len(self.n_choices)
+        actions = [int(a) for a in actions[:d]] + [0] * max(0, d - len(actions))
+        mask = [bool(m) for m in mask[:d]] + [False] * max(0, d - len(mask))
+        before = [e.order for e in self._elite()]
+        entry = _Entry(float(reward), self.n_observed, actions, mask)
+        self.n_observed += 1
+        for t, (a, m) in enumerate(zip(actions, mask, strict=True)):
+            if m and 0 <= a < self.n_choices[t]:
+                self._counts[t][a] += 1.0
+        self._seen.add(_key(actions, mask))
+        # Insert into the top list (best first; an equal reward goes after the earlier trial).
+        i = len(self._top)
+        while i > 0 and self._top[i - 1].reward < entry.reward:
+            i -= 1
+        if i < self.config.max_elite:
+            self._top.insert(i, entry)
+            del self._top[self.config.max_elite :]
+        elite = self._elite()
+        changed = [e.order for e in elite] != before
+        stats: dict[str, float] = {
+            "reward": float(reward),
+            "baseline": elite[-1].reward if elite else float(reward),
+            "advantage": 1.0 if any(e is entry for e in elite) else 0.0,
+            "entropy": float(entropy),
+            "elite_size": float(len(elite)),
+        }
+        if changed and self.n_observed >= max(self.config.n_startup_trials, 1):
+            stats["loss"] = self.refit()
+        return stats
+
+    def refit(self) -> float:
+        """``refit_steps`` Adam steps of maximum likelihood on the elite; returns the last loss."""
+        elite = self._elite()
+        d = len(self.n_choices)
+        if not elite or d == 0 or self.config.refit_steps == 0:
+            return 0.0
+        actions = torch.tensor([e.actions for e in elite], dtype=torch.long)
+        mask = torch.tensor([e.mask for e in elite], dtype=torch.bool)
+        loss_value = 0.0
+        stepped = False
+        with single_thread():
+            for _ in range(self.config.refit_steps):
+                step_logp, _, _ = self.controller.log_prob_steps(actions)
+                loss = -(step_logp * mask).sum(1).mean()
+                if not self._apply(loss):
+                    break
+                stepped = True
+                loss_value = float(loss.detach())
+        if stepped:
+            self.n_updates += 1
+            self.controller.refresh()
+            self.fingerprint = self.controller.fingerprint()
+        return loss_value
+
+    def _apply(self, loss: torch.Tensor) -> bool:
+        self.optimizer.zero_grad(set_to_none=True)
+        if bool(torch.isfinite(loss)):
+            loss.backward()
+            grads = [p.grad for p in self.controller.parameters() if p.grad is not None]
+            if all(bool(torch.isfinite(g).all()) for g in grads):
+                self.optimizer.step()
+                return True
+        self.optimizer.zero_grad(set_to_none=True)
+        self.n_skipped += 1
+        _logger.warning(
+            "ENASSampler skipped an elite refit step: its loss or gradient is not finite. The "
+            "controller is unchanged by it."
+        )
+        return False
+
+    # -- proposals -----------------------------------------------------------------------------
+    def release(self, token: int) -> None:
+        """The proposal ``token`` finished (in any state): it is no longer 'running'."""
+        self._running.pop(token, None)
+
+    def _log_g(self) -> list[np.ndarray]:
+        """Per decision: log of the non-elite categorical (counts + uniform prior)."""
+        elite_counts = [np.zeros_like(c) for c in self._counts]
+        for e in self._elite():
+            for t, (a, m) in enumerate(zip(e.actions, e.mask, strict=True)):
+                if m and 0 <= a < self.n_choices[t]:
+                    elite_counts[t][a] += 1.0
+        prior = self.config.prior_weight
+        out = []
+        for c, ec, n in zip(self._counts, elite_counts, self.n_choices, strict=True):
+            rest = np.maximum(c - ec, 0.0) + prior / n
+            total = rest.sum()
+            out.append(np.log(rest / total) if total > 0 else np.full(n, -math.log(n)))
+        return out
+
+    def propose(
+        self, rng: np.random.Generator, forced: dict[int, int], token: int
+    ) -> tuple[list[int], list[float], float]:
+        """Choose the next architecture: ``(actions, step_log_probs, entropy)`` under pi.
+
+        ``forced`` decisions are taken as given; ``token`` names the proposal for
+        :meth:`release`.
+        """
+        cfg = self.config
+        d = len(self.n_choices)
+        n = np.asarray(self.n_choices)
+        startup = self.n_observed < cfg.n_startup_trials
+        n_cand = 1 if startup else cfg.n_candidates
+        eps = 1.0 if startup else cfg.uniform_mix
+        u = rng.random((n_cand, d))
+        mix = rng.random((n_cand, d))
+        rand = np.minimum((rng.random((n_cand, d)) * n).astype(np.int64), n - 1)
+        log_g = None if startup else self._log_g()
+        free = [t for t in range(d) if t not in forced]
+        best: tuple[float, list[int], list[float], float] | None = None
+        best_seen: tuple[float, list[int], list[float], float] | None = None
+        for c in range(n_cand):
+            f = dict(forced)
+            for t in free:
+                if mix[c, t] < eps:
+                    f[t] = int(rand[c, t])
+            actions, logps, entropy = self.controller.sample(u[c], forced=f)
+            score = 0.0 if log_g is None else self._score(actions, logps, log_g, free, eps)
+            found = (score, actions, logps, entropy)
+            if self._is_seen(actions):
+                if best_seen is None or score > best_seen[0]:
+                    best_seen = found
+            elif best is None or score > best[0]:
+                best = found
+        if best is None:
+            assert best_seen is not None
+            best = self._unseen_near(best_seen, free, log_g, eps, rng, forced) or best_seen
+        _, actions, logps, entropy = best
+        if cfg.dedupe:
+            self._running[token] = tuple(actions)
+        return actions, logps, entropy
+
+    def _is_seen(self, actions: list[int]) -> bool:
+        if not self.config.dedupe:
+            return False
+        key = tuple(actions)
+        return key in self._seen or key in self._running.values()
+
+    def _score(
+        self,
+        actions: list[int],
+        logps: list[float],
+        log_g: list[np.ndarray],
+        free: list[int],
+        eps: float,
+    ) -> float:
+        score = 0.0
+        for t in free:
+            k = self.n_choices[t]
+            score += math.log((1.0 - eps) * math.exp(logps[t]) + eps / k) - float(
+                log_g[t][actions[t]]
+            )
+        return score
+
+    def _unseen_near(
+        self,
+        start: tuple[float, list[int], list[float], float],
+        free: list[int],
+        log_g: list[np.ndarray] | None,
+        eps: float,
+        rng: np.random.Generator,
+        forced: dict[int, int],
+    ) -> tuple[float, list[int], list[float], float] | None:
+        """The best unseen single-decision neighbour of ``start``, else an unseen uniform draw."""
+        base = start[1]
+        neighbours = []
+        for t in free:
+            for a in range(self.n_choices[t]):
+                if a != base[t]:
+                    cand = list(base)
+                    cand[t] = a
+                    if not self._is_seen(cand):
+                        neighbours.append(cand)
+        if neighbours:
+            with torch.no_grad(), single_thread():
+                step_logp, _, _ = self.controller.log_prob_steps(torch.tensor(neighbours))
+            scores = [
+                0.0 if log_g is None else self._score(nb, lp, log_g, free, eps)
+                for nb, lp in zip(neighbours, step_logp.double().tolist(), strict=True)
+            ]
+            chosen = neighbours[int(np.argmax(scores))]
+            full = dict(enumerate(chosen))
+            actions, logps, entropy = self.controller.sample(np.zeros(len(chosen)), forced=full)
+            return (max(scores), actions, logps, entropy)
+        n = np.asarray(self.n_choices)
+        for _ in range(64):
+            cand = np.minimum((rng.random(len(n)) * n).astype(np.int64), n - 1).tolist()
+            for t, a in forced.items():
+                cand[t] = a
+            if not self._is_seen(cand):
+                full = dict(enumerate(cand))
+                actions, logps, entropy = self.controller.sample(np.zeros(len(cand)), forced=full)
+                return (0.0, actions, logps, entropy)
+        return None
+
+
+def _key(actions: list[int], mask: list[bool]) -> tuple[int, ...]:
+    return tuple(a if m else -1 for a, m in zip(actions, mask, strict=True))
+
+
+__all__ = ["EliteConfig", "EliteLearner"]
