@@ -67,10 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from optuna_enas.cli._storage import _OPENED
+    from optuna_enas.cli._storage import close_storages
+
+    _OPENED.clear()  # storages opened outside this command are not its to close
+    refused = False
     try:
         code: int = args.handler(args)
         return code
     except UsageError as e:
+        refused = True  # refused before anything was written: no file is left behind
         if args.debug:
             raise
         print(f"{PROG}: error: {e}", file=sys.stderr)
@@ -83,3 +89,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{PROG}: error: {_one_line(e)} (rerun with --debug for details)", file=sys.stderr)
         return 1
+    finally:
+        close_storages(refused=refused)

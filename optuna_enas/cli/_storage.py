@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from optuna_enas._keys import DERIVE_STUDY_SUFFIX as _DERIVE_SUFFIX
+from optuna_enas._keys import DERIVE_TAG as _DERIVE_TAG
+from optuna_enas._keys import TAG_KEY
 from optuna_enas.cli._errors import PROG
 from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._errors import _one_line
@@ -31,8 +34,6 @@ DEFAULT_STORAGE = "sqlite:///optuna-enas.db"
 CONFIG_ATTR = "enas:cli"
 """Study user attr holding the search configuration (space, sampler, data, evaluator, seed)."""
 WALL_ATTR = "enas:wall_seconds"
-_DERIVE_TAG = "derive"  # optuna_enas.final._derive.DERIVE_TAG
-_DERIVE_SUFFIX = "-derive"  # optuna_enas.final._derive.DERIVE_STUDY_SUFFIX
 _JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 MAX_STUDY_NAME = 128
 """The longest study name the commands accept (file names are derived from it)."""
@@ -91,6 +92,45 @@ def open_storage(url: str, *, must_exist: bool, writer: bool = False) -> BaseSto
     Readers (``dashboard``, ``export``, ...) get the plain storage, which sees other
     processes' new trials.
     """
+    storage = _open_storage(url, must_exist=must_exist, writer=writer)
+    return storage
+
+
+_OPENED: list[tuple[BaseStorage, list[Path]]] = []
+"""The storages this command opened, and the files it created for them (see close_storages)."""
+
+
+def close_storages(*, refused: bool) -> None:
+    """At the end of a command: SQLite files leave WAL; a refused command's new files go.
+
+    A refused command writes nothing (docs/guarantees.md): a database or journal file it
+    created is removed. A SQLite file a writer put in WAL mode is turned back to SQLite's
+    default journal, so the finished file opens anywhere, read-only media included.
+    """
+    from optuna.storages import RDBStorage
+
+    from optuna_enas.storage import leave_wal
+
+    while _OPENED:
+        storage, created = _OPENED.pop()
+        inner = getattr(storage, "backend", storage)
+        if isinstance(inner, RDBStorage):
+            leave_wal(inner)
+        if refused:
+            for path in created:
+                for extra in ("", "-wal", "-shm", "-journal"):
+                    Path(str(path) + extra).unlink(missing_ok=True)
+
+
+def _open_storage(url: str, *, must_exist: bool, writer: bool) -> BaseStorage:
+    path = _sqlite_path(url) or _journal_path(url)
+    created = [] if path is None or path.expanduser().exists() else [path.expanduser()]
+    storage = _open_storage_unregistered(url, must_exist=must_exist, writer=writer)
+    _OPENED.append((storage, created))
+    return storage
+
+
+def _open_storage_unregistered(url: str, *, must_exist: bool, writer: bool) -> BaseStorage:
     import optuna
 
     journal = _journal_path(url)
@@ -251,7 +291,7 @@ def _load_study(storage: BaseStorage, url: str, name: str | None) -> optuna.Stud
 
 
 def _is_search_trial(t: FrozenTrial) -> bool:
-    return t.user_attrs.get("enas:tag") != _DERIVE_TAG
+    return t.user_attrs.get(TAG_KEY) != _DERIVE_TAG
 
 
 def _n_finished_in(storage: BaseStorage, study_id: int) -> int:

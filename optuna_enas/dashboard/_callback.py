@@ -149,7 +149,7 @@ class DashboardCallback:
     serves it, but :func:`optuna.artifacts.get_all_artifact_meta` does not see it. To get a
     regular Optuna trial artifact, also wrap the objective: ``callback.wrap(objective)`` uploads
     the drawing with :func:`optuna.artifacts.upload_artifact` while the trial still runs (the
-    callback then skips that trial).
+    callback then only writes that trial's note).
 
     Errors are logged as warnings and never stop the study.
 
@@ -205,6 +205,8 @@ class DashboardCallback:
                 set_metric_name(study, self._metric_name)  # axes: "valid ppl", not "Objective 0"
             if SVG_ATTR not in trial.system_attrs:
                 self._decorate_finished(study, trial)
+            elif self._write_note:
+                self._note_for_wrapped(study, trial)
         except Exception:
             _logger.warning(
                 f"Could not draw trial {trial.number} for the dashboard.", exc_info=True
@@ -231,7 +233,9 @@ class DashboardCallback:
 
         The upload runs after ``objective`` returns or raises (pruned and failed trials are
         drawn too), while the trial is still running, with
-        :func:`optuna.artifacts.upload_artifact`.
+        :func:`optuna.artifacts.upload_artifact`. The trial note that shows it is written by
+        the callback itself (``callbacks=[callback]``) once the trial has finished, under the
+        trial's id in the storage.
         """
 
         def wrapped(trial: optuna.Trial) -> Any:
@@ -272,15 +276,19 @@ class DashboardCallback:
         trial.storage.set_trial_system_attr(trial._trial_id, SVG_ATTR, artifact_id)
         if "architecture" not in trial.user_attrs:
             trial.set_user_attr("architecture", self._space.describe(arch))
-        if self._write_note:
-            url = f"/artifacts/{trial.study._study_id}/{trial._trial_id}/{artifact_id}"
-            note = architecture_note(
-                self._space,
-                arch,
-                image_url=url,
-                heading=_heading(self._space, trial.number, value),
-            )
-            _save_trial_note(trial.study, trial._trial_id, note)
+        # The note is written by __call__ once the trial is finished: a running trial's id
+        # may be temporary (BatchedStorage writes the trial, and gives it its id, at its end),
+        # and the note is keyed by the id.
+
+    def _note_for_wrapped(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        arch = _architecture_of(self._space, trial.params)
+        if arch is None:
+            return
+        url = f"/artifacts/{study._study_id}/{trial._trial_id}/{trial.system_attrs[SVG_ATTR]}"
+        value = trial.value if trial.state == TrialState.COMPLETE else None
+        heading = _heading(self._space, trial.number, value)
+        note = architecture_note(self._space, arch, image_url=url, heading=heading)
+        _save_trial_note(study, trial._trial_id, note)
 
     def _decorate_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
         arch = _architecture_of(self._space, trial.params)
