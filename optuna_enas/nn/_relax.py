@@ -107,6 +107,7 @@ class Relaxation(nn.Module):
     """
 
     method: str = "relaxation"
+    _supernet: Supernet  # not a submodule: set with object.__setattr__
 
     def __init__(self, supernet: Supernet, *, example_input: Any = None) -> None:
         super().__init__()
@@ -145,7 +146,7 @@ class Relaxation(nn.Module):
     # -- the relaxation --------------------------------------------------------------------------
     @property
     def supernet(self) -> Supernet:
-        return self._supernet  # type: ignore[no-any-return]
+        return self._supernet
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """One parameter per decision, in the order of ``supernet.space.decisions``."""
