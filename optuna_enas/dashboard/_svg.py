@@ -296,19 +296,127 @@ def _micro_svg(space: MicroSpace, arch: Architecture, title: str | None) -> str:
     return svg.render()
 
 
+_KIND_COLORS = {"op": "#c6dcf7", "input": "#cdeccd", "skip": "#fdd9b5", "other": "#e8d1f2"}
+_MAX_ROWS = 60
+_MAX_CHOICES_CHARS = 64
+_CHAR_W = 7.2  # about the advance of a 12 px sans-serif character
+_SEP = " · "
+
+
+def _shown(value: Any, kind: str) -> str:
+    if kind == "skip" and value in (0, 1) and not isinstance(value, bool):
+        return "on" if value == 1 else "off"
+    return "None" if value is None else str(value)
+
+
+def architecture_rows(
+    space: SearchSpace, arch: Architecture
+) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """One row per decision: ``(label, kind, chosen, choices)``, as drawn and noted.
+
+    A skip decision's 0/1 reads ``off``/``on``; values are shown as ``str`` (no quotes); a long
+    list of choices is cut, its last entry then saying how many are left out (``... +N``).
+    """
+    rows = []
+    for d in space.decisions:
+        names = [_shown(c, d.kind) for c in d.choices]
+        kept: list[str] = []
+        used = 0
+        for k, name in enumerate(names):
+            if used + len(name) > _MAX_CHOICES_CHARS and k < len(names) - 1:
+                kept.append(f"... +{len(names) - k}")
+                break
+            kept.append(name)
+            used += len(name) + len(_SEP)
+        rows.append((d.name, d.kind, _shown(arch[d.name], d.kind), tuple(kept)))
+    return rows
+
+
+def architecture_markdown(space: SearchSpace, arch: Architecture) -> str:
+    """The chosen candidate per label as a Markdown table (the note of a custom space)."""
+    lines = ["| decision | chosen | choices |", "| --- | --- | --- |"]
+    for name, _kind, chosen, choices in architecture_rows(space, arch):
+        cells = [name, f"**{chosen}**", _SEP.join(choices)]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _choices_text(x: float, y: float, choices: Sequence[str], chosen: str) -> str:
+    """The choices in one line, the chosen one bold and dark, the others grey."""
+    spans = []
+    for k, c in enumerate(choices):
+        style = 'font-weight="bold" fill="#111"' if c == chosen else 'fill="#777"'
+        sep = html.escape(_SEP) if k else ""
+        spans.append(f'<tspan fill="#bbb">{sep}</tspan><tspan {style}>{html.escape(c)}</tspan>')
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="11" text-anchor="start" '
+        'xml:space="preserve">' + "".join(spans) + "</text>"
+    )
+
+
 def _generic_svg(space: SearchSpace, arch: Architecture, title: str | None) -> str:
-    params = list(arch.params)
-    shown = params[:60]
-    width = 24 + max((len(f"{k} = {v!r}") * 7.5 for k, v in shown), default=200)
-    height = 28 + 26 * (len(shown) + 1) + 16
-    svg = _Svg(max(width, 240.0), height)
-    top = _title(svg, title) + 18
-    for k, (name, value) in enumerate(shown):
-        svg.text(12, top + 26 * k, f"{name} = {value!r}", anchor="start")
-    if len(params) > len(shown):
-        svg.text(
-            12, top + 26 * len(shown), f"... ({len(params) - len(shown)} more)", anchor="start"
+    """A table: one row per label with its kind, the chosen candidate and the alternatives."""
+    rows = architecture_rows(space, arch)
+    shown = rows[:_MAX_ROWS]
+    pad, row_h = 10.0, 24.0
+    head = ("decision", "kind", "chosen", "choices")
+    texts = [(r[0], r[1], r[2], _SEP.join(r[3])) for r in shown]
+    widths = [2 * pad + _CHAR_W * max(len(head[i]), *(len(t[i]) for t in texts)) for i in range(4)]
+    widths[2] += 4 + 0.8 * max(len(t[2]) for t in texts)  # the pill, bold text
+    table_w = sum(widths)
+    n_lines = len(shown) + 1 + (len(rows) > len(shown)) + 1  # header, rows, "more", legend
+    width = max(table_w + 24, 320.0)
+    height = 28 + 12 + row_h * n_lines + 16
+    svg = _Svg(width, height)
+    top = _title(svg, title) + 10
+    x0 = 12.0
+    xs = [x0 + sum(widths[:i]) for i in range(4)]
+    svg.raw(
+        f'<rect x="{x0:.1f}" y="{top:.1f}" width="{table_w:.1f}" height="{row_h:.1f}" '
+        'fill="#f0f0f0" stroke="none"/>'
+    )
+    for i, label in enumerate(head):
+        svg.text(xs[i] + pad, top + 16, label, anchor="start", weight="bold")
+    for k, (name, kind, chosen, choices) in enumerate(shown):
+        y = top + row_h * (k + 1)
+        if k % 2 == 1:
+            svg.raw(
+                f'<rect x="{x0:.1f}" y="{y:.1f}" width="{table_w:.1f}" height="{row_h:.1f}" '
+                'fill="#fafafa" stroke="none"/>',
+                under=True,
+            )
+        svg.text(xs[0] + pad, y + 16, name, anchor="start")
+        svg.text(xs[1] + pad, y + 16, kind, anchor="start", size=11, color="#666")
+        pill_w = 1.1 * _CHAR_W * len(chosen) + 12
+        svg.raw(
+            f'<rect x="{xs[2] + pad - 6:.1f}" y="{y + 3:.1f}" width="{pill_w:.1f}" '
+            f'height="{row_h - 6:.1f}" rx="5" fill="{_KIND_COLORS.get(kind, "#eee")}" '
+            'stroke="#333" stroke-width="0.8"/>'
         )
+        svg.text(xs[2] + pad, y + 16, chosen, anchor="start", weight="bold")
+        svg.raw(_choices_text(xs[3] + pad, y + 16, choices, chosen))
+    bottom = top + row_h * (len(shown) + 1)
+    for i in range(1, 4):  # column rules
+        svg.raw(
+            f'<line x1="{xs[i]:.1f}" y1="{top:.1f}" x2="{xs[i]:.1f}" y2="{bottom:.1f}" '
+            'stroke="#ddd"/>'
+        )
+    svg.raw(
+        f'<rect x="{x0:.1f}" y="{top:.1f}" width="{table_w:.1f}" height="{bottom - top:.1f}" '
+        'fill="none" stroke="#999"/>'
+    )
+    if len(rows) > len(shown):
+        svg.text(x0, bottom + 16, f"... ({len(rows) - len(shown)} more)", anchor="start")
+        bottom += row_h
+    kinds = [k for k in _KIND_COLORS if any(r[1] == k for r in shown)]
+    x = x0
+    for kind in kinds:  # legend: pill colour = the decision's kind
+        svg.raw(
+            f'<rect x="{x:.1f}" y="{bottom + 8:.1f}" width="12" height="12" rx="2" '
+            f'fill="{_KIND_COLORS[kind]}" stroke="#333" stroke-width="0.8"/>'
+        )
+        svg.text(x + 16, bottom + 18, kind, size=11, anchor="start")
+        x += 28 + 7 * len(kind)
     return svg.render()
 
 
@@ -322,7 +430,8 @@ def architecture_svg(
     * Macro: the chain of layers (``index: op``) with the skip connections as arcs.
     * Micro: the normal and the reduction cell side by side; every block is two op boxes fed
       by their inputs and summed in a numbered circle; loose blocks (bold) are concatenated.
-    * Other spaces: the list of decisions.
+    * Other spaces (a :class:`~optuna_enas.nn.Supernet`'s, a custom one): a table with one row
+      per label: its kind, the chosen candidate (in a pill coloured by kind) and all choices.
 
     Args:
         space: The search space.
