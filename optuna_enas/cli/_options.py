@@ -173,19 +173,21 @@ def _check_device(device: str | None) -> str | None:
 
 
 def _evaluator_config(args: argparse.Namespace, space_name: str) -> dict[str, Any]:
-    for flag, value, minimum in (
-        ("--batch-size", args.batch_size, 1),
-        ("--eval-batches", args.eval_batches, 1),
-        ("--hidden-size", args.hidden_size, 1),
-        ("--n-filters", args.n_filters, 2),
-        ("--n-cells", args.n_cells, 1),
-        ("--bptt", args.bptt, 1),
+    # Upper bounds: each size reaches an allocation (a list of validation windows, a batch,
+    # an unrolled sequence); refused here, before anything is built or written.
+    for flag, value, minimum, maximum in (
+        ("--batch-size", args.batch_size, 1, 65_536),
+        ("--eval-batches", args.eval_batches, 1, 100_000),
+        ("--hidden-size", args.hidden_size, 1, 65_536),
+        ("--n-filters", args.n_filters, 2, 65_536),
+        ("--n-cells", args.n_cells, 1, 1_000),
+        ("--bptt", args.bptt, 1, 100_000),
     ):
-        if value < minimum:
-            raise UsageError(f"{flag} must be >= {minimum}, but got {value}.")
-    if not math.isfinite(args.train_steps) or args.train_steps < 0:
+        if not minimum <= value <= maximum:
+            raise UsageError(f"{flag} must be in [{minimum}, {maximum}], but got {value}.")
+    if not math.isfinite(args.train_steps) or not 0 <= args.train_steps <= 1e6:
         raise UsageError(
-            f"--train-steps must be a finite number >= 0, but got {args.train_steps}."
+            f"--train-steps must be a finite number in [0, 1000000], but got {args.train_steps}."
         )
     config: dict[str, Any] = {
         "batch_size": args.batch_size,
