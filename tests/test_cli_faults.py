@@ -7,8 +7,10 @@ and only wait, they assert nothing about durations).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -47,6 +49,22 @@ def _wait_until(condition: object, deadline_s: float, what: str) -> None:
 
 def _states(url: str, name: str) -> list[TrialState]:
     return [t.state for t in optuna.load_study(study_name=name, storage=url).trials]
+
+
+def _n_complete_read_only(db: Path) -> int:
+    """COMPLETE trials in a SQLite file another process writes, read without writing.
+
+    ``optuna.load_study`` would create Optuna's tables in a file the search is creating at the
+    same moment (a race either side can lose); a read-only connection never writes.
+    """
+    if not db.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()
+    except sqlite3.OperationalError:  # no tables yet, or the file is being created
+        return 0
+    return int(row[0])
 
 
 _HOLDER = """
@@ -119,12 +137,7 @@ def test_signal_stops_like_ctrl_c_saves_the_checkpoint_and_counts_only_finished_
     try:
 
         def two_done() -> bool:
-            if not (tmp_path / "s.db").exists():
-                return False
-            try:
-                return _states(url, name).count(TrialState.COMPLETE) >= 2
-            except KeyError:  # the study is not created yet
-                return False
+            return _n_complete_read_only(tmp_path / "s.db") >= 2
 
         _wait_until(two_done, 180.0, "two finished trials")
         proc.send_signal(sig)

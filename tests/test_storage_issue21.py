@@ -235,3 +235,26 @@ def test_a_refused_search_leaves_no_database_file(tmp_path: Path) -> None:
     code = main(["search", "--storage", f"sqlite:///{db}", *_TINY, "--trials", "1"])
     assert code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [checkpoint.name]
+
+
+def test_many_openers_of_one_new_database_all_succeed(tmp_path: Path) -> None:
+    """A search and a dashboard (or a test polling it) creating Optuna's tables at once."""
+    from optuna_enas.cli._storage import open_storage
+
+    def open_it(url: str, barrier: threading.Barrier, errors: list[BaseException]) -> None:
+        barrier.wait()
+        try:
+            open_storage(url, must_exist=False, writer=False)
+        except BaseException as e:
+            errors.append(e)
+
+    for rep in range(3):
+        url = f"sqlite:///{tmp_path}/new{rep}.db"
+        barrier = threading.Barrier(6)
+        errors: list[BaseException] = []
+        threads = [threading.Thread(target=open_it, args=(url, barrier, errors)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []

@@ -25,6 +25,7 @@ from optuna_enas.storage._url import storage_url
 if TYPE_CHECKING:
     import optuna
     from optuna.storages import BaseStorage
+    from optuna.storages import RDBStorage
     from optuna.trial import FrozenTrial
 
     from optuna_enas.spaces._search_space import SearchSpace
@@ -163,20 +164,46 @@ def _open_storage_unregistered(url: str, *, must_exist: bool, writer: bool) -> B
             if writer and db is not None:
                 # Exclusive: a killed process's running trial never reaches the file, so no
                 # heartbeat is needed (RUNNING trials an older version left are failed).
-                rdb = optuna.storages.RDBStorage(storage_url(url))
+                rdb = _new_rdb(storage_url(url))
                 from optuna_enas.storage import configure_sqlite
 
                 configure_sqlite(rdb, synchronous=SQLITE_SYNCHRONOUS)
                 return _batched(rdb, exclusive=True)
             # The heartbeat fails the trials of a killed process when the study is resumed.
-            rdb = optuna.storages.RDBStorage(
-                storage_url(url), heartbeat_interval=60, grace_period=120
-            )
+            rdb = _new_rdb(storage_url(url), heartbeat_interval=60, grace_period=120)
             return _batched(rdb, exclusive=False) if writer else rdb
     except Exception as e:  # SQLAlchemy raises many types for a bad or unreachable URL.
         raise UsageError(
             f"--storage {_redact(url)!r}: cannot open the storage ({_one_line(e)})."
         ) from e
+
+
+def _new_rdb(url: str, **kwargs: Any) -> RDBStorage:
+    """``RDBStorage(url)``, waiting out another process that creates the same new database.
+
+    Optuna creates its tables when it opens a database; two processes opening one new SQLite
+    file at once (a search and a dashboard, two searches, a test polling a search) race, and
+    the loser fails with "table ... already exists" or a UNIQUE error on the schema version.
+    The loser tries again (the winner has created the tables by then).
+    """
+    import time
+
+    import optuna
+    import sqlalchemy
+
+    for attempt in range(_SCHEMA_TRIES):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as e:
+            text = str(e)
+            racing = "already exists" in text or "alembic_version" in text
+            if not racing or attempt == _SCHEMA_TRIES - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+_SCHEMA_TRIES = 10
 
 
 SQLITE_SYNCHRONOUS = "normal"
@@ -205,9 +232,18 @@ def default_artifact_dir(url: str) -> Path:
 
 
 def _file_name(study_name: str) -> str:
-    """``study_name`` as a file name: safe characters only, never hidden (no leading dot)."""
+    """``study_name`` as a file name: safe characters only, never hidden (no leading dot).
+
+    A name that is not kept as it is (spaces, non-ASCII letters, a leading dot...) gets
+    ``+`` and a hash of the exact name, so two names that differ only in the characters a
+    file name drops (``"a b"`` / ``"a_b"``) never share a file; ``+`` is not a safe character,
+    so no kept name can end like that.
+    """
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", study_name)
-    return re.sub(r"^[.]+", "_", name) or "_"
+    name = re.sub(r"^[.]+", "_", name) or "_"
+    if name == study_name:
+        return name
+    return f"{name}+{hashlib.sha256(study_name.encode()).hexdigest()[:8]}"
 
 
 def check_study_name(flag: str, name: str) -> str:

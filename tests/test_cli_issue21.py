@@ -1,0 +1,48 @@
+"""Issue #21, the command line: checkpoints that never collide, bounded inputs, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from optuna_enas.cli._storage import default_checkpoint
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_default_checkpoints_of_names_a_file_name_cannot_tell_apart_differ(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    names = ["a b", "a_b", "a/b", "ü", "é", ".hidden", "_hidden"]
+    paths = [default_checkpoint(url, n) for n in names]
+    assert len(set(paths)) == len(names)
+    assert all(p.parent == tmp_path and not p.name.startswith(".") for p in paths)
+    assert paths[1].name == "s.a_b.supernet.pt"  # a name kept as it is: the name it had
+    # The storage file's own name too.
+    assert default_checkpoint(f"sqlite:///{tmp_path}/x y.db", "s") != default_checkpoint(
+        f"sqlite:///{tmp_path}/x_y.db", "s"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--eval-batches", "1000000000"),
+        ("--batch-size", "1000000000"),
+        ("--bptt", "1000000000"),
+        ("--train-steps", "1e12"),
+    ],
+)
+def test_sizes_that_reach_an_allocation_are_bounded(
+    flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optuna_enas.cli import main
+
+    args = ["search", "--storage", f"sqlite:///{tmp_path}/b.db", "--n-nodes", "3"]
+    assert main([*args, "--hidden-size", "8", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and value.replace("1e12", "1000000000000.0") in err
+    assert list(tmp_path.iterdir()) == []
