@@ -205,6 +205,122 @@ def run_one(
     return rows
 
 
+def run_paths(
+    task: str, mode: str, seed: int, truth: dict[str, Any], data: Any, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Issue #23: the supernet trained on the paths of ``train_paths=mode`` at equal shared steps.
+
+    ``controller``: an ENAS search (``ENASSampler``, interleaved, one shared step per trial on
+    the trial's architecture), as in the runs above. ``uniform`` / ``fair`` / ``mixture``: no
+    search, ``SupernetEvaluator.train_shared`` (SPOS / RS-WS one uniform path per step;
+    FairNAS ``m`` paths per step on one minibatch). Frozen ranking as ``frozen`` above.
+    """
+    config = gt.CONFIGS[task]
+    space: SearchSpace = truth["space"]
+    archs, values = truth["archs"], truth["values"]
+    direction = config["direction"]
+    ev = gt.make_supernet_evaluator(
+        config, space, data, seed=seed, train_paths=mode, mixture=args.mixture
+    )
+    n_valid = gt_valid_batches(ev._trainer.task)
+    study = optuna.create_study(
+        direction=direction,
+        sampler=ENASSampler(space, seed=seed),
+        pruner=optuna.pruners.NopPruner(),
+    )
+    per_step = ev._paths.paths_per_step
+    rows = []
+    cpu = 0.0
+    for budget in args.budgets:
+        c0 = time.process_time()
+        if mode == "controller":
+            while ev.n_steps < budget:
+                study.optimize(ev, n_trials=1)
+        else:
+            ev.train_shared(budget - ev.n_steps)
+        cpu += time.process_time() - c0
+        c1 = time.process_time()
+        frozen = ev.evaluate_many(archs, split="valid", n_batches=n_valid)
+        f = agreement(frozen, values, direction)
+        row = {
+            "task": task,
+            "train_paths": mode,
+            "seed": seed,
+            "steps": ev.n_steps,
+            "paths_per_step": per_step,
+            "path_passes": ev.n_steps * per_step,
+            "trials": len(study.trials),
+            "tau_frozen": f["tau"],
+            "top10_frozen": f["top10"],
+            "train_cpu_s": round(cpu, 1),
+            "measure_cpu_s": round(time.process_time() - c1, 1),
+        }
+        if mode == "controller":
+            recent = study.trials[-200:]
+            row["distinct_last200"] = len({tuple(sorted(t.params.items())) for t in recent})
+        rows.append(row)
+        print(
+            f"  {task} {mode:10s} seed {seed} steps {ev.n_steps:5d}: tau frozen "
+            f"{f['tau']:+.3f} top10 {f['top10']:.2f} ({cpu:.0f} CPU-s training)",
+            flush=True,
+        )
+    return rows
+
+
+def main_paths(args: argparse.Namespace) -> None:
+    """``--train-paths``: resumable; one (mode, seed) run at a time, appended to the JSON."""
+    task = args.task
+    if task not in ("rnn", "micro"):
+        sys.exit("--train-paths needs --task rnn or --task micro")
+    config = gt.CONFIGS[task]
+    truth = load_ground_truth(task, args.source)
+    if args.max_archs is not None:
+        for key in ("indices", "archs", "values"):
+            truth[key] = truth[key][: args.max_archs]
+    out = Path(args.output or RESULTS / f"rank_fidelity_paths_{task}.json")
+    doc: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    if not doc:
+        doc = {
+            "task": task,
+            "issue": 23,
+            "machine": machine_info(),
+            "ground_truth": {
+                "source": truth["source"],
+                "n_architectures": len(truth["archs"]),
+                "config": config,
+            },
+            "noise_floor_seed_to_seed": noise_floor(truth["pairs"], config["direction"]),
+            "settings": {"budgets": args.budgets, "mixture": args.mixture},
+            "rows": [],
+        }
+    done = {(r["train_paths"], r["seed"], r["steps"]) for r in doc["rows"]}
+    data = gt.load_task_data(config)
+    print(f"{task}: {len(truth['archs'])} ground-truth architectures; -> {out}", flush=True)
+    for seed in args.seeds:
+        for mode in args.train_paths:
+            if all((mode, seed, b) in done for b in args.budgets):
+                continue
+            doc["rows"] += [
+                r
+                for r in run_paths(task, mode, seed, truth, data, args)
+                if (r["train_paths"], r["seed"], r["steps"]) not in done
+            ]
+            write_json(out, doc)
+    print()
+    print_table(
+        doc["rows"],
+        [
+            "train_paths",
+            "seed",
+            "steps",
+            "path_passes",
+            "tau_frozen",
+            "top10_frozen",
+            "train_cpu_s",
+        ],
+    )
+
+
 def gt_valid_batches(task_state: Any) -> int:
     """Minibatches covering the validation slice at the training batch size."""
     if hasattr(task_state, "valid_y"):  # images
@@ -252,6 +368,15 @@ def main() -> None:
         default="enas",
         help="who samples the training architectures (random: the uniform control)",
     )
+    parser.add_argument(
+        "--train-paths",
+        nargs="+",
+        choices=("controller", "uniform", "fair", "mixture"),
+        default=None,
+        help="issue #23: supernet training paths at equal shared steps (resumable JSON)",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="with --train-paths")
+    parser.add_argument("--mixture", type=float, default=0.5, help="with --train-paths mixture")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default=None, help="default results/rank_fidelity_<task>.json")
     args = parser.parse_args()
@@ -259,6 +384,9 @@ def main() -> None:
         parser.error("--budgets must be increasing positive step counts")
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.train_paths is not None:
+        main_paths(args)
+        return
     tasks = ("rnn", "micro") if args.task == "all" else (args.task,)
     for task in tasks:
         config = gt.CONFIGS[task]

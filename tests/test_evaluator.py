@@ -574,3 +574,107 @@ def test_trained_supernet_ranks_tanh_cell_above_identity_cell() -> None:
     tanh = evaluator.evaluate(_uniform_cell(space, "tanh"), full=True)
     identity = evaluator.evaluate(_uniform_cell(space, "identity"), full=True)
     assert tanh < 0.8 * identity
+
+
+# -- train_paths (issue #23) ---------------------------------------------------------------------
+def _edges_changed(evaluator: SupernetEvaluator, before: list[torch.Tensor]) -> int:
+    edges = evaluator.supernet.get_submodule("w_edges")
+    after = [p.detach() for p in edges.parameters()]
+    return sum(not torch.equal(p, q) for p, q in zip(before, after, strict=True))
+
+
+def _edges(evaluator: SupernetEvaluator) -> list[torch.Tensor]:
+    edges = evaluator.supernet.get_submodule("w_edges")
+    return [p.detach().clone() for p in edges.parameters()]
+
+
+def test_train_paths_controller_is_enas_step_on_the_trial_arch(corpus: Corpus) -> None:
+    from optuna_enas.training._trainer import Trainer
+
+    arch = RNNCellSpace(n_nodes=3).sample_uniform(np.random.default_rng(0))
+    evaluator = _rnn(corpus, train_paths="controller")
+    got = [evaluator(FixedTrial(arch.to_params())) for _ in range(3)]
+    # By hand: ENAS's shared step on the trial's architecture, then its score.
+    rng = np.random.default_rng(0)
+    trainer = Trainer(evaluator._setup, init_seed=int(rng.integers(2**31 - 1)))
+    want = []
+    for _ in range(3):
+        trainer.step(arch, rng)
+        want.append(trainer.evaluate_next(arch, 1))
+    assert got == want
+    assert got == [_rnn(corpus)(FixedTrial(arch.to_params())) for _ in range(1)] + got[1:]
+
+
+def test_train_paths_decide_which_weights_train(corpus: Corpus) -> None:
+    arch = RNNCellSpace(n_nodes=3).sample_uniform(np.random.default_rng(0))
+    n_edges = 3  # node 1 reads node 0; node 2 reads node 0 or 1
+    changed = {}
+    values = {}
+    for mode in ("controller", "uniform", "fair", "mixture"):
+        evaluator = _rnn(corpus, train_paths=mode, mixture=0.0)
+        assert evaluator.train_paths == mode
+        before = _edges(evaluator)
+        values[mode] = [evaluator(FixedTrial(arch.to_params())) for _ in range(8)]
+        changed[mode] = _edges_changed(evaluator, before)
+        assert evaluator.n_steps == 8
+    assert changed["controller"] == 2  # only the trial architecture's two edges
+    assert changed["uniform"] == n_edges == changed["fair"] == changed["mixture"]
+    assert values["controller"] != values["uniform"] != values["fair"]
+    assert values["mixture"] == values["uniform"] or values["mixture"] != values["controller"]
+
+
+def test_train_paths_fair_trains_every_edge_in_one_step(corpus: Corpus) -> None:
+    evaluator = _rnn(corpus, train_paths="fair")
+    before = _edges(evaluator)
+    (loss,) = evaluator.train_shared(1)
+    assert math.isfinite(loss)
+    assert _edges_changed(evaluator, before) == 3
+    assert evaluator.n_steps == 1
+    controller = _rnn(corpus)
+    before = _edges(controller)
+    controller.train_shared(1)  # no trial architecture: one uniform path
+    assert _edges_changed(controller, before) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"train_paths": "spos"}, "train_paths must be one of .*'spos'"),
+        ({"train_paths": "fair", "mixture": -0.1}, r"mixture must be a float in \[0, 1\]"),
+        ({"pretrain_steps": -1}, "pretrain_steps must be an integer >= 0, but got -1"),
+        ({"schedule": "two-stage"}, "schedule must be one of .*'two-stage'"),
+    ],
+)
+def test_train_paths_options_reject_bad_values(
+    corpus: Corpus, kwargs: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        _rnn(corpus, **kwargs)
+
+
+def test_train_paths_resume_on_sqlite_is_exact(corpus: Corpus, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path}/s.db"
+
+    def study(name: str) -> optuna.Study:
+        return optuna.create_study(
+            storage=storage,
+            study_name=name,
+            load_if_exists=True,
+            sampler=optuna.samplers.RandomSampler(seed=1),
+            direction="minimize",
+            pruner=_NOP,
+        )
+
+    whole = _rnn(corpus, train_paths="fair")
+    study("whole").optimize(whole, n_trials=6)
+    first = _rnn(corpus, train_paths="fair", checkpoint_path=tmp_path / "c.pt", checkpoint_every=3)
+    study("split").optimize(first, n_trials=3)
+    resumed = SupernetEvaluator.load(tmp_path / "c.pt", corpus)
+    assert resumed.train_paths == "fair"
+    split = study("split")
+    split.sampler = optuna.samplers.RandomSampler(seed=1)
+    params = [t.params for t in study("whole").trials]
+    for p in params[3:]:
+        split.enqueue_trial(p)
+    split.optimize(resumed, n_trials=3)
+    assert [t.value for t in study("whole").trials] == [t.value for t in split.trials]

@@ -219,3 +219,90 @@ def test_phased_defaults_follow_official_enas(corpus: Corpus) -> None:
         seed=0,
     )
     assert micro._plan.score_trials == 300  # cifar10_micro_search.sh: 30 * 10
+
+
+# -- two_stage (issue #23) -----------------------------------------------------------------------
+def _two_stage(corpus: Corpus, **kwargs: Any) -> SupernetEvaluator:
+    options: dict[str, Any] = {
+        "supernet_kwargs": _RNN_KW,
+        "batch_size": 8,
+        "bptt": 10,
+        "seed": 0,
+        "schedule": "two_stage",
+        "pretrain_steps": 10,
+        "train_paths": "uniform",
+    }
+    options.update(kwargs)
+    return SupernetEvaluator(RNNCellSpace(n_nodes=3), corpus, **options)
+
+
+def test_phase_plan_two_stage_only_scores() -> None:
+    plan = PhasePlan("two_stage")
+    assert plan.cycle == 1
+    assert [plan.phase(i) for i in range(3)] == ["score"] * 3
+    assert not plan.starts_scoring(0)
+
+
+def test_two_stage_pretrains_then_scores_on_frozen_weights_sqlite(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    evaluator = _two_stage(corpus, warmup_steps=2)
+    assert evaluator.schedule == "two_stage" and evaluator.next_phase == "score"
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path}/s.db",
+        direction=evaluator.direction,
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=3),
+        pruner=optuna.pruners.NopPruner(),
+    )
+    study.optimize(evaluator, n_trials=1)
+    assert evaluator.n_steps == 12 and evaluator.n_pretrained == 10
+    frozen = _weights(evaluator)
+    study.optimize(evaluator, n_trials=7)
+    assert evaluator.n_steps == 12
+    for p, q in zip(frozen, _weights(evaluator), strict=True):
+        assert torch.equal(p, q)
+    trials = study.trials
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(t.user_attrs["enas:phase"] == "score" for t in trials)
+    # every trial: the same validation batches, so a value is a function of the architecture
+    for t in trials:
+        arch = evaluator.space.architecture(t.params)
+        again = evaluator(optuna.trial.FixedTrial(t.params))
+        assert again == t.value
+        evaluator._frozen_cache.clear()
+        assert evaluator(optuna.trial.FixedTrial(arch.to_params())) == t.value
+    assert len({t.value for t in trials}) > 1
+
+
+def test_two_stage_paths_change_the_pretrained_weights(corpus: Corpus) -> None:
+    weights = {}
+    for mode in ("controller", "uniform", "fair"):
+        evaluator = _two_stage(corpus, train_paths=mode)
+        evaluator.pretrain()
+        weights[mode] = _weights(evaluator)
+        assert evaluator.n_steps == 10
+    # controller: no trial architecture while pretraining, so uniform draws (SPOS + controller)
+    for p, q in zip(weights["controller"], weights["uniform"], strict=True):
+        assert torch.equal(p, q)
+    assert any(
+        not torch.equal(p, q) for p, q in zip(weights["fair"], weights["uniform"], strict=True)
+    )
+
+
+def test_two_stage_resume_mid_pretraining_is_exact(corpus: Corpus, tmp_path: Path) -> None:
+    space = RNNCellSpace(n_nodes=3)
+    rng = np.random.default_rng(5)
+    archs = [space.sample_uniform(rng) for _ in range(5)]
+    whole = _two_stage(corpus, train_paths="fair")
+    want = [_call(whole, a) for a in archs]
+    ckpt = tmp_path / "c.pt"
+    first = _two_stage(corpus, train_paths="fair", checkpoint_path=ckpt, checkpoint_every=4)
+    first.pretrain()  # saved after steps 4 and 8: the file holds step 8, as after a crash there
+    resumed = SupernetEvaluator.load(ckpt, corpus)
+    assert resumed.n_pretrained == 8
+    got = [_call(resumed, archs[0])]
+    assert resumed.n_pretrained == 10
+    resumed.save(ckpt)
+    again = SupernetEvaluator.load(ckpt, corpus)  # and once more, after scoring began
+    got += [_call(again, a) for a in archs[1:]]
+    assert got == want

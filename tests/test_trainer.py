@@ -112,3 +112,57 @@ def test_train_from_scratch_reports_every_epoch() -> None:
     assert [e for e, _ in seen] == [0, 1] and [v for _, v in seen] == history
     assert all(0.3 * corpus.vocab_size < v < 1.5 * corpus.vocab_size for v in history)
     assert math.isfinite(score("test"))
+
+
+def _linear_trainer() -> Trainer:
+    """Plain SGD (no momentum, decay, clip or dropout): one step is linear in the gradient."""
+    corpus = synthetic_corpus(n_train_tokens=600, n_valid_tokens=200, n_test_tokens=200)
+    args = dict(_ARGS, supernet_kwargs={"hidden_size": 8, "embed_size": 8})
+    args.update(lr=0.5, grad_clip=math.inf, momentum=0.0, weight_decay=0.0)
+    return Trainer(resolve_training(RNNCellSpace(n_nodes=3), corpus, **args), init_seed=0)
+
+
+def _delta(trainer: Trainer, before: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [p.detach() - q for p, q in zip(trainer.model.parameters(), before, strict=True)]
+
+
+def test_step_paths_of_one_path_is_step_bitwise() -> None:
+    space = RNNCellSpace(n_nodes=3)
+    arch = space.sample_uniform(np.random.default_rng(0))
+    setup = resolve_training(space, synthetic_corpus(n_train_tokens=600), **_ARGS)
+    a, b = Trainer(setup, init_seed=1), Trainer(setup, init_seed=1)
+    rng_a, rng_b = np.random.default_rng(2), np.random.default_rng(2)
+    for _ in range(3):
+        assert a.step(arch, rng_a) == b.step_paths([arch], rng_b)
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="archs must hold at least one"):
+        a.step_paths([], rng_a)
+
+
+def test_step_paths_averages_the_gradients_of_the_paths_on_one_minibatch() -> None:
+    space = RNNCellSpace(n_nodes=3)
+    rng = np.random.default_rng(4)
+    archs = [space.sample_uniform(rng) for _ in range(3)]
+    base = _linear_trainer()
+    base.step(archs[0], np.random.default_rng(0))  # a carried hidden state and a moved position
+    start = base.task.pos
+    before = [p.detach().clone() for p in base.model.parameters()]
+    state = base.task.state_dict()
+    singles = []
+    for arch in archs:
+        alone = _linear_trainer()
+        alone.model.load_state_dict(base.model.state_dict())
+        alone.task.load_state_dict(state)
+        alone.step(arch, np.random.default_rng(0))
+        singles.append(_delta(alone, before))
+        stride = alone.task.pos - start
+    multi = _linear_trainer()
+    multi.model.load_state_dict(base.model.state_dict())
+    multi.task.load_state_dict(state)
+    loss = multi.step_paths(archs, np.random.default_rng(0))
+    assert math.isfinite(loss)
+    assert multi.task.pos == start + stride  # one minibatch consumed, not three
+    for got, *parts in zip(_delta(multi, before), *singles, strict=True):
+        torch.testing.assert_close(got, sum(parts) / 3, rtol=1e-4, atol=1e-6)
+    assert any(float(d.abs().max()) > 0 for d in _delta(multi, before))

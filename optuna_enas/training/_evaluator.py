@@ -43,6 +43,9 @@ from optuna_enas.spaces._search_space import SearchSpace
 from optuna_enas.spaces._search_space import suggest_architecture
 from optuna_enas.training._checkpoint import load_checkpoint
 from optuna_enas.training._checkpoint import save_checkpoint
+from optuna_enas.training._paths import PathSampler
+from optuna_enas.training._paths import TrainPaths
+from optuna_enas.training._paths import check_train_paths
 from optuna_enas.training._schedule import DEFAULT_SCORE_TRIALS
 from optuna_enas.training._schedule import PHASE_KEY
 from optuna_enas.training._schedule import Phase
@@ -104,6 +107,25 @@ class SupernetEvaluator:
     update mixes two phases. ``warmup_steps`` shared steps on uniformly random architectures
     (drawn from the private generator) precede the first trial in either schedule.
 
+    ``"two_stage"`` decouples the supernet training from the search (SPOS, Guo et al. 2020,
+    Sec. 3; random search with weight sharing, Li & Talwalkar 2019, Sec. 4.2): before the first
+    trial (or at :meth:`pretrain`) the shared weights take ``pretrain_steps`` shared steps on
+    the paths of ``train_paths`` (no trial involved, so ``"controller"`` means uniform draws
+    here: "SPOS + controller" when an :class:`~optuna_enas.ENASSampler` then searches), and are
+    frozen; every trial (``"enas:phase"`` ``"score"``) scores its architecture on them and on
+    the same ``n_eval_batches`` validation minibatches, so all values are comparable and an
+    architecture scored twice gets its cached value. Checkpoints are written every
+    ``checkpoint_every`` pretraining steps too, and a resumed pretraining continues exactly.
+
+    ``train_paths`` says which architectures the shared steps train (see
+    :class:`~optuna_enas.training._paths.PathSampler`): ``"controller"`` (ENAS, Pham et al.
+    2018: the trial's architecture; the default, bitwise as before), ``"uniform"`` (SPOS / RS-WS:
+    a uniform draw whatever the trial's architecture), ``"fair"`` (FairNAS, Chu et al. 2021:
+    every candidate of every decision once per step, i.e. ``m`` paths on one minibatch with
+    their gradients accumulated, ``m`` the largest number of choices; ``m`` times the compute
+    of a step) or ``"mixture"`` (the trial's architecture with probability ``mixture``, else
+    uniform). The trial's value is always its own architecture's score.
+
     State (weights, optimizer, data positions, carried hidden state, RNG, step credit, phase
     position) is saved
     atomically every ``checkpoint_every`` calls to ``checkpoint_path``, on demand with
@@ -154,7 +176,7 @@ class SupernetEvaluator:
         resume_from: A checkpoint to restore right away (see :meth:`load`). The space, data,
             ``supernet_kwargs``, ``batch_size`` and ``bptt`` must match it; the optimizer
             knobs, ``n_train_steps`` and the schedule may change.
-        schedule: ``"interleaved"`` or ``"phased"`` (see above). With
+        schedule: ``"interleaved"``, ``"phased"`` or ``"two_stage"`` (see above). With
             :class:`~optuna_enas.ENASSampler` prefer ``"phased"``: its rewards ranked the
             ground-truth RNN cells better (BENCHMARKS.md, "Ranking fidelity"). The default stays
             ``"interleaved"``, which works the same under every sampler.
@@ -169,6 +191,14 @@ class SupernetEvaluator:
         warmup_steps: Shared steps on uniformly random architectures before the first trial
             (0: none). Not an ENAS setting; it gives every op some training before the
             controller's choices concentrate the shared steps on a few.
+        train_paths: ``"controller"`` (ENAS), ``"uniform"`` (SPOS, RS-WS), ``"fair"``
+            (FairNAS) or ``"mixture"`` (see above).
+        mixture: Probability of the trial's architecture under ``train_paths="mixture"``.
+            Default 0.5 (no paper sets it).
+        pretrain_steps: Shared steps before the search under ``"two_stage"`` (ignored
+            otherwise). Default 3000: the budget at which uniformly trained weights ranked the
+            RNN ground truth best (BENCHMARKS.md, "Ranking fidelity", tau 0.46); SPOS trains
+            its supernet for 120 epochs of ImageNet (Sec. 4), far beyond a CPU budget.
     """
 
     def __init__(
@@ -194,9 +224,15 @@ class SupernetEvaluator:
         phase_train_trials: int | None = None,
         phase_score_trials: int | None = None,
         warmup_steps: int = 0,
+        train_paths: TrainPaths = "controller",
+        mixture: float = 0.5,
+        pretrain_steps: int = 3000,
     ) -> None:
         steps = check_non_negative("n_train_steps", n_train_steps)
         schedule = check_schedule(schedule)
+        train_paths = check_train_paths(train_paths)
+        self._paths = PathSampler(space, train_paths, mixture=mixture)
+        self._pretrain_steps = check_int("pretrain_steps", pretrain_steps, 0)
         if phase_train_trials is not None:
             check_int("phase_train_trials", phase_train_trials, 0)
         if phase_score_trials is not None:
@@ -244,10 +280,15 @@ class SupernetEvaluator:
             phase_train_trials=phase_train_trials,
             phase_score_trials=phase_score_trials,
             warmup_steps=self._warmup_steps,
+            train_paths=train_paths,
+            mixture=self._paths.mixture,
+            pretrain_steps=self._pretrain_steps,
         )
         self._phase_pos = 0  # position of the next call in the schedule's cycle
         self._score_valid_pos: int | None = None  # validation position of this scoring phase
         self._warmed_up = self._warmup_steps == 0
+        self._pretrained = 0  # shared steps of the two-stage pretraining taken so far
+        self._frozen_cache: dict[Architecture, float] = {}  # two-stage scores (frozen weights)
         self._lock = threading.RLock()
         self._credit = Fraction(0)
         self._n_calls = 0
@@ -298,8 +339,18 @@ class SupernetEvaluator:
 
     @property
     def schedule(self) -> Schedule:
-        """``"interleaved"`` or ``"phased"``."""
+        """``"interleaved"``, ``"phased"`` or ``"two_stage"``."""
         return self._plan.schedule
+
+    @property
+    def train_paths(self) -> TrainPaths:
+        """Which architectures the shared steps train (see :class:`PathSampler`)."""
+        return self._paths.mode
+
+    @property
+    def n_pretrained(self) -> int:
+        """Two-stage pretraining steps taken so far (skipped non-finite steps included)."""
+        return self._pretrained
 
     @property
     def next_phase(self) -> Phase:
@@ -335,13 +386,38 @@ class SupernetEvaluator:
             if self._warmed_up:
                 return
             for _ in range(self._warmup_steps):
-                arch = self._space.sample_uniform(self._rng)
-                if math.isfinite(self._trainer.step(arch, self._rng)):
+                # controller: one uniform draw, exactly as before the train_paths option
+                if math.isfinite(self._shared_step(None)):
                     self._n_steps += 1
             self._warmed_up = True
 
+    def _shared_step(self, arch: Architecture | None) -> float:
+        """One shared step on the paths ``train_paths`` picks for ``arch``; the mean loss."""
+        return self._trainer.step_paths(self._paths.paths(arch, self._rng), self._rng)
+
+    def pretrain(self) -> None:
+        """Take the rest of the ``pretrain_steps`` two-stage steps now (``"two_stage"`` only).
+
+        The first call does this by itself. With a ``checkpoint_path`` the state is saved every
+        ``checkpoint_every`` steps, so an interrupted pretraining resumes where it stopped.
+        """
+        with self._lock:
+            if self._plan.schedule != "two_stage":
+                return
+            self.warm_up()
+            while self._pretrained < self._pretrain_steps:
+                if math.isfinite(self._shared_step(None)):
+                    self._n_steps += 1
+                self._pretrained += 1
+                if self._checkpoint_path is not None and (
+                    self._pretrained % self._checkpoint_every == 0
+                ):
+                    self.save(self._checkpoint_path)
+
     def _run(self, trial: BaseTrial, arch: Architecture) -> float:
         self.warm_up()
+        if self._plan.schedule == "two_stage":
+            return self._run_frozen(trial, arch)
         phase = self._plan.phase(self._phase_pos)
         if phase == "train":
             return self._run_train(trial, arch)
@@ -351,7 +427,7 @@ class SupernetEvaluator:
         value = math.nan
         for k in range(max(n_steps, 1)):
             if k < n_steps:
-                loss = self._trainer.step(arch, self._rng)
+                loss = self._shared_step(arch)
                 if math.isfinite(loss):
                     self._n_steps += 1
             value = self._trainer.evaluate_next(arch, self._n_eval_batches)
@@ -362,7 +438,7 @@ class SupernetEvaluator:
 
     def _run_train(self, trial: BaseTrial, arch: Architecture) -> float:
         trial.set_user_attr(PHASE_KEY, "train")
-        losses = [self._trainer.step(arch, self._rng) for _ in range(self._take_credit())]
+        losses = [self._shared_step(arch) for _ in range(self._take_credit())]
         finite = [x for x in losses if math.isfinite(x)]
         self._n_steps += len(finite)
         if finite:
@@ -384,12 +460,40 @@ class SupernetEvaluator:
             raise optuna.TrialPruned(f"pruned with {self.metric} {value:.6g}.")
         return value
 
+    def _run_frozen(self, trial: BaseTrial, arch: Architecture) -> float:
+        self.pretrain()
+        trial.set_user_attr(PHASE_KEY, "score")
+        value = self._frozen_cache.get(arch)
+        if value is None:
+            task = self._trainer.task
+            if self._score_valid_pos is None:
+                self._score_valid_pos = task.valid_pos
+            task.valid_pos = self._score_valid_pos  # every trial: the same batches
+            value = self._trainer.evaluate_next(arch, self._n_eval_batches)
+            self._frozen_cache[arch] = value
+        trial.report(value, 0)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned with {self.metric} {value:.6g}.")
+        return value
+
     def train_steps(self, arch: Architecture | Mapping[str, Any], n: int = 1) -> list[float]:
         """Take ``n`` shared-weight steps on ``arch`` outside any trial; return the losses."""
         arch = self._space.coerce(arch)
         check_int("n", n, 0)
         with self._lock:
             losses = [self._trainer.step(arch, self._rng) for _ in range(n)]
+            self._n_steps += sum(math.isfinite(x) for x in losses)
+            return losses
+
+    def train_shared(self, n: int = 1) -> list[float]:
+        """Take ``n`` shared steps on the paths of ``train_paths`` outside any trial.
+
+        No trial architecture is involved, so ``"controller"`` and ``"mixture"`` draw uniform
+        paths (as the warm-up and the two-stage pretraining do). Returns the (mean) losses.
+        """
+        check_int("n", n, 0)
+        with self._lock:
+            losses = [self._shared_step(None) for _ in range(n)]
             self._n_steps += sum(math.isfinite(x) for x in losses)
             return losses
 
@@ -481,6 +585,7 @@ class SupernetEvaluator:
                     "phase_pos": self._phase_pos,
                     "score_valid_pos": self._score_valid_pos,
                     "warmed_up": self._warmed_up,
+                    "pretrained": self._pretrained,
                 }
             )
 
@@ -563,6 +668,8 @@ class SupernetEvaluator:
             self._warmed_up = bool(state.get("warmed_up", self._n_calls > 0)) or (
                 self._warmup_steps == 0
             )
+            self._pretrained = int(state.get("pretrained", 0))
+            self._frozen_cache = {}  # the weights (or the batches) may differ now
         _logger.info(f"Resumed the supernet evaluator from {source} at call {self._n_calls}.")
 
     def __getstate__(self) -> dict[str, Any]:

@@ -17,6 +17,12 @@ from the same weights.
   ``score_trials`` scoring trials (no training; the architecture is scored on the frozen
   weights and the same validation minibatches as every other scoring trial of the phase;
   ``enas:phase`` is ``"score"``).
+- ``"two_stage"`` (SPOS, Guo et al. 2020, Sec. 3; random search with weight sharing, Li &
+  Talwalkar 2019, Sec. 4.2): the shared weights are trained first, for ``pretrain_steps``
+  shared steps on the paths of the evaluator's ``train_paths`` with no trial involved, and
+  then frozen; every trial only scores its architecture on the frozen weights and the same
+  validation minibatches (``enas:phase`` ``"score"``). The supernet training is decoupled from
+  the search: any sampler searches a fixed landscape.
 
 Torch-free: the evaluator holds the weights; this module only counts.
 """
@@ -26,15 +32,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from optuna_enas._keys import PHASE_KEY
 from optuna_enas._validation import check_int
 
 
-Schedule = Literal["interleaved", "phased"]
-SCHEDULES: tuple[Schedule, ...] = ("interleaved", "phased")
+Schedule = Literal["interleaved", "phased", "two_stage"]
+SCHEDULES: tuple[Schedule, ...] = ("interleaved", "phased", "two_stage")
 Phase = Literal["interleaved", "train", "score"]
 
-PHASE_KEY = "enas:phase"
-"""The trial user attr that says which phase a trial belonged to (``"train"``/``"score"``)."""
 
 DEFAULT_SCORE_TRIALS: dict[str, int] = {
     # controller_train_steps * controller_num_aggregate of the official search scripts
@@ -50,6 +55,8 @@ def check_schedule(value: object) -> Schedule:
         return "interleaved"
     if value == "phased":
         return "phased"
+    if value == "two_stage":
+        return "two_stage"
     raise ValueError(f"schedule must be one of {list(SCHEDULES)}, but got {value!r}.")
 
 
@@ -58,7 +65,7 @@ class PhasePlan:
     """The resolved schedule: which phase the trial at each position of the cycle belongs to.
 
     Attributes:
-        schedule: ``"interleaved"`` or ``"phased"``.
+        schedule: ``"interleaved"``, ``"phased"`` or ``"two_stage"``.
         train_trials: Training trials per cycle (phased).
         score_trials: Scoring trials per cycle (phased).
     """
@@ -75,13 +82,17 @@ class PhasePlan:
 
     @property
     def cycle(self) -> int:
-        """Trials in one cycle (1 when interleaved)."""
-        return 1 if self.schedule == "interleaved" else self.train_trials + self.score_trials
+        """Trials in one cycle (1 when interleaved or two-stage)."""
+        if self.schedule != "phased":
+            return 1
+        return self.train_trials + self.score_trials
 
     def phase(self, position: int) -> Phase:
         """The phase of the trial at ``position`` (0-based) of the cycle."""
         if self.schedule == "interleaved":
             return "interleaved"
+        if self.schedule == "two_stage":
+            return "score"
         return "train" if position % self.cycle < self.train_trials else "score"
 
     def starts_scoring(self, position: int) -> bool:

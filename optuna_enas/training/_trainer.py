@@ -15,6 +15,7 @@ import logging
 import math
 from collections.abc import Callable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from optuna_enas.supernet import MacroSupernet
 from optuna_enas.supernet import MicroSupernet
 from optuna_enas.supernet import RNNSupernet
 from optuna_enas.training._optim import OptimConfig
+from optuna_enas.training._tasks import LMTask
 from optuna_enas.training._tasks import Split
 from optuna_enas.training._tasks import Task
 from optuna_enas.training._tasks import default_data
@@ -201,6 +203,58 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         return value
+
+    def step_paths(self, archs: Sequence[Architecture], rng: np.random.Generator) -> float:
+        """One SGD step on the gradients of several paths on the SAME minibatch; the mean loss.
+
+        Each path's loss is divided by ``len(archs)`` and back-propagated in turn, so the step
+        follows the mean loss (FairNAS, Chu et al. 2021, Alg. 1: the gradients of the ``m``
+        paths are accumulated, then one update). Every path starts from the same carried hidden
+        state (RNN); the state carried on is the last path's. One path is exactly :meth:`step`
+        (bitwise). A non-finite loss on any path skips the whole step, so that no candidate
+        gets an update its peers did not.
+        """
+        if len(archs) == 0:
+            raise ValueError("archs must hold at least one architecture.")
+        if len(archs) == 1:
+            return self.step(archs[0], rng)
+        self.model.train()
+        task = self.task
+        start, hidden_in = self._batch_start()
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for k, arch in enumerate(archs):
+            if k > 0:  # the same minibatch again (and, for an RNN, the same incoming state)
+                task.pos = start
+                if isinstance(task, LMTask):
+                    task.hidden = hidden_in
+            self.dropout_generator.manual_seed(int(rng.integers(2**31 - 1)))
+            loss = task.train_loss(self.model, arch, rng)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                self.n_skipped += 1
+                self.optimizer.zero_grad(set_to_none=True)
+                task.reset_hidden()
+                _logger.warning(f"Skipped a shared-weight step: the loss of a path is {value}.")
+                return value
+            (loss / len(archs)).backward()
+            total += value
+        if math.isfinite(self.grad_clip):
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        return total / len(archs)
+
+    def _batch_start(self) -> tuple[int, torch.Tensor | None]:
+        """Where the next training minibatch starts, and the hidden state it will start from."""
+        task = self.task
+        if isinstance(task, LMTask):
+            if task.pos >= task.train.size(0) - 1:  # train_loss starts a new epoch
+                return 0, None
+            return task.pos, task.hidden
+        n = task.y.numel()
+        if task.perm is None or task.pos + task.batch_size > n:
+            return 0, None
+        return task.pos, None
 
     def evaluate_next(self, arch: Architecture, n_batches: int) -> float:
         """Score ``arch`` on the next ``n_batches`` validation minibatches (rotating)."""
