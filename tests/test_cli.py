@@ -16,9 +16,7 @@ from optuna_enas import RNNCellSpace
 from optuna_enas import import_architecture
 from optuna_enas.cli import CONFIG_ATTR
 from optuna_enas.cli import main
-from optuna_enas.cli._storage import _DERIVE_TAG
 from optuna_enas.data import load_corpus
-from optuna_enas.final._derive import DERIVE_TAG
 
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -48,10 +46,6 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         torch.set_num_threads(n)
     return db
-
-
-def test_derive_tag_matches_derive_module() -> None:
-    assert _DERIVE_TAG == DERIVE_TAG
 
 
 def test_search_resume_continues_the_same_study(

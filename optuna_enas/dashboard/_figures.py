@@ -15,6 +15,11 @@ import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_enas._keys import DERIVE_TAG as _DERIVE_TAG
+from optuna_enas._keys import METHOD_KEY as _METHOD_KEY
+from optuna_enas._keys import STATS_KEY
+from optuna_enas._keys import TABLES_KEY as _TABLES_KEY
+from optuna_enas._keys import TAG_KEY
 from optuna_enas.dashboard._svg import SERIES_COLORS
 from optuna_enas.dashboard._svg import band
 from optuna_enas.dashboard._svg import check_curves
@@ -25,12 +30,6 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 
-STATS_KEY = "enas:stats"  # optuna_enas.sampler._sampler.STATS_KEY
-# The one-shot searchers' trial attrs (optuna_enas.oneshot._record.METHOD_KEY, TABLES_KEY),
-# spelled out so that the dashboard does not import the searchers.
-_METHOD_KEY = "enas:method"
-_TABLES_KEY = "arch_tables"
-_DERIVE_TAG = "derive"  # optuna_enas.final._derive.DERIVE_TAG (not imported: it pulls in torch)
 _FIGURE_BEST = "enas-best-so-far"
 _FIGURE_CONTROLLER = "enas-controller"
 _FIGURE_ONESHOT = "enas-oneshot-arch"
@@ -41,7 +40,7 @@ def _search_trials(study: optuna.Study) -> list[FrozenTrial]:
     """COMPLETE trials of the search (not those ``derive`` added), by number."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return sorted(
-        (t for t in trials if t.user_attrs.get("enas:tag") != _DERIVE_TAG and t.value is not None),
+        (t for t in trials if t.user_attrs.get(TAG_KEY) != _DERIVE_TAG and t.value is not None),
         key=lambda t: t.number,
     )
 

@@ -24,6 +24,9 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
 
+from optuna_enas._keys import DERIVE_STUDY_SUFFIX
+from optuna_enas._keys import DERIVE_TAG
+from optuna_enas._keys import TAG_KEY
 from optuna_enas._validation import check_int
 from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.spaces._search_space import SearchSpace
@@ -31,10 +34,6 @@ from optuna_enas.spaces._search_space import SearchSpace
 
 _logger = logging.getLogger(__name__)
 
-DERIVE_TAG = "derive"
-"""Value of the ``enas:tag`` user attr of the trials :func:`derive` adds."""
-DERIVE_STUDY_SUFFIX = "-derive"
-""":func:`derive` records into the study ``<search study name>-derive`` (same storage)."""
 SEARCH_STUDY_ATTR = "enas:search_study"
 """User attr of a derive study: the name of the search study it belongs to."""
 MAX_SAMPLES = 10_000
@@ -191,7 +190,7 @@ def derive(
                     distributions=distributions,
                     value=value,
                     user_attrs={
-                        "enas:tag": DERIVE_TAG,
+                        TAG_KEY: DERIVE_TAG,
                         "enas:derive_rank": rank,
                         "enas:derive_id": derive_id,
                         "architecture": space.describe(arch),

@@ -30,18 +30,14 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_enas._keys import METHOD_KEY
+from optuna_enas._keys import TABLES_KEY
 from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.spaces._search_space import SearchSpace
 
 
 if TYPE_CHECKING:
     from optuna_enas.dashboard._callback import DashboardCallback
-
-
-METHOD_KEY = "enas:method"
-"""Trial system attr naming the one-shot method that derived the trial's architecture."""
-TABLES_KEY = "arch_tables"
-"""Trial user attr: the arch tables (alpha softmaxed / lambda raw) as compact JSON."""
 
 
 def compact_json(value: Any, *, digits: int = 4) -> str:
