@@ -38,6 +38,7 @@ _EXPORTS = {
     "ControllerConfig": "optuna_enas.sampler._config",
     "direction_reward": "optuna_enas.sampler._reward",
     "perplexity_reward": "optuna_enas.sampler._reward",
+    "weighted_sum_reward": "optuna_enas.sampler._reward",
     "ENASSampler": "optuna_enas.sampler._sampler",
     "LSTMController": "optuna_enas.sampler._controller",
     # training
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
     from optuna_enas.sampler._controller import LSTMController as LSTMController
     from optuna_enas.sampler._reward import direction_reward as direction_reward
     from optuna_enas.sampler._reward import perplexity_reward as perplexity_reward
+    from optuna_enas.sampler._reward import weighted_sum_reward as weighted_sum_reward
     from optuna_enas.sampler._sampler import ENASSampler as ENASSampler
     from optuna_enas.spaces._enas import MacroSpace as MacroSpace
     from optuna_enas.spaces._enas import MicroSpace as MicroSpace
