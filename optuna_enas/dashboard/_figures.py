@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from optuna_enas._keys import DERIVE_TAG as _DERIVE_TAG
 from optuna_enas._keys import METHOD_KEY as _METHOD_KEY
-from optuna_enas._keys import STATS_KEY
+from optuna_enas._keys import STATS_KEY as STATS_KEY  # re-exported by optuna_enas.dashboard
 from optuna_enas._keys import TABLES_KEY as _TABLES_KEY
 from optuna_enas._keys import TAG_KEY
 from optuna_enas.dashboard._svg import SERIES_COLORS
