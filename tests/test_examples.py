@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,28 @@ def test_own_model_text_skips_a_missing_corpus(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     assert "skipped" in run.stdout
     assert not (tmp_path / "own_model_text.db").exists()
+
+
+def test_readme_own_model_snippet_runs(tmp_path: Path) -> None:
+    """README "Your own model" runs as printed (fewer trials) and exports plain torch."""
+    readme = (_REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Your own model") :]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None
+    code = match.group(1)
+    assert "n_trials=300" in code and "supernet.export(study.best_params)" in code
+    code = code.replace("n_trials=300", "n_trials=5")
+    code += "\nprint('exported', type(model.inp).__module__, sorted(model.nas_params))\n"
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(_REPO), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (
+        "exported torch.nn.modules.linear ['act0', 'act1', 'act2', 'depth', 'width']" in run.stdout
+    )
+    assert (tmp_path / "own.db").is_file()
