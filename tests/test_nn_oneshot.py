@@ -385,6 +385,57 @@ def test_dsonas_search_warms_up_prunes_and_records(tmp_path: Path) -> None:
     assert result.value == pytest.approx(_exported_metric(sn, result.architecture, valid))
 
 
+@pytest.mark.parametrize("method", ["darts2", "dsonas"])
+def test_resume_from_a_checkpoint_continues_exactly(tmp_path: Path, method: str) -> None:
+    def searcher(**kw: Any) -> Any:
+        train, valid = _loaders()
+        if method == "dsonas":
+            return ModelDSONAS(
+                _supernet(),
+                train,
+                valid,
+                gamma=0.5,
+                prune_every=1,
+                warmup_fraction=0.25,
+                seed=0,
+                **kw,
+            )
+        return ModelDARTS(_supernet(), train, valid, order=2, arch_lr=0.05, seed=0, **kw)
+
+    plan = {"n_steps": 8, "steps_per_epoch": 2}
+    straight = searcher()
+    straight.search(None, **plan)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(s: Any, record: Any) -> None:
+        if record.epoch == 1:
+            raise Stop
+
+    ckpt = tmp_path / "search.pt"
+    with pytest.raises(Stop):
+        searcher(checkpoint_path=ckpt).search(None, callbacks=[stop_after_two], **plan)
+    resumed = searcher(checkpoint_path=ckpt, resume_from=ckpt)
+    assert resumed.epoch == 2 and resumed.n_weight_steps == 4
+    resumed.search(None, **plan)
+    assert [r.value for r in resumed.history] == [r.value for r in straight.history]
+    assert [r.relaxed_value for r in resumed.history] == [
+        r.relaxed_value for r in straight.history
+    ]
+    for a, b in zip(resumed.arch, straight.arch, strict=True):
+        assert torch.equal(a, b)
+    for (k, a), b in zip(
+        resumed.supernet.state_dict().items(), straight.supernet.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="must continue with the same"):
+        resumed.search(None, n_steps=10, steps_per_epoch=2)
+    with pytest.raises(ValueError, match="is not a"):
+        other = ModelDSONAS if method != "dsonas" else ModelDARTS
+        other(_supernet(), *_loaders(), resume_from=ckpt)
+
+
 def test_searchers_refuse_bad_arguments() -> None:
     train, valid = _loaders()
     with pytest.raises(ValueError, match="order must be 1 or 2"):

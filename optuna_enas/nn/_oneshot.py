@@ -23,9 +23,16 @@ steps take alternate batches of one stream: for a shuffled loader a random half 
 ``--train_portion 0.5``), so the validation batches that score the trials stay unseen by
 the search.
 
-Not done here (the built-in :class:`~optuna_enas.oneshot.DARTS` / ``DSONAS`` have them):
-checkpoints and resume, data parallelism, DSO-NAS's FLOPs-adaptive penalty (a user model has
-no FLOPs table: the penalty is the plain L1).
+Checkpoints (``checkpoint_path``, ``resume_from``) hold the weights, the architecture
+parameters, both optimisers and every stream position, so a resumed search continues exactly.
+Not done here (the built-in :class:`~optuna_enas.oneshot.DARTS` / ``DSONAS`` have them): data
+parallelism, DSO-NAS's FLOPs-adaptive penalty (a user model has no FLOPs table: the penalty is
+the plain L1).
+
+SPOS / RS-WS on the same declaration needs no searcher: ``ModelEvaluator(supernet, train,
+valid, schedule="two_stage", train_paths="uniform", pretrain_steps=N)`` trains the supernet on
+uniformly sampled paths, then every trial (any sampler) scores its architecture on the frozen
+weights (Guo et al. 2020; Li and Talwalkar 2019).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import math
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -72,6 +80,8 @@ from optuna_enas.oneshot._searcher import SearchResult
 from optuna_enas.oneshot._searcher import grads_of
 from optuna_enas.spaces._kinds import Direction
 from optuna_enas.spaces._search_space import Architecture
+from optuna_enas.training._checkpoint import load_checkpoint
+from optuna_enas.training._checkpoint import save_checkpoint
 from optuna_enas.training._model_evaluator import _WORST
 from optuna_enas.training._model_evaluator import Batch
 from optuna_enas.training._model_evaluator import LossFn
@@ -89,6 +99,7 @@ if TYPE_CHECKING:
 
 
 _logger = logging.getLogger(__name__)
+_KIND = "ModelOneShot"  # checkpoint format tag
 
 
 class _ModelOneShot:
@@ -117,6 +128,7 @@ class _ModelOneShot:
         early_stop: bool,
         device: str | torch.device | None,
         seed: int | None,
+        checkpoint_path: str | Path | None,
         dashboard: DashboardCallback | None,
     ) -> None:
         self.evaluator = ModelEvaluator(
@@ -158,6 +170,7 @@ class _ModelOneShot:
         if early_stop and collapse_threshold is None:
             raise ValueError("early_stop=True needs a collapse_threshold.")
         self.dashboard = dashboard
+        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         seed = check_seed("seed", seed)
         self.seed = seed
         self._rng = np.random.default_rng(fresh_seed() if seed is None else seed)
@@ -187,6 +200,10 @@ class _ModelOneShot:
 
     def _summary_extra(self) -> dict[str, float]:
         return {}
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers by name (their ``state_dict`` goes into checkpoints)."""
+        raise NotImplementedError
 
     # -- pieces ----------------------------------------------------------------------------------
     @property
@@ -338,6 +355,12 @@ class _ModelOneShot:
         spe = self._default_steps_per_epoch() if steps_per_epoch is None else steps_per_epoch
         spe = check_int("steps_per_epoch", spe, 1)
         total = check_int("n_steps", self.default_epochs * spe if n_steps is None else n_steps)
+        if self._plan is not None and self._plan != (total, spe):
+            raise ValueError(
+                f"this searcher ran (or was resumed from) a search of n_steps={self._plan[0]} "
+                f"and steps_per_epoch={self._plan[1]}; it must continue with the same (got "
+                f"n_steps={total}, steps_per_epoch={spe})."
+            )
         self._plan = (total, spe)
         n_epochs = math.ceil(total / spe)
         while self.n_weight_steps < total and not (self.collapse and self.collapse.should_stop):
@@ -362,6 +385,8 @@ class _ModelOneShot:
                 record = dataclasses.replace(record, trial_number=trial.number)
             self.history.append(record)
             self.epoch += 1
+            if self.checkpoint_path is not None:
+                self.save(self.checkpoint_path)
             for callback in callbacks:
                 callback(self, record)
         return self.result()
@@ -386,6 +411,94 @@ class _ModelOneShot:
             stopped_early=stopped,
             n_weight_steps=self.n_weight_steps,
         )
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed search needs: weights, architecture parameters, optimisers,
+        the positions of every batch stream, the generator, counters and history."""
+        ev = self.evaluator
+        return {
+            "kind": _KIND,
+            "method": self.method,
+            "space": self.space.to_dict(),
+            "supernet": self.supernet.state_dict(),
+            "relaxation": self.relaxation.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self._optimizers().items()},
+            "streams": {
+                "train": self._train.state(),
+                "arch": self._arch_stream.state() if self._separate_arch_data else None,
+                "valid": self._valid.state(),
+                "score_valid": ev._valid.state(),
+                "score_train": ev._train.state(),
+            },
+            "rng": self._rng.bit_generator.state,
+            "epoch": self.epoch,
+            "n_weight_steps": self.n_weight_steps,
+            "n_skipped": self.n_skipped,
+            "plan": None if self._plan is None else list(self._plan),
+            "collapse": None if self.collapse is None else self.collapse.state_dict(),
+            "history": [r.to_state() for r in self.history],
+        }
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Atomically write :meth:`state_dict` to ``path`` (default ``checkpoint_path``);
+        the search does it after every epoch when ``checkpoint_path`` is set."""
+        dest = path if path is not None else self.checkpoint_path
+        if dest is None:
+            raise ValueError("path is required: this searcher has no checkpoint_path.")
+        return save_checkpoint(self.state_dict(), dest)
+
+    def load(self, path: str | Path) -> None:
+        """Continue from a checkpoint of a searcher built the same way (same supernet
+        declaration, loaders and arguments); :meth:`search` then goes on with the same
+        ``n_steps`` and ``steps_per_epoch``, exactly where it stopped."""
+        source = str(path)
+        state = load_checkpoint(path)
+        if state.get("kind") != _KIND or state.get("method") != self.method:
+            raise ValueError(f"resume_from={source!r} is not a {self.method} searcher checkpoint.")
+        if state["space"] != self.space.to_dict():
+            raise ValueError(
+                f"resume_from={source!r} holds another search space than this supernet's "
+                "(labels or choices differ)."
+            )
+        try:
+            self.supernet.load_state_dict(state["supernet"])
+            self.relaxation.load_state_dict(state["relaxation"])
+            for name, opt in self._optimizers().items():
+                opt.load_state_dict(state["optimizers"][name])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise ValueError(f"resume_from={source!r} does not fit this searcher: {e}") from e
+        streams = state["streams"]
+        if (streams["arch"] is not None) != self._separate_arch_data:
+            raise ValueError(
+                f"resume_from={source!r} was saved with{'' if streams['arch'] else 'out'} "
+                "arch_data; build the searcher the same way."
+            )
+        # The scorer's streams first: a loader's generator is shared by every stream over it,
+        # and the search's own streams must leave it as they found it.
+        for stream, key in (
+            (self.evaluator._valid, "score_valid"),
+            (self.evaluator._train, "score_train"),
+        ):
+            if (
+                streams[key]["index"]
+                or streams[key]["epoch"]
+                or streams[key]["generator"] is not None
+            ):
+                stream.restore(streams[key])
+        self._valid.restore(streams["valid"])
+        if self._separate_arch_data:
+            self._arch_stream.restore(streams["arch"])
+        self._train.restore(streams["train"])
+        self._rng.bit_generator.state = state["rng"]
+        self.epoch = int(state["epoch"])
+        self.n_weight_steps = int(state["n_weight_steps"])
+        self.n_skipped = int(state["n_skipped"])
+        plan = state["plan"]
+        self._plan = None if plan is None else (int(plan[0]), int(plan[1]))
+        if self.collapse is not None and state["collapse"] is not None:
+            self.collapse.load_state_dict(state["collapse"])
+        self.history = [EpochRecord.from_state(r) for r in state["history"]]
 
     def export(self, arch: Architecture | dict[str, Any] | None = None) -> nn.Module:
         """``supernet.export`` of ``arch`` (default: the relaxation's current derivation)."""
@@ -448,6 +561,11 @@ class ModelDARTS(_ModelOneShot):
             of parameter-free LayerChoice candidates rises above it; ``None``: not tracked.
         early_stop: Stop at that crossing (DARTS+).
         seed: Seeds ``alpha``'s initialisation and the dropout masks of the second order.
+        checkpoint_path: Where :meth:`save` writes the whole state after every epoch.
+        resume_from: A checkpoint to continue from (the searcher built the same way);
+            resume is exact when the loaders' order comes from their ``generator=`` (with
+            ``bn_recalibration_batches > 0`` the scorer also draws from ``train_data``'s
+            generator and the order of those draws is not replayed).
         example_input: Checks the mixed forward once (:class:`~optuna_enas.nn.DARTSRelaxation`).
         dashboard: Draws each recorded trial on the optuna-dashboard trial page.
     """
@@ -484,6 +602,8 @@ class ModelDARTS(_ModelOneShot):
         early_stop: bool = False,
         device: str | torch.device | None = None,
         seed: int | None = None,
+        checkpoint_path: str | Path | None = None,
+        resume_from: str | Path | None = None,
         example_input: Any = None,
         dashboard: DashboardCallback | None = None,
     ) -> None:
@@ -521,6 +641,7 @@ class ModelDARTS(_ModelOneShot):
             early_stop=early_stop,
             device=device,
             seed=seed,
+            checkpoint_path=checkpoint_path,
             dashboard=dashboard,
         )
         generator = torch.Generator().manual_seed(int(self._rng.integers(2**31 - 1)))
@@ -533,6 +654,11 @@ class ModelDARTS(_ModelOneShot):
             betas=(check_fraction("arch_betas", betas[0]), check_fraction("arch_betas", betas[1])),
             weight_decay=check_non_negative("arch_weight_decay", arch_weight_decay),
         )
+        if resume_from is not None:
+            self.load(resume_from)
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"weights": self.weight_optimizer, "arch": self.arch_optimizer}
 
     def _set_lr(self, epoch: int, n_epochs: int) -> None:
         if self.lr_min is None:
@@ -635,7 +761,9 @@ class ModelDSONAS(_ModelOneShot):
         prune_every: Freeze the zero factors every this many epochs.
         init: The factors' initial value (1).
         epochs: Default budget of :meth:`search` in epochs.
-        seed: Reserved for reproducible runs (DSO-NAS draws nothing itself).
+        seed: Accepted for symmetry; DSO-NAS draws nothing itself (the loaders' own
+            generators fix the batches).
+        checkpoint_path, resume_from: As :class:`ModelDARTS`.
     """
 
     method = "dsonas"
@@ -671,6 +799,8 @@ class ModelDSONAS(_ModelOneShot):
         early_stop: bool = False,
         device: str | torch.device | None = None,
         seed: int | None = None,
+        checkpoint_path: str | Path | None = None,
+        resume_from: str | Path | None = None,
         example_input: Any = None,
         dashboard: DashboardCallback | None = None,
     ) -> None:
@@ -708,6 +838,7 @@ class ModelDSONAS(_ModelOneShot):
             early_stop=early_stop,
             device=device,
             seed=seed,
+            checkpoint_path=checkpoint_path,
             dashboard=dashboard,
         )
         self.relaxation = DSONASRelaxation(supernet, init=init, example_input=example_input)
@@ -717,6 +848,11 @@ class ModelDSONAS(_ModelOneShot):
             momentum=check_fraction("lambda_momentum", lambda_momentum),
             gamma=self.gamma,
         )
+        if resume_from is not None:
+            self.load(resume_from)
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"weights": self.weight_optimizer, "lambda": self.lambda_optimizer}
 
     def warmup_steps(self) -> int:
         """Weight-only steps before the ``lambda`` steps (a share of the whole budget)."""
