@@ -1,18 +1,29 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 from typing import cast
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from optuna.trial import FixedTrial
 from torch import nn
 
 from optuna_enas import Architecture
 from optuna_enas import MacroSpace
 from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
+from optuna_enas.data import load_digits_dataset
+from optuna_enas.nn import InputChoice
+from optuna_enas.nn import LayerChoice
+from optuna_enas.nn import Supernet
 from optuna_enas.spaces._enas import MACRO_OPS
 from optuna_enas.spaces._enas import MICRO_OPS
 from optuna_enas.supernet import MacroSupernet
@@ -24,6 +35,8 @@ from optuna_enas.supernet._ops import SepConvBN
 from optuna_enas.supernet._ops import StackedSepConv
 from optuna_enas.supernet._ops import make_macro_op
 from optuna_enas.supernet._ops import make_micro_op
+from optuna_enas.training._checkpoint import save_checkpoint
+from optuna_enas.training._evaluator import SupernetEvaluator
 
 
 _Factory = Callable[..., "MacroSupernet | MicroSupernet"]
@@ -51,6 +64,11 @@ def _micro(seed: int = 0, **kwargs: object) -> MicroSupernet:
         generator=_gen(seed),
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def _net(model: MacroSupernet | MicroSupernet) -> Any:
+    """The wrapped network (``Supernet.model``), whose submodules the tests inspect."""
+    return model.model
 
 
 def _macro_arch(space: MacroSpace, ops: list[str], skips: set[tuple[int, int]]) -> Architecture:
@@ -179,8 +197,9 @@ def test_micro_supernet_sep_stack_is_a_keyword() -> None:
     n_sep = sum(1 for m in two.modules() if isinstance(m, StackedSepConv))
     assert n_sep > 0
     assert _n_params(two) > _n_params(one)
-    cell = two.cells[-1]
-    assert len(cast(StackedSepConv, cell.get_submodule("branches.0.0.0.sep3x3")).stack) == 2
+    cell = _net(two).cells[-1]
+    op = cell.get_submodule("branches.0.0.0.candidates.sep3x3")
+    assert len(cast(StackedSepConv, op).stack) == 2
     with pytest.raises(ValueError, match="sep_stack"):
         _micro(sep_stack=0)
 
@@ -206,7 +225,7 @@ def test_cnn_supernet_output_shapes(make: _Factory) -> None:
 def test_macro_supernet_default_pool_layers_follow_enas() -> None:
     model = MacroSupernet(MacroSpace(n_layers=12), n_filters=4)
     assert model.pool_layers == (3, 7)
-    assert len(model.reductions) == 2
+    assert len(_net(model).reductions) == 2
     assert MacroSupernet(MacroSpace(n_layers=2), n_filters=4).pool_layers == ()
 
 
@@ -228,13 +247,14 @@ def test_macro_supernet_skip_zero_reads_the_stem() -> None:
 
         return hook
 
-    model.stem_bn.register_forward_hook(keep("stem"))
+    net = _net(model)
+    net.stem_bn.register_forward_hook(keep("stem"))
     for i in range(4):
-        model.get_submodule(f"layers.{i}.conv3x3").register_forward_hook(keep(f"op{i}"))
-    model.skip_bns[0].register_forward_hook(keep("sum1"))
-    model.skip_bns[1].register_forward_hook(keep("sum2"))
-    model.skip_bns[2].register_forward_hook(keep("sum3"))
-    model.skip_bns[0].register_forward_hook(keep("layer1"))
+        net.get_submodule(f"layers.{i}.candidates.conv3x3").register_forward_hook(keep(f"op{i}"))
+    net.skip_bns[0].register_forward_hook(keep("sum1"))
+    net.skip_bns[1].register_forward_hook(keep("sum2"))
+    net.skip_bns[2].register_forward_hook(keep("sum3"))
+    net.skip_bns[0].register_forward_hook(keep("layer1"))
     model(torch.randn(2, 3, 8, 8), arch)
     torch.testing.assert_close(seen["sum1"], seen["op1"] + seen["stem"])
     torch.testing.assert_close(seen["sum2"], seen["op2"])
@@ -247,8 +267,9 @@ def test_macro_supernet_architectures_share_op_weights() -> None:
     x = torch.randn(2, 3, 8, 8)
     arch_a = _macro_arch(space, ["conv3x3", "sep3x3", "maxpool", "conv5x5"], {(2, 0)})
     arch_b = _macro_arch(space, ["avgpool", "sep3x3", "conv3x3", "sep5x5"], {(3, 1)})
-    shared = cast(MacroConvBranch, model.get_submodule("layers.1.sep3x3")).pointwise
-    unused = cast(MacroConvBranch, model.get_submodule("layers.1.conv5x5")).weight
+    layer = model.get_submodule("model.layers.1")
+    shared = cast(MacroConvBranch, layer.get_submodule("candidates.sep3x3")).pointwise
+    unused = cast(MacroConvBranch, layer.get_submodule("candidates.conv5x5")).weight
     for arch in (arch_a, arch_b):
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x, arch), torch.tensor([0, 1])).backward()
@@ -262,22 +283,23 @@ def test_micro_supernet_architectures_share_op_weights() -> None:
     x = torch.randn(2, 3, 8, 8)
     arch_a = _micro_arch(space, [(0, "sep3x3", 1, "avgpool"), (2, "sep5x5", 0, "identity")])
     arch_b = _micro_arch(space, [(0, "sep3x3", 1, "maxpool"), (1, "identity", 1, "sep3x3")])
-    cell = model.cells[-1]
+    cell = _net(model).cells[-1]
     # Block 0, slot 0, input 0, op sep3x3 is used by both; block 1, slot 0, input 2, sep3x3 by
     # neither.
-    shared = cast(SepConvBN, cell.get_submodule("branches.0.0.0.sep3x3.stack.1")).depthwise
-    unused = cast(SepConvBN, cell.get_submodule("branches.1.0.2.sep3x3.stack.0")).depthwise
+    shared = cast(SepConvBN, cell.get_submodule("branches.0.0.0.candidates.sep3x3.stack.1"))
+    unused = cast(SepConvBN, cell.get_submodule("branches.1.0.2.candidates.sep3x3.stack.0"))
+    shared_w, unused_w = shared.depthwise, unused.depthwise
     for arch in (arch_a, arch_b):
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x, arch), torch.tensor([0, 1])).backward()
-        assert shared.grad is not None and shared.grad.abs().sum() > 0
-        assert unused.grad is None or not unused.grad.any()
+        assert shared_w.grad is not None and shared_w.grad.abs().sum() > 0
+        assert unused_w.grad is None or not unused_w.grad.any()
 
 
 def test_micro_supernet_reduction_cells_follow_enas() -> None:
     model = MicroSupernet(MicroSpace(n_nodes=2), n_filters=4, n_layers=6)
     assert model.reduction_cells == (2, 5)
-    assert len(model.cells) == 8
+    assert len(_net(model).cells) == 8
     arch = model.space.sample_uniform(np.random.default_rng(0))
     assert model(torch.randn(2, 3, 8, 8), arch).shape == (2, 10)
 
@@ -384,3 +406,195 @@ def test_cnn_supernet_rejects_bad_inputs(make: _Factory) -> None:
         model(torch.randn(2, 3, 8, 8), other)
     with pytest.raises(ValueError, match="space"):
         type(model)(RNNCellSpace(n_nodes=2))  # type: ignore[arg-type]
+
+
+# -- the supernets as optuna_enas.nn.Supernet (issue #19) ----------------------------------------
+LEGACY = Path(__file__).parent / "data" / "legacy_cnn_supernets.pt"
+
+
+def _legacy_micro(seed: int = 0) -> MicroSupernet:
+    """The configuration of the micro supernet in ``data/legacy_cnn_supernets.pt``."""
+    return MicroSupernet(
+        MicroSpace(n_nodes=2),
+        n_filters=2,
+        n_layers=1,
+        stem_multiplier=1,
+        sep_stack=1,
+        generator=_gen(seed),
+    )
+
+
+def _legacy_macro(seed: int = 0) -> MacroSupernet:
+    return MacroSupernet(MacroSpace(n_layers=3), n_filters=4, generator=_gen(seed))
+
+
+def _legacy_name(key: str) -> str:
+    """A current weight name in the layout before the choice primitives."""
+    return key.removeprefix("model.").replace(".candidates.", ".")
+
+
+@pytest.mark.parametrize("make", [_macro, _micro], ids=["macro", "micro"])
+def test_cnn_supernet_is_a_supernet_over_its_enas_space(make: _Factory) -> None:
+    model = make()
+    assert isinstance(model, Supernet)
+    space = MacroSpace(n_layers=4) if isinstance(model, MacroSupernet) else MicroSpace(n_nodes=2)
+    assert model.space == space and model.space.decisions == space.decisions
+    labels = {d.name for c in model.choices for d in c.decisions()}
+    assert labels == set(space.names)
+    kinds = {type(c) for c in model.choices}
+    assert (
+        kinds == {LayerChoice, type(model.choices[-1])}
+        and InputChoice in type(model.choices[-1]).__mro__
+    )
+
+
+def test_micro_cells_of_one_kind_share_their_labels() -> None:
+    model = MicroSupernet(MicroSpace(n_nodes=2), n_filters=4, n_layers=3, generator=_gen())
+    assert model.reduction_cells == (1, 3)  # normal cells 0, 2, 4
+    ops = Counter(m.label for m in model.modules() if isinstance(m, LayerChoice))
+    inputs = Counter(m.label for m in model.modules() if isinstance(m, InputChoice))
+    assert ops["normal_b2_op1"] == 3 * 2  # 3 normal cells, one op choice per input 0, 1
+    assert ops["reduce_b3_op2"] == 2 * 3  # 2 reduction cells, inputs 0, 1, 2
+    assert inputs["normal_b3_in1"] == 3 and inputs["reduce_b2_in2"] == 2
+    assert len(model.space) == len(set(ops) | set(inputs)) == 2 * 2 * 2 * 2
+
+
+@pytest.mark.parametrize("make", [_legacy_macro, _legacy_micro], ids=["macro", "micro"])
+def test_cnn_supernet_loads_the_legacy_layout_and_computes_what_it_did(make: _Factory) -> None:
+    """``data/legacy_cnn_supernets.pt``: weights, inputs and logits of the supernets before the
+    choice primitives (commit fbb0e32), written with their state-dict names."""
+    name = "macro" if make is _legacy_macro else "micro"
+    saved = torch.load(LEGACY, weights_only=True)[name]
+    flat = saved["flat"].split([int(np.prod(s)) for s in saved["shapes"]])
+    legacy = {
+        k: v.reshape(s) for k, v, s in zip(saved["keys"], flat, saved["shapes"], strict=True)
+    }
+    model = make(seed=7)
+    assert {_legacy_name(k) for k in model.state_dict()} == set(legacy)
+    result = model.load_state_dict(legacy)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    for params, logits in zip(saved["params"], saved["logits"], strict=True):
+        arch = Architecture.from_json(params)
+        # Micro: bit for bit; macro: its skip sum is added as one term (one rounding apart).
+        tol: dict[str, Any] = {"rtol": 0.0, "atol": 0.0} if name == "micro" else {}
+        torch.testing.assert_close(model(saved["x"], arch), logits, **tol)
+    # A dict that mixes both layouts is not guessed at.
+    mixed = dict(model.state_dict())
+    mixed["stem_weight"] = mixed.pop("model.stem_weight")
+    with pytest.raises(RuntimeError, match="stem_weight"):
+        model.load_state_dict(mixed)
+
+
+def test_supernet_evaluator_resumes_from_a_checkpoint_of_the_legacy_layout(
+    tmp_path: Path,
+) -> None:
+    digits = load_digits_dataset(seed=0)
+    space = MicroSpace(n_nodes=2)
+
+    def make(**kwargs: object) -> SupernetEvaluator:
+        return SupernetEvaluator(
+            space,
+            digits,
+            supernet_kwargs={"n_filters": 4, "n_layers": 1},
+            batch_size=16,
+            n_train_steps=1.5,
+            seed=0,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    rng = np.random.default_rng(0)
+    archs = [space.sample_uniform(rng) for _ in range(5)]
+    first = make()
+    for arch in archs[:2]:
+        first(FixedTrial(arch.to_params()))
+    state = first.state_dict()
+    state["supernet"] = {_legacy_name(k): v for k, v in state["supernet"].items()}
+    path = save_checkpoint(state, tmp_path / "legacy.pt")
+    resumed = make(resume_from=path)
+    expected = [first(FixedTrial(a.to_params())) for a in archs[2:]]
+    assert [resumed(FixedTrial(a.to_params())) for a in archs[2:]] == expected
+
+
+@pytest.mark.parametrize("make", [_macro, _micro], ids=["macro", "micro"])
+def test_cnn_supernet_forward_runs_the_active_architecture(make: _Factory) -> None:
+    model = make()
+    rng = np.random.default_rng(2)
+    a, b = model.space.sample_uniform(rng), model.space.sample_uniform(rng)
+    x = torch.randn(2, 3, 8, 8)
+    with_a = model(x, a)
+    assert model.active == a
+    torch.testing.assert_close(model(x), with_a, rtol=0, atol=0)
+    torch.testing.assert_close(model(x, a.to_params()), with_a, rtol=0, atol=0)
+    assert not torch.equal(model(x, b), with_a)
+    model.deactivate()
+    with pytest.raises(RuntimeError, match="no active architecture"):
+        model(x)
+
+
+@pytest.mark.parametrize("make", [_macro, _micro], ids=["macro", "micro"])
+def test_cnn_supernet_export_is_plain_torch_on_the_path(make: _Factory) -> None:
+    model = make()
+    arch = model.space.sample_uniform(np.random.default_rng(4))
+    x = torch.randn(2, 3, 8, 8)
+    exported = model.export(arch).eval()
+    assert model.active is None  # the export leaves the activation as it was
+    assert exported.nas_params == arch.to_params()
+    assert not [m for m in exported.modules() if type(m).__module__.startswith("optuna_enas")]
+    torch.testing.assert_close(exported(x), model.eval()(x, arch), rtol=0, atol=0)
+    # Exactly the weights the path uses: those that get gradients.
+    model.train().zero_grad(set_to_none=True)
+    model(x, arch).sum().backward()
+    with_grad = {id(p) for p in model.parameters() if p.grad is not None}
+    path = model.path_parameters()
+    assert {id(p) for p in path} == with_grad
+    n_path = sum(p.numel() for p in path)
+    assert _n_params(exported) == n_path < _n_params(model)
+    p = next(iter(exported.parameters()))
+    assert all(p is not q for q in model.parameters())  # a copy
+
+
+def test_exported_micro_network_loads_without_optuna_enas(tmp_path: Path) -> None:
+    model = _micro()
+    arch = model.space.sample_uniform(np.random.default_rng(5))
+    exported = model.export(arch).eval()
+    x = torch.randn(2, 3, 8, 8)
+    torch.save({"model": exported, "x": x, "y": exported(x).detach()}, tmp_path / "m.pt")
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["optuna_enas"] = None  # any import of it fails
+        import torch
+        d = torch.load({str(tmp_path / "m.pt")!r}, weights_only=False)
+        torch.testing.assert_close(d["model"](d["x"]), d["y"], rtol=0, atol=0)
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "ok" in out.stdout
+
+
+def test_macro_supernet_mixed_mode_with_one_hot_weights_is_the_discrete_network() -> None:
+    model = _macro().double()
+    arch = model.space.sample_uniform(np.random.default_rng(6))
+    weights = {
+        d.name: F.one_hot(torch.tensor(d.choices.index(arch[d.name])), len(d.choices)).double()
+        for d in model.space.decisions
+    }
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    discrete = model(x, arch)
+    model.set_mix(weights)
+    torch.testing.assert_close(model(x), discrete)
+
+
+def test_micro_supernet_mixed_mode_trains_the_mixing_weights() -> None:
+    model = _micro()
+    weights = {
+        d.name: torch.full((len(d.choices),), 1.0 / len(d.choices), requires_grad=True)
+        for d in model.space.decisions
+    }
+    model.set_mix(weights)
+    logits = model(torch.randn(2, 3, 8, 8))
+    assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+    logits.logsumexp(dim=1).sum().backward()
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in weights.values())

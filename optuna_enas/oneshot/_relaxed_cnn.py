@@ -71,7 +71,9 @@ from optuna_enas.spaces._enas import MacroSpace
 from optuna_enas.spaces._enas import MicroSpace
 from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.supernet._macro import default_macro_pool_layers
+from optuna_enas.supernet._macro import upgrade_macro_state_dict
 from optuna_enas.supernet._micro import default_micro_reduction_cells
+from optuna_enas.supernet._micro import upgrade_micro_state_dict
 from optuna_enas.supernet._ops import FactorizedReduce
 from optuna_enas.supernet._ops import ReLUConvBN
 from optuna_enas.supernet._ops import batch_norm
@@ -448,7 +450,8 @@ class RelaxedMicroSupernet(RelaxedSupernet):
 
     def discrete_state_dict(self) -> dict[str, torch.Tensor]:
         """The discrete ``MicroSupernet`` names: each edge's op weights into both input slots
-        (``cells.{p}.branches.{b}.{slot}.{j}.{op}...``), every other weight as is."""
+        (``cells.{p}.branches.{b}.{slot}.{j}.{op}...``), every other weight as is, then under
+        the supernet's current names (:func:`upgrade_micro_state_dict`)."""
         out: dict[str, torch.Tensor] = {}
         for k, v in super().discrete_state_dict().items():
             m = self._EDGE_KEY.match(k)
@@ -458,7 +461,7 @@ class RelaxedMicroSupernet(RelaxedSupernet):
             p, b, j, rest = m.groups()
             for slot in (0, 1):
                 out[f"cells.{p}.branches.{b}.{slot}.{j}.{rest}"] = v
-        return out
+        return upgrade_micro_state_dict(out)
 
     def extra_repr(self) -> str:
         return (
@@ -640,6 +643,11 @@ class RelaxedMacroSupernet(RelaxedSupernet):
     def derive(self) -> Architecture:
         """The ``MacroSpace`` architecture the architecture parameters encode (see module)."""
         return self._derive()[0]
+
+    def discrete_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights under the discrete ``MacroSupernet``'s names
+        (:func:`upgrade_macro_state_dict` of this supernet's, which are its former ones)."""
+        return upgrade_macro_state_dict(super().discrete_state_dict())
 
     def arch_tables(self) -> dict[str, list[list[float]]]:
         """``ops``: one row per layer over the space's ops; ``skips``: one row per layer

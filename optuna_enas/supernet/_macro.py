@@ -15,10 +15,18 @@ The layout follows the official ``general_child.py`` in search mode (``whole_cha
   :class:`~optuna_enas.supernet._ops.FactorizedReduce`; the channel count stays ``n_filters``
   (the official search doubles it only for a fixed architecture);
 * head: global average pooling and a linear classifier.
+
+It is written with the choice primitives of :mod:`optuna_enas.nn`, labelled as
+:class:`~optuna_enas.MacroSpace`: layer ``i`` is a :class:`~optuna_enas.nn.LayerChoice`
+``layer{i}_op`` over the branches, and its skip bits an any-subset
+:class:`~optuna_enas.nn.InputChoice` (reduction ``"sum"``) over ``[stem, layer 0, ...,
+layer i-2]`` whose bits are named ``layer{i}_skip{j}``. Weight names:
+``model.layers.{i}.candidates.{op}...``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import cast
 
@@ -27,11 +35,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from optuna_enas._validation import check_int
+from optuna_enas.nn._choices import LayerChoice
 from optuna_enas.spaces._enas import MacroSpace
-from optuna_enas.spaces._search_space import Architecture
+from optuna_enas.supernet._cnn_base import MODEL_PREFIX
+from optuna_enas.supernet._cnn_base import CNNSupernet
+from optuna_enas.supernet._cnn_base import SkipBits
 from optuna_enas.supernet._ops import FactorizedReduce
 from optuna_enas.supernet._ops import batch_norm
-from optuna_enas.supernet._ops import check_images
 from optuna_enas.supernet._ops import classifier
 from optuna_enas.supernet._ops import conv_weight
 from optuna_enas.supernet._ops import make_macro_op
@@ -43,8 +53,71 @@ def default_macro_pool_layers(n_layers: int) -> tuple[int, ...]:
     return tuple(sorted({p for p in (d - 1, 2 * d - 1) if p >= 0}))
 
 
-class MacroSupernet(nn.Module):
+class _MacroNetwork(nn.Module):
+    """The macro network with its choices; :class:`MacroSupernet` wraps it."""
+
+    def __init__(
+        self,
+        space: MacroSpace,
+        *,
+        in_channels: int,
+        n_classes: int,
+        n_filters: int,
+        pool_layers: tuple[int, ...],
+        generator: torch.Generator | None,
+    ) -> None:
+        super().__init__()
+        self.pool_layers = pool_layers
+        n_layers = space.n_layers
+        c = n_filters
+        self.stem_weight = conv_weight(c, in_channels, 3, generator=generator)
+        self.stem_bn = batch_norm(c)
+        self.layers = nn.ModuleList(
+            LayerChoice(
+                f"layer{i}_op",
+                {op: make_macro_op(op, c, generator=generator) for op in space.ops},
+            )
+            for i in range(n_layers)
+        )
+        # skips[i - 1]: the skip bits of layer i >= 1 over [stem, layer 0, ..., layer i-2].
+        self.skips = nn.ModuleList(SkipBits(f"layer{i}_skip", i) for i in range(1, n_layers))
+        # skip_bns[i - 1] normalizes the sum of layer i (i >= 1).
+        self.skip_bns = nn.ModuleList(batch_norm(c) for _ in range(n_layers - 1))
+        # reductions[k][m]: the factorized reduction of entry m of [stem, layer 0, ...] after
+        # the k-th pool layer.
+        self.reductions = nn.ModuleList(
+            nn.ModuleList(FactorizedReduce(c, c, generator=generator) for _ in range(p + 2))
+            for p in pool_layers
+        )
+        self.classifier_weight, self.classifier_bias = classifier(n_classes, c, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.stem_bn(F.conv2d(x, self.stem_weight, padding=1))
+        kept = [out]  # [stem, layer 0, ..., layer i-1]
+        n_pool = 0
+        for i, layer in enumerate(self.layers):
+            out = layer(kept[-1])
+            if i > 0:
+                out = out + self.skips[i - 1](kept[:i])
+                out = self.skip_bns[i - 1](out)
+            kept.append(out)
+            if i in self.pool_layers:
+                reductions = cast(nn.ModuleList, self.reductions[n_pool])
+                kept = [red(k) for red, k in zip(reductions, kept, strict=True)]
+                n_pool += 1
+        pooled = kept[-1].mean(dim=(2, 3))
+        return F.linear(pooled, self.classifier_weight, self.classifier_bias)
+
+
+_LEGACY_LAYER = re.compile(r"^(layers\.\d+)\.(.+)$")
+
+
+class MacroSupernet(CNNSupernet):
     """Shared weights for every network of a :class:`~optuna_enas.MacroSpace`.
+
+    An :class:`optuna_enas.nn.Supernet` (``space``, ``activate``, ``set_mix``, ``export``)
+    whose forward also takes the architecture: ``supernet(x, arch)`` activates ``arch`` and
+    runs it; ``supernet(x)`` runs the active one.
 
     Args:
         space: The macro search space.
@@ -68,13 +141,11 @@ class MacroSupernet(nn.Module):
         pool_layers: Sequence[int] | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__()
         if not isinstance(space, MacroSpace):
             raise ValueError(f"space must be a MacroSpace, but got {space!r}.")
-        self.space = space
-        self.in_channels = check_int("in_channels", in_channels)
-        self.n_classes = check_int("n_classes", n_classes)
-        self.n_filters = check_int("n_filters", n_filters)
+        in_channels = check_int("in_channels", in_channels)
+        n_classes = check_int("n_classes", n_classes)
+        n_filters = check_int("n_filters", n_filters)
         if n_filters % 2 != 0:
             raise ValueError(f"n_filters must be even, but got {n_filters!r}.")
         n_layers = space.n_layers
@@ -94,49 +165,41 @@ class MacroSupernet(nn.Module):
                     f"but got {pool_layers!r}."
                 )
             pools = tuple(sorted(pools))
+        network = _MacroNetwork(
+            space,
+            in_channels=in_channels,
+            n_classes=n_classes,
+            n_filters=n_filters,
+            pool_layers=pools,
+            generator=generator,
+        )
+        super().__init__(network, space, in_channels=in_channels)
+        self.n_classes = n_classes
+        self.n_filters = n_filters
         self.pool_layers = pools
 
-        c = n_filters
-        self.stem_weight = conv_weight(c, in_channels, 3, generator=generator)
-        self.stem_bn = batch_norm(c)
-        self.layers = nn.ModuleList(
-            nn.ModuleDict({op: make_macro_op(op, c, generator=generator) for op in space.ops})
-            for _ in range(n_layers)
-        )
-        # skip_bns[i - 1] normalizes the sum of layer i (i >= 1).
-        self.skip_bns = nn.ModuleList(batch_norm(c) for _ in range(n_layers - 1))
-        # reductions[k][m]: the factorized reduction of entry m of [stem, layer 0, ...] after
-        # the k-th pool layer.
-        self.reductions = nn.ModuleList(
-            nn.ModuleList(FactorizedReduce(c, c, generator=generator) for _ in range(p + 2))
-            for p in pools
-        )
-        self.classifier_weight, self.classifier_bias = classifier(n_classes, c, generator)
+    @property
+    def space(self) -> MacroSpace:
+        return cast(MacroSpace, self._space)
 
-    def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
-        """Logits ``(N, n_classes)`` of the network ``arch`` for images ``x`` ``(N, C, H, W)``."""
-        self.space.check_architecture(arch)
-        check_images(x, self.in_channels)
-        layers = self.space.layers(arch)
-        out = self.stem_bn(F.conv2d(x, self.stem_weight, padding=1))
-        kept = [out]  # [stem, layer 0, ..., layer i-1]
-        n_pool = 0
-        for i, layer in enumerate(layers):
-            out = cast(nn.ModuleDict, self.layers[i])[layer.op](kept[-1])
-            if i > 0:
-                for j in layer.skips:
-                    out = out + kept[j]
-                out = self.skip_bns[i - 1](out)
-            kept.append(out)
-            if i in self.pool_layers:
-                reductions = cast(nn.ModuleList, self.reductions[n_pool])
-                kept = [red(k) for red, k in zip(reductions, kept, strict=True)]
-                n_pool += 1
-        pooled = kept[-1].mean(dim=(2, 3))
-        return F.linear(pooled, self.classifier_weight, self.classifier_bias)
+    @staticmethod
+    def _rename_legacy(key: str) -> str:
+        """A key of the layout before the choice primitives (``layers.{i}.{op}...``, no
+        ``model.``) under the current name."""
+        m = _LEGACY_LAYER.match(key)
+        if m is not None:
+            key = f"{m.group(1)}.candidates.{m.group(2)}"
+        return MODEL_PREFIX + key
 
     def extra_repr(self) -> str:
         return (
             f"n_layers={self.space.n_layers}, ops={list(self.space.ops)}, "
             f"n_filters={self.n_filters}, pool_layers={list(self.pool_layers)}"
         )
+
+
+def upgrade_macro_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A :class:`MacroSupernet` state dict of the layout before the choice primitives (also the
+    names :class:`~optuna_enas.oneshot.RelaxedMacroSupernet` shares) under the current names;
+    a current one passes unchanged."""
+    return MacroSupernet.upgrade_state_dict(state_dict)
