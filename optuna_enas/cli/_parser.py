@@ -49,6 +49,13 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         help="rnn: a directory with train/valid/test.txt (PTB format); macro/micro: a "
         "cifar-10-batches-py directory (default: embedded synthetic corpus / digits)",
     )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="your own model instead of --space: MODULE:FACTORY returning an nn.Module with "
+        "optuna_enas.nn choices or a Supernet; --data is then MODULE:FACTORY returning "
+        "(train_loader, valid_loader) or a dict of ModelEvaluator arguments",
+    )
     p.add_argument("--n-nodes", type=int, default=None, help="rnn/micro: nodes per cell (6/3)")
     p.add_argument("--n-layers", type=int, default=None, help="macro: layers (default 6)")
     c = p.add_argument_group("controller (enas sampler)")
