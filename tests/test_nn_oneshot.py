@@ -4,6 +4,7 @@ choice modules and their searchers, SPOS, and the samplers through ``objective_o
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -500,3 +501,23 @@ def test_samplers_search_the_same_model(tmp_path: Path, sampler: str) -> None:
     assert objective.n_steps == 5
     model = sn.export(study.best_params).eval()
     assert model(X).shape == (4, 3)
+
+
+def test_the_doc_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = Path(__file__).resolve().parents[1] / "docs" / "own_model_oneshot.md"
+    code = re.search(r"```python\n(.*?)```", doc.read_text(), re.S)
+    assert code is not None
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), str(doc), "exec"), namespace)  # noqa: S102
+    storage = "sqlite:///own_model.db"
+    summaries = optuna.get_all_study_summaries(storage)
+    assert sorted(s.study_name for s in summaries) == ["darts", "dsonas", "enas", "spos"]
+    assert {s.study_name: s.n_trials for s in summaries} == {
+        "darts": 4,
+        "dsonas": 4,
+        "enas": 5,
+        "spos": 5,
+    }
+    model = namespace["model"]
+    assert not any(type(m).__module__.startswith("optuna_enas") for m in model.modules())
