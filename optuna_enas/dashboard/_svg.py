@@ -37,7 +37,7 @@ SERIES_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b
 
 
 # -- SVG drawing -------------------------------------------------------------------------------
-class _Svg:
+class Svg:
     """A minimal SVG writer: boxes, circles, text and arrowed paths in a fixed canvas."""
 
     def __init__(self, width: float, height: float) -> None:
@@ -139,7 +139,7 @@ def _curve(x1: float, y1: float, x2: float, y2: float, bend: float = 0.0) -> str
     )
 
 
-def _legend(svg: _Svg, y: float, names: Sequence[str], known: Sequence[str]) -> None:
+def _legend(svg: Svg, y: float, names: Sequence[str], known: Sequence[str]) -> None:
     x = 12.0
     for name in names:
         svg.raw(
@@ -150,7 +150,7 @@ def _legend(svg: _Svg, y: float, names: Sequence[str], known: Sequence[str]) -> 
         x += 24 + 7 * len(name)
 
 
-def _title(svg: _Svg, title: str | None) -> float:
+def _title(svg: Svg, title: str | None) -> float:
     if not title:
         return 0.0
     svg.text(12, 20, title, size=14, anchor="start", weight="bold")
@@ -179,7 +179,7 @@ def _rnn_svg(space: RNNCellSpace, arch: Architecture, title: str | None) -> str:
             x[i] = start + k * col
     n_rows = max(depth) + 3  # input, the levels, output
     height = 28 + row * n_rows + 36
-    svg = _Svg(width, height)
+    svg = Svg(width, height)
     top = _title(svg, title) + 12 + bh / 2
     y = {i: top + row * (depth[i] + 1) for i in range(len(nodes))}
     y_out = top + row * (max(depth) + 2)
@@ -217,7 +217,7 @@ def _macro_svg(space: MacroSpace, arch: Architecture, title: str | None) -> str:
     )
     width = max(360.0, 24 + bw + max_off + 40)
     height = 28 + row * (n + 2) + 36
-    svg = _Svg(width, height)
+    svg = Svg(width, height)
     top = _title(svg, title) + 12 + bh / 2
     cx = 16 + bw / 2
     xr = cx + bw / 2
@@ -245,7 +245,7 @@ def _macro_svg(space: MacroSpace, arch: Architecture, title: str | None) -> str:
 
 
 def _micro_panel(
-    svg: _Svg, x0: float, top: float, name: str, blocks: Sequence[MicroNode], ops: Sequence[str]
+    svg: Svg, x0: float, top: float, name: str, blocks: Sequence[MicroNode], ops: Sequence[str]
 ) -> None:
     pw, bw, bh, row, r = 330.0, 92.0, 26.0, 44.0, 12.0
     xl, xm, xr = x0 + pw * 0.28, x0 + pw * 0.5, x0 + pw * 0.72
@@ -284,7 +284,7 @@ def _micro_panel(
 def _micro_svg(space: MicroSpace, arch: Architecture, title: str | None) -> str:
     cells = space.cells(arch)
     height = 28 + 28 + 44 * (2 * space.n_nodes + 2) + 40
-    svg = _Svg(700.0, height)
+    svg = Svg(700.0, height)
     top = _title(svg, title) + 16
     _micro_panel(svg, 10, top, "normal cell", cells.normal, space.ops)
     _micro_panel(svg, 360, top, "reduction cell", cells.reduction, space.ops)
@@ -367,7 +367,7 @@ def _generic_svg(space: SearchSpace, arch: Architecture, title: str | None) -> s
     n_lines = len(shown) + 1 + (len(rows) > len(shown)) + 1  # header, rows, "more", legend
     width = max(table_w + 24, 320.0)
     height = 28 + 12 + row_h * n_lines + 16
-    svg = _Svg(width, height)
+    svg = Svg(width, height)
     top = _title(svg, title) + 10
     x0 = 12.0
     xs = [x0 + sum(widths[:i]) for i in range(4)]
@@ -465,7 +465,7 @@ def rgba(color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     if not math.isfinite(lo) or not math.isfinite(hi):
         return []
     if hi <= lo:
@@ -495,7 +495,7 @@ def comparison_svg(
     n_max = max(len(m) for m, _, _ in bands.values())
     w, h, left, right, top, bottom = 720.0, 420.0, 70.0, 190.0, 44.0, 50.0
     pw, ph = w - left - right, h - top - bottom
-    svg = _Svg(w, h)
+    svg = Svg(w, h)
     svg.text(left, 24, title, size=14, anchor="start", weight="bold")
 
     def sx(i: float) -> float:
@@ -505,14 +505,14 @@ def comparison_svg(
         v = min(max(v, y_lo), y_hi) if math.isfinite(v) else y_hi
         return top + (y_hi - v) / (y_hi - y_lo) * ph
 
-    for t in _nice_ticks(y_lo, y_hi):
+    for t in nice_ticks(y_lo, y_hi):
         y = sy(t)
         svg.raw(
             f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#eee"/>',
             under=True,
         )
         svg.text(left - 6, y + 4, f"{t:g}", size=11, anchor="end")
-    for t in _nice_ticks(1, n_max):
+    for t in nice_ticks(1, n_max):
         if float(t).is_integer():
             x = sx(t)
             svg.raw(
