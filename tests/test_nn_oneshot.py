@@ -297,6 +297,45 @@ def test_refusals_name_the_label() -> None:
         DSONASRelaxation(_supernet(), init=0.0)
 
 
+@pytest.mark.parametrize("method", ["darts", "dsonas"])
+def test_relaxing_the_macro_supernet_equals_the_built_in_relaxed_macro(method: str) -> None:
+    # MacroSupernet is written with the primitives: its relaxation is the hand-written one.
+    from optuna_enas import MacroSpace
+    from optuna_enas.oneshot import build_relaxed
+    from optuna_enas.supernet._macro import MacroSupernet
+    from optuna_enas.training._tasks import default_data
+
+    space = MacroSpace(n_layers=4)
+    gen = torch.Generator().manual_seed(0)
+    built_in = build_relaxed(
+        space, default_data(space, None), relaxation=method, generator=gen, n_filters=8
+    )
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in built_in.arch_parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    sn = MacroSupernet(space, in_channels=built_in.in_channels, n_filters=8)
+    sn.load_state_dict(built_in.discrete_state_dict())
+    relax = (DARTSRelaxation if method == "darts" else DSONASRelaxation)(sn)
+    ops, skips = built_in.arch["ops"].detach(), built_in.arch["skips"].detach()
+    with torch.no_grad():
+        for name, p in relax.named_arch_parameters():
+            if name.endswith("_op"):  # layer{i}_op
+                p.copy_(ops[int(name[len("layer") : -len("_op")])])
+            else:  # layer{i}_skip{j}: DARTS's sigmoid gate is the 2-way softmax of [0, beta]
+                i, j = map(int, name[len("layer") :].split("_skip"))
+                s = skips[built_in.skip_index(i, j)]
+                p.copy_(torch.stack([torch.zeros(()), s]) if method == "darts" else s.view(1))
+    x = torch.randn(4, built_in.in_channels, 8, 8, generator=g)
+    for training in (True, False):
+        built_in.train(training)
+        sn.train(training)
+        relax.mix()
+        with torch.no_grad():
+            torch.testing.assert_close(sn(x), built_in(x))
+    assert relax.derive() == built_in.derive()
+
+
 # -- the searchers -----------------------------------------------------------------------------
 def _check_trials(study: optuna.Study, searcher: Any, method: str, n: int) -> None:
     trials = study.get_trials()

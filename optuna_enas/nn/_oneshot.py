@@ -669,7 +669,10 @@ class ModelDARTS(_ModelOneShot):
     def _replayable(self, batch: Batch) -> Callable[[], torch.Tensor]:
         """The mixed loss on ``batch``, with the same dropout masks at every call."""
         seed = int(self._rng.integers(2**31 - 1))
-        devices = [self.device] if self.device.type == "cuda" else []
+        devices: list[int] = []
+        if self.device.type == "cuda":
+            index = self.device.index
+            devices = [torch.cuda.current_device() if index is None else index]
 
         def loss() -> torch.Tensor:
             with torch.random.fork_rng(devices=devices):
