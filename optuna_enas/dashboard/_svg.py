@@ -317,7 +317,7 @@ def architecture_rows(
     A skip decision's 0/1 reads ``off``/``on``; values are shown as ``str`` (no quotes); a long
     list of choices is cut, its last entry then saying how many are left out (``... +N``).
     """
-    rows = []
+    rows: list[tuple[str, str, str, tuple[str, ...]]] = []
     for d in space.decisions:
         names = [_shown(c, d.kind) for c in d.choices]
         kept: list[str] = []
