@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +17,15 @@ import pytest
 from optuna_enas import RNNCellSpace
 from optuna_enas import SupernetEvaluator
 from optuna_enas.cli import main
+from optuna_enas.dashboard._rank_figure import FIGURE_ID
 from optuna_enas.data import Corpus
 from optuna_enas.data import synthetic_corpus
+from optuna_enas.final import RankCheckResult
 from optuna_enas.final import kendall_tau
 from optuna_enas.final import rank_agreement
 from optuna_enas.final import rank_check
 from optuna_enas.final import spearman_rho
 from optuna_enas.final import top_k_overlap
-from optuna_enas.final._rank_check import FIGURE_ID
 from optuna_enas.final._rank_check import draw_distinct
 from optuna_enas.final._rank_metrics import average_ranks
 from optuna_enas.final._rank_metrics import oriented
@@ -139,7 +142,7 @@ def test_rank_check_scores_supernet_without_side_effects_and_resumes(
     for k, v in evaluator.supernet.state_dict().items():
         assert v.equal(before[k]), k  # frozen weights
     svg = tmp_path / "rc.svg"
-    done = rank_check(evaluator, n_archs=5, storage=storage, svg_path=svg, progress=False, **_FAST)
+    done = rank_check(evaluator, n_archs=5, storage=storage, svg_path=svg, **_FAST)
     assert done.complete and done.indices == (0, 1, 2, 3, 4)
     assert done.supernet[:3] == partial.supernet  # the resumed run kept the first three
     study = optuna.load_study(study_name="rank-check", storage=storage)
@@ -148,7 +151,7 @@ def test_rank_check_scores_supernet_without_side_effects_and_resumes(
     arch = done.archs[4]
     assert done.supernet[4] == evaluator.evaluate(arch, split="valid", full=True)
     # The same run from scratch in memory gives the same values (seeded by the index).
-    again = rank_check(evaluator, n_archs=5, progress=False, **_FAST)
+    again = rank_check(evaluator, n_archs=5, **_FAST)
     assert again.standalone == done.standalone
     direction = evaluator.direction
     expected = kendall_tau(
@@ -162,15 +165,77 @@ def test_rank_check_scores_supernet_without_side_effects_and_resumes(
     assert set(row) == {"index", "fixed_arc", "supernet", "standalone"}
 
 
+def test_rank_check_prints_nothing_by_default(
+    corpus: Corpus, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    evaluator = _trained(corpus)
+    capfd.readouterr()
+    result = rank_check(evaluator, n_archs=3, svg_path=tmp_path / "rc.svg", **_FAST)
+    assert result.complete
+    assert capfd.readouterr() == ("", "")  # neither stdout nor stderr, at the descriptor level
+    rank_check(evaluator, n_archs=3, progress=True, **_FAST)
+    assert "3/3 trained" in capfd.readouterr().err  # asked for: the progress line on stderr
+
+
+# DejaVu Sans Bold advance widths in 1/2048 em (its hmtx table), the first font the SVGs name.
+_BOLD_CHARS = " ()+,-./0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BOLD_ADVANCES = [713, 936, 936, 1716, 778, 850, 778, 748] + [1425] * 10 + [819]
+_BOLD_ADVANCES += [1585, 1561, 1503, 1700, 1399, 1399, 1681, 1714, 762, 762, 1587, 1305, 2038]
+_BOLD_ADVANCES += [1714, 1741, 1501, 1741, 1577, 1475, 1397, 1663, 1585, 2259, 1579, 1483, 1485]
+_BOLD_ADVANCES += [1382, 1466, 1214, 1466, 1389, 891, 1466, 1458, 702, 702, 1362, 702, 2134]
+_BOLD_ADVANCES += [1458, 1407, 1466, 1466, 1010, 1219, 979, 1458, 1335, 1892, 1321, 1335, 1192]
+_BOLD_EM = dict(zip(_BOLD_CHARS, (a / 2048 for a in _BOLD_ADVANCES), strict=True))
+
+
+def _bold_lines(svg: str) -> tuple[float, list[tuple[float, int, str]]]:
+    width = float(re.search(r'<svg[^>]* width="([0-9.]+)"', svg).group(1))  # type: ignore[union-attr]
+    pattern = r'<text x="([0-9.]+)" y="[0-9.]+" font-size="(\d+)" text-anchor="start" '
+    pattern += r'font-weight="bold"[^>]*>([^<]*)</text>'
+    lines = [(float(x), int(size), html.unescape(t)) for x, size, t in re.findall(pattern, svg)]
+    return width, lines
+
+
+def test_rank_check_svg_title_fits_its_width() -> None:
+    space = RNNCellSpace(n_nodes=4)
+    n = 1000
+    rng = np.random.default_rng(0)
+    shared = rng.normal(100.0, 10.0, n)
+    result = RankCheckResult(
+        space=space,
+        direction="minimize",
+        metric="valid ppl",
+        indices=tuple(range(n)),
+        archs=tuple(draw_distinct(space, n, 0)),
+        supernet=tuple(shared.tolist()),
+        standalone=tuple((shared + rng.normal(0.0, 30.0, n)).tolist()),
+        n_archs=n,
+        k=100,
+        kendall_tau=-0.123456,
+        spearman_rho=-0.234567,
+        top_k_overlap=0.25,
+    )
+    title = f"rank check: {result.summary()}"
+    assert len(title) > 100  # the old SVG cut such a title at its right edge
+    long = "rank check of study 'ptb-enas-controller-2026' on the frozen supernet, " * 4
+    for svg, whole in ((result.svg(), title), (result.svg(title=long), None)):
+        width, lines = _bold_lines(svg)
+        assert 1 < len(lines) <= 3
+        for x, size, text in lines:
+            advance = sum(_BOLD_EM.get(c, 1.1) for c in text) * size
+            assert x + advance <= width, (text, x + advance, width)
+        if whole is not None:
+            assert " ".join(t for _, _, t in lines) == whole  # wrapped, nothing cut
+        else:
+            assert lines[-1][2].endswith("\u2026")
+
+
 def test_rank_check_refuses_a_different_supernet(corpus: Corpus, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'rc.db'}"
-    rank_check(_trained(corpus), n_archs=2, storage=storage, progress=False, **_FAST)
+    rank_check(_trained(corpus), n_archs=2, storage=storage, **_FAST)
     with pytest.raises(ValueError, match="supernet"):
-        rank_check(_trained(corpus, steps=7), n_archs=2, storage=storage, progress=False, **_FAST)
+        rank_check(_trained(corpus, steps=7), n_archs=2, storage=storage, **_FAST)
     with pytest.raises(ValueError, match="seed"):
-        rank_check(
-            _trained(corpus), n_archs=2, storage=storage, progress=False, n_epochs=1, seed=5
-        )
+        rank_check(_trained(corpus), n_archs=2, storage=storage, n_epochs=1, seed=5)
 
 
 @pytest.mark.parametrize(
@@ -182,13 +247,14 @@ def test_rank_check_refuses_a_different_supernet(corpus: Corpus, tmp_path: Path)
         ({"top_fraction": 1.5}, "fraction"),
         ({"seed": -1}, "seed"),
         ({"study_name": ""}, "study_name"),
+        ({"progress": "stderr"}, "progress"),
     ],
 )
 def test_rank_check_rejects_bad_arguments(
     corpus: Corpus, kwargs: dict[str, Any], match: str
 ) -> None:
     with pytest.raises(ValueError, match=match):
-        rank_check(_trained(corpus, steps=0), **{"progress": False, **kwargs})
+        rank_check(_trained(corpus, steps=0), **kwargs)
     with pytest.raises(ValueError, match="evaluator"):
         rank_check(object(), n_archs=2)  # type: ignore[arg-type]
 

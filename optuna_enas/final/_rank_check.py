@@ -4,7 +4,8 @@
 (uniformly, from ``seed``), scores each on the trained supernet's frozen weights (a fixed
 validation slice, no training, no side effects), trains each from scratch with a
 :class:`~optuna_enas.StandaloneEvaluator` budget the caller sets, and reports Kendall's tau,
-Spearman's rho and the top-k overlap of the two rankings, with a scatter plot.
+Spearman's rho and the top-k overlap of the two rankings. It prints nothing unless asked
+(``progress=``); the scatter plot is drawn by :mod:`optuna_enas.dashboard._rank_figure`.
 
 It is resumable: every architecture trained from scratch becomes one COMPLETE trial of an Optuna
 study (the value is the standalone score, the user attrs hold the index and the supernet
@@ -41,7 +42,6 @@ from optuna_enas.final._rank_metrics import kendall_tau
 from optuna_enas.final._rank_metrics import oriented
 from optuna_enas.final._rank_metrics import spearman_rho
 from optuna_enas.final._rank_metrics import top_fraction_k
-from optuna_enas.final._rank_metrics import top_k
 from optuna_enas.final._rank_metrics import top_k_overlap
 from optuna_enas.spaces._kinds import kind_of
 from optuna_enas.spaces._search_space import Architecture
@@ -59,7 +59,6 @@ CONFIG_ATTR = "rank_check:config"
 """Study user attr: what the run is (space, seed, validation slice, supernet digest)."""
 INDEX_ATTR = "rank_check:index"
 SUPERNET_ATTR = "rank_check:supernet"
-FIGURE_ID = "enas-rank-check"
 DEFAULT_STUDY_NAME = "rank-check"
 _MAX_DRAWS_PER_ARCH = 200
 
@@ -160,139 +159,21 @@ class RankCheckResult:
             f"overlap {self.top_k_overlap:.2f} (chance {self.k / max(len(self.indices), 1):.2f})"
         )
 
-    def _in_top(self) -> tuple[set[int], set[int]]:
-        if len(self.indices) < 1:
-            return set(), set()
-        k = min(self.k, len(self.indices))
-        a = set(top_k(oriented(self.supernet, self.direction), k).tolist())
-        b = set(top_k(oriented(self.standalone, self.direction), k).tolist())
-        return a, b
-
     def svg(self, *, title: str | None = None) -> str:
         """The scatter plot (supernet score vs score from scratch) as a standalone SVG."""
-        return scatter_svg(
-            self.supernet,
-            self.standalone,
-            x_label=f"supernet {self.metric}",
-            y_label=f"from scratch {self.metric}",
-            title=title or f"rank check: {self.summary()}",
-            highlight=self._in_top(),
-        )
+        from optuna_enas.dashboard._rank_figure import rank_check_svg
+
+        return rank_check_svg(self, title=title)
 
     def figure(self) -> go.Figure:
         """The scatter plot as a plotly figure (needs plotly)."""
-        import plotly.graph_objects as go
+        from optuna_enas.dashboard._rank_figure import rank_check_figure
 
-        top_a, top_b = self._in_top()
-        colors = [
-            "#2ca02c" if i in top_a and i in top_b else "#d62728" if i in top_b else "#1f77b4"
-            for i in range(len(self.indices))
-        ]
-        text = [
-            f"#{i}: {self.space.to_fixed_arc(a)}"
-            for i, a in zip(self.indices, self.archs, strict=True)
-        ]
-        fig = go.Figure(
-            go.Scatter(
-                x=list(self.supernet),
-                y=list(self.standalone),
-                mode="markers",
-                marker={"color": colors, "size": 8},
-                text=text,
-                hovertemplate="%{text}<br>supernet %{x:.4g}<br>from scratch %{y:.4g}",
-            )
-        )
-        fig.update_layout(
-            title=f"Rank check: {self.summary()}",
-            xaxis_title=f"supernet {self.metric}",
-            yaxis_title=f"from scratch {self.metric}",
-            showlegend=False,
-        )
-        return fig
+        return rank_check_figure(self)
 
 
 def _json_float(x: float) -> float | None:
     return None if not math.isfinite(x) else round(float(x), 6)
-
-
-# -- the scatter SVG -----------------------------------------------------------------------------
-def scatter_svg(
-    x: Any,
-    y: Any,
-    *,
-    x_label: str,
-    y_label: str,
-    title: str,
-    highlight: tuple[set[int], set[int]] = (set(), set()),
-) -> str:
-    """A scatter plot of ``y`` against ``x`` as an SVG (the dashboard's hand-written SVG).
-
-    ``highlight`` is (indices in the x top-k, indices in the y top-k): points in both are
-    green, in the y top-k only red, the rest blue.
-    """
-    from optuna_enas.dashboard._svg import _nice_ticks
-    from optuna_enas.dashboard._svg import _Svg
-
-    xs = [float(v) for v in x]
-    ys = [float(v) for v in y]
-    if len(xs) != len(ys):
-        raise ValueError(f"x and y must have the same length, but got {len(xs)} and {len(ys)}.")
-    w, h, left, right, top, bottom = 640.0, 460.0, 74.0, 24.0, 52.0, 52.0
-    pw, ph = w - left - right, h - top - bottom
-    svg = _Svg(w, h)
-    svg.text(left, 22, title[:110], size=12, anchor="start", weight="bold")
-    legend = "green: top-k in both; red: top-k from scratch only; blue: others"
-    svg.text(left, 40, legend, size=10, anchor="start", color="#666")
-
-    def span(v: list[float]) -> tuple[float, float]:
-        finite = [t for t in v if math.isfinite(t)]
-        lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-        pad = (hi - lo) * 0.06 or abs(hi) * 0.06 or 1.0
-        return lo - pad, hi + pad
-
-    (x_lo, x_hi), (y_lo, y_hi) = span(xs), span(ys)
-
-    def sx(v: float) -> float:
-        return left + (min(max(v, x_lo), x_hi) - x_lo) / (x_hi - x_lo) * pw
-
-    def sy(v: float) -> float:
-        return top + (y_hi - min(max(v, y_lo), y_hi)) / (y_hi - y_lo) * ph
-
-    for t in _nice_ticks(y_lo, y_hi):
-        svg.raw(
-            f'<line x1="{left}" y1="{sy(t):.1f}" x2="{left + pw}" y2="{sy(t):.1f}" '
-            'stroke="#eee"/>',
-            under=True,
-        )
-        svg.text(left - 6, sy(t) + 4, f"{t:g}", size=11, anchor="end")
-    for t in _nice_ticks(x_lo, x_hi):
-        svg.raw(
-            f'<line x1="{sx(t):.1f}" y1="{top}" x2="{sx(t):.1f}" y2="{top + ph}" stroke="#eee"/>',
-            under=True,
-        )
-        svg.text(sx(t), top + ph + 16, f"{t:g}", size=11)
-    svg.raw(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>')
-    svg.text(left + pw / 2, h - 12, x_label, size=12)
-    svg.raw(
-        f'<text x="16" y="{top + ph / 2:.1f}" font-size="12" text-anchor="middle" '
-        f'transform="rotate(-90 16 {top + ph / 2:.1f})">{_escape(y_label)}</text>'
-    )
-    top_x, top_y = highlight
-    for i, (a, b) in enumerate(zip(xs, ys, strict=True)):
-        if not (math.isfinite(a) and math.isfinite(b)):
-            continue
-        color = "#2ca02c" if i in top_x and i in top_y else "#d62728" if i in top_y else "#1f77b4"
-        svg.raw(
-            f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="4" fill="{color}" '
-            'fill-opacity="0.75" stroke="#222" stroke-width="0.5"/>'
-        )
-    return svg.render()
-
-
-def _escape(s: str) -> str:
-    import html
-
-    return html.escape(s)
 
 
 # -- the progress line ---------------------------------------------------------------------------
@@ -379,7 +260,7 @@ def rank_check(
     top_fraction: float = 0.1,
     svg_path: str | Path | None = None,
     save_figure: bool = True,
-    progress: bool | TextIO = True,
+    progress: bool | TextIO = False,
     max_archs: int | None = None,
 ) -> RankCheckResult:
     """Compare the supernet's ranking of ``n_archs`` architectures with training from scratch.
@@ -406,7 +287,8 @@ def rank_check(
         svg_path: Where to write the scatter plot SVG (``None``: nowhere).
         save_figure: Save the plotly figure to the study for optuna-dashboard when plotly is
             installed.
-        progress: Print a progress line to stderr (``True``), to a given stream, or not.
+        progress: Print a progress line to stderr (``True``) or to a given stream; the
+            default ``False`` prints nothing (the CLI turns it on).
         max_archs: Train at most this many new architectures in this call, then return (a
             partial result; rerun to continue). ``None``: all.
 
@@ -429,6 +311,8 @@ def rank_check(
     top_fraction_k(n_archs, top_fraction)  # checks top_fraction
     if not isinstance(study_name, str) or not study_name:
         raise ValueError(f"study_name must be a non-empty string, but got {study_name!r}.")
+    if not isinstance(progress, bool) and not callable(getattr(progress, "write", None)):
+        raise ValueError(f"progress must be a bool or a writable stream, but got {progress!r}.")
     stream: TextIO | None = (
         sys.stderr if progress is True else None if progress is False else progress
     )
@@ -532,7 +416,9 @@ def rank_check(
     if svg_path is not None:
         atomic_write_text(svg_path, result.svg())
     if save_figure and len(result.indices) >= 2:
-        _save_figure(study, result)
+        from optuna_enas.dashboard._rank_figure import save_rank_check_figure
+
+        save_rank_check_figure(study, result)
     return result
 
 
@@ -588,23 +474,11 @@ def collect(
     )
 
 
-def _save_figure(study: optuna.Study, result: RankCheckResult) -> bool:
-    try:
-        import plotly  # noqa: F401
-        from optuna_dashboard import save_plotly_graph_object
-    except ImportError:
-        return False
-    save_plotly_graph_object(study, result.figure(), graph_object_id=FIGURE_ID)
-    return True
-
-
 __all__ = [
     "CONFIG_ATTR",
     "DEFAULT_STUDY_NAME",
-    "FIGURE_ID",
     "RankCheckResult",
     "collect",
     "draw_distinct",
     "rank_check",
-    "scatter_svg",
 ]
