@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from optuna_enas.cli._storage import default_checkpoint
@@ -46,3 +47,25 @@ def test_sizes_that_reach_an_allocation_are_bounded(
     err = capsys.readouterr().err
     assert flag in err and value.replace("1e12", "1000000000000.0") in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("kind", "key"), [("rnn", "n_nodes"), ("macro", "n_layers")])
+def test_an_architecture_file_with_a_huge_space_is_refused_before_it_is_built(
+    kind: str, key: str, tmp_path: Path
+) -> None:
+    import json
+
+    from optuna_enas import MacroSpace
+    from optuna_enas import RNNCellSpace
+    from optuna_enas import export_architecture
+    from optuna_enas import import_architecture
+
+    space = RNNCellSpace(n_nodes=3) if kind == "rnn" else MacroSpace(n_layers=3)
+    arch = space.sample_uniform(np.random.default_rng(0))
+    path = export_architecture(arch, space, tmp_path / "a.json")
+    data = json.loads(path.read_text())
+    data["space"][key] = 10**7
+    del data["architecture"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=rf"data\['{key}'\].*10000000"):
+        import_architecture(path)

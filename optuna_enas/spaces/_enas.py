@@ -218,6 +218,11 @@ _SPACE_KEYS = {  # what SearchSpace.to_dict() writes, so what a complete dict ha
 }
 
 
+_MAX_SIZE_FROM_DICT = {"rnn": 256, "micro": 256, "macro": 128}
+"""The largest space :func:`space_from_dict` builds: 10-20 times the papers' (12 RNN nodes,
+5 micro nodes, 24 macro layers); building the 128-layer macro space takes ~2.5 s."""
+
+
 def space_from_dict(data: dict[str, Any]) -> SearchSpace:
     """Rebuild a space from :meth:`SearchSpace.to_dict`.
 
@@ -234,6 +239,17 @@ def space_from_dict(data: dict[str, Any]) -> SearchSpace:
         raise ValueError(
             f"data for a {kind!r} space must have the keys {list(_SPACE_KEYS[kind])}, but "
             f"{', '.join(missing)} is missing (got {data!r})."
+        )
+    # A file read back is bounded before anything is built (the spaces grow as n^2 to n^3).
+    size_key = "n_layers" if kind == "macro" else "n_nodes"
+    size = data.get(size_key, 1)
+    limit = _MAX_SIZE_FROM_DICT.get(kind)
+    if limit is not None and not (
+        isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= limit
+    ):
+        raise ValueError(
+            f"data[{size_key!r}] of a {kind!r} space must be an int in [1, {limit}], "
+            f"but got {size!r}."
         )
     if kind == "rnn":
         return RNNCellSpace(n_nodes=data["n_nodes"], activations=data["activations"])
