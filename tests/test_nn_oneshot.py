@@ -476,6 +476,22 @@ def test_resume_from_a_checkpoint_continues_exactly(tmp_path: Path, method: str)
         other(_supernet(), *_loaders(), resume_from=ckpt)
 
 
+def test_darts_collapse_early_stop_on_parameter_free_ops() -> None:
+    from optuna_enas.oneshot import CollapseWarning
+
+    train, valid = _loaders()
+    darts = ModelDARTS(
+        _supernet(), train, valid, arch_lr=1e-6, collapse_threshold=0.5, early_stop=True
+    )
+    with torch.no_grad():
+        dict(darts.relaxation.named_arch_parameters())["op"].copy_(torch.tensor([0.0, 0.0, 9.0]))
+    with pytest.warns(CollapseWarning, match="early_stop=True stops the search"):
+        result = darts.search(None, n_steps=6, steps_per_epoch=2)
+    assert result.stopped_early and len(result.history) == 1 and result.n_weight_steps == 2
+    assert result.architecture["op"] == "id"
+    assert result.history[0].summary["param_free_share"] == 1.0
+
+
 def test_searchers_refuse_bad_arguments() -> None:
     train, valid = _loaders()
     with pytest.raises(ValueError, match="order must be 1 or 2"):

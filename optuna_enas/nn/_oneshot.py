@@ -178,8 +178,8 @@ class _ModelOneShot:
         self.weight_optimizer = self.evaluator.optimizer
         for group in self.weight_optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
-        self.weights: list[nn.Parameter] = [
-            p for g in self.weight_optimizer.param_groups for p in g["params"]
+        self.weights: list[nn.Parameter] = [  # frozen parameters left out
+            p for g in self.weight_optimizer.param_groups for p in g["params"] if p.requires_grad
         ]
         self.relaxation: Relaxation  # set by the subclass
         self.epoch = 0
