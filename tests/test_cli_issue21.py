@@ -69,3 +69,26 @@ def test_an_architecture_file_with_a_huge_space_is_refused_before_it_is_built(
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match=rf"data\['{key}'\].*10000000"):
         import_architecture(path)
+
+
+def test_a_tiny_cifar_batch_of_shared_references_is_refused_without_expanding_it(
+    tmp_path: Path,
+) -> None:
+    import pickle
+    import tracemalloc
+
+    from optuna_enas.data._images import _read_cifar_batch
+
+    n = 5000  # np.asarray would build 5000 x 3072 int64 (123 MB) from a ~12 kB file
+    row = [0] * 3072
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": [row] * n, b"labels": [0] * n}, protocol=2))
+    assert path.stat().st_size < 50_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="'data' must be a uint8 array"):
+            _read_cifar_batch(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000

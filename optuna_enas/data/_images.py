@@ -189,7 +189,17 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     labels = batch.get(b"labels", batch.get("labels"))
     if data is None or labels is None:
         raise ValueError(f"{path} is not a CIFAR-10 python batch (no 'data' or 'labels' key).")
-    data = np.asarray(data)
+    # Checked before any conversion: a list of shared references (a few bytes of pickle)
+    # would expand to gigabytes in np.asarray. CIFAR batches hold an array and a list of ints.
+    if not isinstance(data, np.ndarray):
+        raise ValueError(
+            f"{path}: 'data' must be a uint8 array of shape (N, {_CIFAR_PIXELS}), but got a "
+            f"{type(data).__name__}."
+        )
+    if isinstance(labels, list) and not all(type(x) is int for x in labels):
+        raise ValueError(f"{path}: 'labels' must be a list of integers.")
+    if not isinstance(labels, (list, np.ndarray)):
+        raise ValueError(f"{path}: 'labels' must be a list of integers.")
     labels = np.asarray(labels)
     if data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS or data.dtype != np.uint8:
         raise ValueError(
