@@ -10,16 +10,21 @@ from typing import Any
 from typing import cast
 
 import numpy as np
+import optuna
 import pytest
 import torch
 import torch.nn.functional as F
 from optuna.trial import FixedTrial
 from torch import nn
+from torch.utils.data import DataLoader
+from torch.utils.data import TensorDataset
 
 from optuna_enas import Architecture
+from optuna_enas import ENASSampler
 from optuna_enas import MacroSpace
 from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
+from optuna_enas import objective_over
 from optuna_enas.data import load_digits_dataset
 from optuna_enas.nn import InputChoice
 from optuna_enas.nn import LayerChoice
@@ -598,3 +603,25 @@ def test_micro_supernet_mixed_mode_trains_the_mixing_weights() -> None:
     assert logits.shape == (2, 10) and torch.isfinite(logits).all()
     logits.logsumexp(dim=1).sum().backward()
     assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in weights.values())
+
+
+def test_model_evaluator_searches_the_micro_supernet_on_sqlite(tmp_path: Path) -> None:
+    """The built-in supernet is an nn.Supernet: the own-model objective takes it as it is."""
+    model = _micro()
+    g = _gen(8)
+    x = torch.randn(64, 3, 8, 8, generator=g)
+    y = (x[:, 0].mean(dim=(1, 2)) > 0).long()
+    train = DataLoader(TensorDataset(x[:48], y[:48]), batch_size=16, shuffle=True, generator=g)
+    valid = DataLoader(TensorDataset(x[48:], y[48:]), batch_size=16)
+    objective = objective_over(model, train, valid, metric="accuracy", seed=0)
+    study = optuna.create_study(
+        sampler=ENASSampler(model.space, seed=0),
+        direction=objective.direction,
+        storage=f"sqlite:///{tmp_path / 'micro.db'}",
+    )
+    study.optimize(objective, n_trials=2)
+    assert len(study.trials) == 2 and objective.n_steps >= 2
+    assert set(study.best_params) == set(model.space.names)
+    assert 0.0 <= study.best_value <= 1.0
+    exported = model.export(study.best_params).eval()
+    torch.testing.assert_close(exported(x[48:]), model.eval()(x[48:], study.best_params))
