@@ -409,6 +409,8 @@ def test_cnn_supernet_rejects_bad_inputs(make: _Factory) -> None:
     other = RNNCellSpace(n_nodes=2).sample_uniform(np.random.default_rng(0))
     with pytest.raises(ValueError, match="arch"):
         model(torch.randn(2, 3, 8, 8), other)
+    with pytest.raises(ValueError, match="arch must be an Architecture"):
+        model(torch.randn(2, 3, 8, 8), "conv3x3")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="space"):
         type(model)(RNNCellSpace(n_nodes=2))  # type: ignore[arg-type]
 

@@ -88,6 +88,11 @@ class CNNSupernet(Supernet):
         """Logits ``(N, n_classes)`` of ``arch`` (activated first; ``None``: the active one)
         for images ``x`` ``(N, in_channels, H, W)``."""
         check_images(x, self.in_channels)
+        if arch is not None and not isinstance(arch, (Architecture, Mapping)):
+            raise ValueError(
+                f"arch must be an Architecture of space {self._space.name!r} or its params, "
+                f"but got {arch!r}."
+            )
         if arch is not None and (not isinstance(arch, Architecture) or arch != self.active):
             self.activate(arch)
         out: torch.Tensor = self.model(x)
