@@ -28,44 +28,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info  # noqa: E402
-from _common import print_table  # noqa: E402
-from _common import write_json  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import RESULTS  # noqa: E402
+from benchmarks._common import cli_defaults  # noqa: E402
+from benchmarks._common import cli_space  # noqa: E402
+from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import peak_rss_mib  # noqa: E402
+from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import rss_mib  # noqa: E402
+from benchmarks._common import run_worker  # noqa: E402
+from benchmarks._common import write_json  # noqa: E402
 
 
-_DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "oneshot_search_cost.json"
 SPACES = ("rnn", "micro", "macro")
 METHODS = ("enas", "darts1", "darts2", "dsonas")
-# optuna_enas/cli/_parser.py and _options.py defaults.
-_CLI = {
-    "rnn": {"size": 6, "kwargs": {"embed_size": 32, "hidden_size": 32}},
-    "micro": {"size": 3, "kwargs": {"n_filters": 8, "n_layers": 2}},
-    "macro": {"size": 6, "kwargs": {"n_filters": 8}},
-}
-BATCH_SIZE = 32
-BPTT = 20
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 class _Runner:
@@ -74,19 +58,17 @@ class _Runner:
     def __init__(self, space_name: str, method: str, eval_batches: int) -> None:
         import numpy as np
 
-        from optuna_enas.spaces import make_space
         from optuna_enas.training._tasks import steps_per_epoch
 
-        cfg = _CLI[space_name]
-        key = "n_layers" if space_name == "macro" else "n_nodes"
-        self.space = make_space(space_name, **{key: cfg["size"]})
+        cfg = cli_defaults(space_name)
+        self.space = cli_space(space_name)
         self.method = method
         self.rng = np.random.default_rng(0)
         kwargs: dict[str, Any] = {
             "seed": 0,
             "supernet_kwargs": dict(cfg["kwargs"]),
-            "batch_size": BATCH_SIZE,
-            "bptt": BPTT,
+            "batch_size": cfg["batch_size"],
+            "bptt": cfg["bptt"],
             "eval_batches": eval_batches,
             "device": "cpu",
         }
@@ -98,8 +80,8 @@ class _Runner:
                 self.space,
                 None,
                 supernet_kwargs=cfg["kwargs"],
-                batch_size=BATCH_SIZE,
-                bptt=BPTT,
+                batch_size=cfg["batch_size"],
+                bptt=cfg["bptt"],
                 lr=None,
                 grad_clip=None,
                 momentum=None,
@@ -166,11 +148,11 @@ def memory_worker(space_name: str, method: str, steps: int, eval_batches: int) -
 
     torch.set_num_threads(1)
     runner = _Runner(space_name, method, eval_batches)
-    before = _rss_mib()
+    before = rss_mib()
     for _ in range(steps):
         runner.step()
     runner.score()
-    return {"peak_rss_mib": _peak_rss_mib() - before}
+    return {"peak_rss_mib": peak_rss_mib() - before}
 
 
 def main() -> None:
@@ -180,7 +162,7 @@ def main() -> None:
     parser.add_argument("--mem-steps", type=int, default=3)
     parser.add_argument("--eval-batches", type=int, default=1)
     parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=SPACES)
-    parser.add_argument("--json", default=str(_DEFAULT_JSON))
+    parser.add_argument("--json", default=str(RESULTS / "oneshot_search_cost.json"))
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "ARG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -192,14 +174,11 @@ def main() -> None:
             result = memory_worker(space_name, method, args.mem_steps, args.eval_batches)
         print(json.dumps(result))
         return
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(*extra: str) -> Any:
-        cmd = [sys.executable, __file__, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+        cmd = ["--steps", str(args.steps), "--warmup", str(args.warmup)]
         cmd += ["--mem-steps", str(args.mem_steps), "--eval-batches", str(args.eval_batches)]
-        cmd += ["--worker", *extra]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return run_worker(__file__, [*cmd, "--worker", *extra])
 
     rows = []
     for space_name in args.spaces:
@@ -226,9 +205,7 @@ def main() -> None:
                 "warmup": args.warmup,
                 "mem_steps": args.mem_steps,
                 "eval_batches": args.eval_batches,
-                "batch_size": BATCH_SIZE,
-                "bptt": BPTT,
-                "cli_sizes": _CLI,
+                "cli_sizes": {name: cli_defaults(name) for name in args.spaces},
             },
             "rows": rows,
         },

@@ -27,58 +27,41 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info  # noqa: E402
-from _common import print_table  # noqa: E402
-from _common import write_json  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import RESULTS  # noqa: E402
+from benchmarks._common import cli_defaults  # noqa: E402
+from benchmarks._common import cli_space  # noqa: E402
+from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import peak_rss_mib  # noqa: E402
+from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import rss_mib  # noqa: E402
+from benchmarks._common import run_worker  # noqa: E402
+from benchmarks._common import write_json  # noqa: E402
 
 
-_DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "relaxed_cost.json"
+_DEFAULT_JSON = RESULTS / "relaxed_cost.json"
 SPACES = ("rnn", "micro", "macro")
 VARIANTS = ("discrete", "darts", "dsonas")
-# optuna_enas/cli/_parser.py and _options.py defaults.
-_CLI = {
-    "rnn": {"size": 6, "kwargs": {"embed_size": 32, "hidden_size": 32}},
-    "micro": {"size": 3, "kwargs": {"n_filters": 8, "n_layers": 2}},
-    "macro": {"size": 6, "kwargs": {"n_filters": 8}},
-}
-BATCH_SIZE = 32
-BPTT = 20
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def _build(space_name: str, variant: str) -> tuple[Any, Any, Any]:
     import torch
 
     from optuna_enas.oneshot import build_relaxed
-    from optuna_enas.spaces import make_space
     from optuna_enas.training._tasks import default_data
     from optuna_enas.training._tasks import make_task
     from optuna_enas.training._trainer import build_supernet
 
-    cfg = _CLI[space_name]
-    key = "n_layers" if space_name == "macro" else "n_nodes"
-    space = make_space(space_name, **{key: cfg["size"]})
+    cfg = cli_defaults(space_name)
+    space = cli_space(space_name)
     data = default_data(space, None)
     gen = torch.Generator().manual_seed(0)
     kwargs = dict(cfg["kwargs"])
@@ -86,7 +69,8 @@ def _build(space_name: str, variant: str) -> tuple[Any, Any, Any]:
         model = build_supernet(space, data, kwargs, gen)
     else:
         model = build_relaxed(space, data, relaxation=variant, generator=gen, **kwargs)
-    task = make_task(data, batch_size=BATCH_SIZE, bptt=BPTT, device=torch.device("cpu"))
+    cpu = torch.device("cpu")
+    task = make_task(data, batch_size=cfg["batch_size"], bptt=cfg["bptt"], device=cpu)
     model.train()
     return space, model, task
 
@@ -119,7 +103,7 @@ def memory_worker(space_name: str, variant: str) -> dict[str, Any]:
             pass
         return t
 
-    rss_before = _rss_mib()
+    rss_before = rss_mib()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         _step(variant, space, model, task, rng)
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -129,7 +113,7 @@ def memory_worker(space_name: str, variant: str) -> dict[str, Any]:
         "n_weights": n_weights,
         "n_arch": n_arch,
         "saved_activations_mib": sum(v for k, v in saved.items() if k not in params) / 2**20,
-        "peak_rss_increase_mib": _peak_rss_mib() - rss_before,
+        "peak_rss_increase_mib": peak_rss_mib() - rss_before,
     }
 
 
@@ -208,7 +192,7 @@ def gap_worker(space_name: str, variant: str, steps: int) -> dict[str, Any]:
         w_opt.step()
     seconds = time.perf_counter() - t0
     arch = model.derive()
-    kwargs = dict(_CLI[space_name]["kwargs"])
+    kwargs = cli_defaults(space_name)["kwargs"]
     data = task.corpus if rnn else task.data
     inherited = build_supernet(space, data, kwargs, torch.Generator().manual_seed(1))
     inherited.load_state_dict(model.discrete_state_dict(), strict=False)
@@ -302,13 +286,10 @@ def main() -> None:
         else:
             print(json.dumps(memory_worker(*arg.split(":"))))
         return
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(*extra: str) -> Any:
-        cmd = [sys.executable, __file__, "--steps", str(args.steps)]
-        cmd += ["--warmup", str(args.warmup), *extra[:-2], "--worker", *extra[-2:]]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        cmd = ["--steps", str(args.steps), "--warmup", str(args.warmup), *extra[:-2]]
+        return run_worker(__file__, [*cmd, "--worker", *extra[-2:]])
 
     if args.gap:
         gap_rows = []
@@ -369,9 +350,7 @@ def main() -> None:
         args.json or _DEFAULT_JSON,
         {
             "machine": machine_info(),
-            "batch_size": BATCH_SIZE,
-            "bptt": BPTT,
-            "cli_defaults": _CLI,
+            "cli_defaults": {name: cli_defaults(name) for name in args.spaces},
             "rows": rows,
         },
     )
