@@ -140,4 +140,7 @@ def test_callback_draws_each_trial_of_a_model_evaluator_study(tmp_path: Path) ->
         assert f"Trial {t.number} (supernet)" in svg
     notes = [a for k, a in attrs.items() if ":note_str:" in k]
     assert len(notes) == 3 and all("![architecture](/artifacts/" in n for n in notes)
+    for t in study.get_trials():  # the note also names the choice per label, as a table
+        (note,) = [n for n in notes if f"### Trial {t.number}: supernet" in n]
+        assert f"| width | **{t.params['width']}** | 4 · 8 |" in note
     assert isinstance(supernet.space.architecture(study.best_params), Architecture)

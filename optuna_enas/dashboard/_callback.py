@@ -50,7 +50,9 @@ import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_enas.dashboard._svg import architecture_markdown
 from optuna_enas.dashboard._svg import architecture_svg
+from optuna_enas.dashboard._svg import drawn_as_table
 from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.spaces._search_space import SearchSpace
 
@@ -86,6 +88,8 @@ def architecture_note(
     lines = [f"### {heading}", ""]
     if image_url is not None:
         lines += [f"![architecture]({image_url})", ""]
+    if drawn_as_table(space):  # a Supernet's or custom space: the choice per label, as text
+        lines += [architecture_markdown(space, arch), ""]
     lines += [f"`{space.describe(arch)}`", "", f"fixed_arc: `{space.to_fixed_arc(arch)}`", ""]
     return "\n".join(lines)
 

@@ -332,6 +332,11 @@ def architecture_rows(
     return rows
 
 
+def drawn_as_table(space: SearchSpace) -> bool:
+    """Whether ``space`` is drawn as a table (not an ENAS rnn, macro or micro space)."""
+    return not isinstance(space, (RNNCellSpace, MacroSpace, MicroSpace))
+
+
 def architecture_markdown(space: SearchSpace, arch: Architecture) -> str:
     """The chosen candidate per label as a Markdown table (the note of a custom space)."""
     lines = ["| decision | chosen | choices |", "| --- | --- | --- |"]
