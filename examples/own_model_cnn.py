@@ -1,6 +1,6 @@
 """Your own PyTorch CNN under ENAS: a small ResNet-style net on scikit-learn's 8x8 digits.
 
-    python examples/own_model_cnn.py            # 300 trials per sampler, about a minute (CPU)
+    python examples/own_model_cnn.py            # 300 trials per sampler, a few minutes (CPU)
     python examples/own_model_cnn.py --smoke    # seconds, for CI
 
 The model is written as usual, with choices where something is searched:
