@@ -263,6 +263,17 @@ def test_refusals_name_the_label() -> None:
     with pytest.raises(ValueError, match="'cat'"):
         ModelDSONAS(sn, train, valid)
 
+    class GateMean(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gates = InputChoice("gates", 2, n_chosen=None, reduction="mean")
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.gates([x, 3 * x])
+
+    with pytest.raises(ValueError, match="InputChoice 'gates' has n_chosen=None and reduction"):
+        DARTSRelaxation(Supernet(GateMean()))
+
     class ReadsValue(nn.Module):
         def __init__(self) -> None:
             super().__init__()
