@@ -95,11 +95,20 @@ def cli_space(space_name: str) -> Any:
 
 
 def run_worker(
-    script: str | Path, args: Sequence[str], *, env: dict[str, str] | None = None
+    script: str | Path,
+    args: Sequence[str],
+    *,
+    threads: int | None = 1,
+    env: dict[str, str] | None = None,
 ) -> Any:
-    """Run ``python SCRIPT ARGS`` in a fresh interpreter (its own peak RSS, one torch thread
-    unless ``env`` says otherwise) and return the JSON of the last line it prints."""
-    env = {"OMP_NUM_THREADS": "1", **os.environ, **(env or {})}
+    """Run ``python SCRIPT ARGS`` in a fresh interpreter (so that its peak RSS is its own) and
+    return the JSON of the last line it prints.
+
+    ``threads`` sets ``OMP_NUM_THREADS`` (``None``: as inherited); ``env`` adds variables.
+    """
+    env = {**os.environ, **(env or {})}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     cmd = [sys.executable, str(script), *args]
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)

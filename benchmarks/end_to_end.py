@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import sys
 import time
 from pathlib import Path
@@ -52,7 +51,10 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import RESULTS  # noqa: E402
+from benchmarks._common import FixedTrial  # noqa: E402
 from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import peak_rss_mib  # noqa: E402
 from benchmarks._common import print_table  # noqa: E402
 from benchmarks._common import write_json  # noqa: E402
 from benchmarks.ground_truth import CONFIGS  # noqa: E402
@@ -66,30 +68,9 @@ from optuna_enas import SearchSpace  # noqa: E402
 from optuna_enas import derive  # noqa: E402
 
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLER_METHODS = ("enas", "random", "tpe")
 ONESHOT_METHODS = ("darts", "darts2", "dsonas")
 METHODS = (*SAMPLER_METHODS, *ONESHOT_METHODS)
-
-
-class _FixedTrial:
-    """A stand-in trial with fixed params for one from-scratch run (no storage)."""
-
-    def __init__(self, params: dict[str, Any], number: int) -> None:
-        self.params = params
-        self.number = number
-
-    def suggest_categorical(self, name: str, choices: Any) -> Any:
-        return self.params[name]
-
-    def set_user_attr(self, key: str, value: Any) -> None:
-        pass
-
-    def report(self, value: float, step: int) -> None:
-        pass
-
-    def should_prune(self) -> bool:
-        return False
 
 
 def _best_trial_archs(study: optuna.Study, space: SearchSpace, n: int) -> list[Architecture]:
@@ -103,10 +84,6 @@ def _best_trial_archs(study: optuna.Study, space: SearchSpace, n: int) -> list[A
         if len(out) == n:
             break
     return out
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def run_oneshot(
@@ -142,7 +119,7 @@ def run_oneshot(
         order = 2 if method == "darts2" else 1
         searcher = DARTS(space, data, order=order, lr_min=optim["lr"], **common)
     study = optuna.create_study(direction=config["direction"])
-    rss0 = _peak_rss_mib()
+    rss0 = peak_rss_mib()
     t0 = time.perf_counter()
     result = searcher.search(
         study, n_steps=n_steps, steps_per_epoch=max(1, math.ceil(n_steps / n_epochs))
@@ -152,7 +129,7 @@ def run_oneshot(
     info = {
         "epochs": len(result.history),
         "seconds_per_weight_step": seconds / max(1, result.n_weight_steps),
-        "peak_rss_growth_mib": _peak_rss_mib() - rss0,
+        "peak_rss_growth_mib": peak_rss_mib() - rss0,
         "param_free_share": [r.summary.get("param_free_share") for r in result.history],
         "final_entropy": last.get("entropy"),
         "final_sparsity": last.get("sparsity"),
@@ -190,7 +167,7 @@ def run_one(
         )
         return _finish(method, seed, config, space, data, arch, value, table, lower_is_better,
                        t0, time.perf_counter() - t0, info)  # fmt: skip
-    rss0 = _peak_rss_mib()
+    rss0 = peak_rss_mib()
     evaluator = make_supernet_evaluator(config, space, data, seed=seed, **evaluator_kwargs)
     sampler: optuna.samplers.BaseSampler
     if method == "enas":
@@ -203,7 +180,7 @@ def run_one(
     study.optimize(evaluator, n_trials=n_trials)
     search_s = time.perf_counter() - t0
     info["seconds_per_weight_step"] = search_s / max(1, evaluator.n_steps)
-    info["peak_rss_growth_mib"] = _peak_rss_mib() - rss0
+    info["peak_rss_growth_mib"] = peak_rss_mib() - rss0
     source: Any = sampler if method == "enas" else _best_trial_archs(study, space, n_candidates)
     best = derive(None, source, evaluator, n_samples=n_candidates, top_k=1, seed=seed)[0]
     return _finish(method, seed, config, space, data, best.architecture, float(best.value),
@@ -225,7 +202,7 @@ def _finish(
     info: dict[str, Any],
 ) -> dict[str, Any]:
     # Retrain with the ground-truth protocol (its run seed 0), like every table row.
-    retrain_value = float(make_evaluator(config, space, data)(_FixedTrial(arch.to_params(), 0)))
+    retrain_value = float(make_evaluator(config, space, data)(FixedTrial(arch.to_params(), 0)))
     worse = table > retrain_value if lower_is_better else table < retrain_value
     return {
         "method": method,

@@ -60,22 +60,25 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from optuna_enas import Architecture
-from optuna_enas import MicroSpace
-from optuna_enas import RNNCellSpace
-from optuna_enas import SearchSpace
-from optuna_enas import StandaloneEvaluator
-from optuna_enas import SupernetEvaluator
-from optuna_enas.data import EOS
-from optuna_enas.data import UNK
-from optuna_enas.data import Corpus
-from optuna_enas.data import ImageData
-from optuna_enas.data import load_corpus
-from optuna_enas.data import load_digits_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import REPO  # noqa: E402
+from benchmarks._common import RESULTS  # noqa: E402
+from optuna_enas import Architecture  # noqa: E402
+from optuna_enas import MicroSpace  # noqa: E402
+from optuna_enas import RNNCellSpace  # noqa: E402
+from optuna_enas import SearchSpace  # noqa: E402
+from optuna_enas import StandaloneEvaluator  # noqa: E402
+from optuna_enas import SupernetEvaluator  # noqa: E402
+from optuna_enas.data import EOS  # noqa: E402
+from optuna_enas.data import UNK  # noqa: E402
+from optuna_enas.data import Corpus  # noqa: E402
+from optuna_enas.data import ImageData  # noqa: E402
+from optuna_enas.data import load_corpus  # noqa: E402
+from optuna_enas.data import load_digits_dataset  # noqa: E402
 
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_STATE_DIR = Path(os.environ.get("GROUND_TRUTH_DIR", "/work/gt"))
 TASKS = ("rnn", "micro")
 MAX_ATTEMPTS = 3  # failed tries of one (architecture, seed) before it is skipped
@@ -245,20 +248,27 @@ def plan(config: dict[str, Any]) -> list[tuple[int, int]]:
     return out
 
 
+def _model_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+    """The child model, minibatch and optimizer of the ground truth, on the CPU."""
+    return {
+        "supernet_kwargs": config["supernet_kwargs"],
+        "batch_size": config["batch_size"],
+        "bptt": config["bptt"],
+        "device": "cpu",
+        **config["optim"],
+    }
+
+
 def make_evaluator(
     config: dict[str, Any], space: SearchSpace, data: Corpus | ImageData
 ) -> StandaloneEvaluator:
     return StandaloneEvaluator(
         space,
         data,
-        supernet_kwargs=config["supernet_kwargs"],
         n_epochs=config["n_epochs"],
         n_steps_per_epoch=config["n_steps_per_epoch"],
-        batch_size=config["batch_size"],
-        bptt=config["bptt"],
-        device="cpu",
         seed=config["base_seed"],
-        **config["optim"],
+        **_model_kwargs(config),
     )
 
 
@@ -271,17 +281,7 @@ def make_supernet_evaluator(
     **evaluator_kwargs: Any,
 ) -> SupernetEvaluator:
     """A shared-weight supernet of exactly the ground truth's child model, data and optimizer."""
-    return SupernetEvaluator(
-        space,
-        data,
-        supernet_kwargs=config["supernet_kwargs"],
-        batch_size=config["batch_size"],
-        bptt=config["bptt"],
-        device="cpu",
-        seed=seed,
-        **config["optim"],
-        **evaluator_kwargs,
-    )
+    return SupernetEvaluator(space, data, seed=seed, **_model_kwargs(config), **evaluator_kwargs)
 
 
 class _SeededTrial:

@@ -66,26 +66,29 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 
-_QUIET_CORES = 0.2  # a step counts as uncontended if other processes used fewer cores
-_DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "supernet_step.json"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-_FULL = {
-    "n_nodes": 12,
-    "vocab_size": 10000,
-    "embed_size": 1000,
-    "hidden_size": 1000,
-    "batch_size": 64,
-    "bptt": 35,
-}
+from benchmarks._common import ENAS_PYTORCH_PTB  # noqa: E402
+from benchmarks._common import PTB_DIR  # noqa: E402
+from benchmarks._common import RESULTS  # noqa: E402
+from benchmarks._common import cpu_model  # noqa: E402
+from benchmarks._common import peak_rss_mib  # noqa: E402
+from benchmarks._common import rss_mib  # noqa: E402
+from benchmarks._common import run_worker  # noqa: E402
+from benchmarks._common import write_json  # noqa: E402
+
+
+_QUIET_CORES = 0.2  # a step counts as uncontended if other processes used fewer cores
+_DEFAULT_JSON = RESULTS / "supernet_step.json"
+
+_FULL = {**ENAS_PYTORCH_PTB, "vocab_size": 10000}  # PTB's vocabulary
 _SMOKE = {
     "n_nodes": 4,
     "vocab_size": 1000,
@@ -94,16 +97,6 @@ _SMOKE = {
     "batch_size": 16,
     "bptt": 10,
 }
-
-
-def _rss_mib() -> float:
-    # Current RSS from /proc (Linux); ru_maxrss only gives the peak.
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError):
-        return float("nan")
 
 
 def _cpu_ticks() -> tuple[int, int]:
@@ -134,11 +127,6 @@ class _StepClock:
         busy, own = _cpu_ticks()
         ticks = os.sysconf("SC_CLK_TCK")
         self.other_cores = max(0.0, (busy - self._busy) - (own - self._own)) / ticks / self.wall
-
-
-def _peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes vs KiB
 
 
 def _matmul_flops(cfg: dict[str, int]) -> dict[str, float]:
@@ -172,7 +160,7 @@ def _mm_peak_gflops(shapes: list[tuple[int, int, int]], repeats: int) -> dict[st
 
 
 def _worker(args: argparse.Namespace) -> dict[str, Any]:
-    rss_start = _rss_mib()
+    rss_start = rss_mib()
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -182,7 +170,7 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    rss_torch = _rss_mib()
+    rss_torch = rss_mib()
     cfg = _SMOKE if args.smoke else _FULL
     space = RNNCellSpace(n_nodes=cfg["n_nodes"])
     start = time.perf_counter()
@@ -196,7 +184,7 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         bfloat16_matmul=args.bf16,
     )
     build_s = time.perf_counter() - start
-    rss_model = _rss_mib()
+    rss_model = rss_mib()
     n_params = sum(p.numel() for p in model.parameters())
     # ENAS-pytorch: SGD, shared_lr 20, shared_l2_reg 1e-7, shared_grad_clip 0.25.
     optimizer = torch.optim.SGD(model.parameters(), lr=20.0, weight_decay=1e-7)
@@ -266,7 +254,7 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
         "eval_s_min": min(x["wall_s"] for x in evals),
         "evals": evals,
         "train_losses": losses,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
         "rss_at_start_mib": rss_start,
         "rss_after_imports_mib": rss_torch,
         "rss_after_build_mib": rss_model,
@@ -566,7 +554,7 @@ def _peer_worker(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": rounds,
         "gemm": _gemm_accounting(cfg, ours_s, repeats=3 if args.smoke else 8),
         "matmul_gflop": {k: x / 1e9 for k, x in _matmul_flops(cfg).items()},
-        "peak_rss_mib_process": _peak_rss_mib(),
+        "peak_rss_mib_process": peak_rss_mib(),
         "torch_version": torch.__version__,
         "torch_num_threads": torch.get_num_threads(),
     }
@@ -684,17 +672,6 @@ def _loss_curve(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def _print_table(result: dict[str, Any]) -> None:
     w = result["worker"]
     cfg = w["config"]
@@ -798,7 +775,7 @@ def main() -> None:
     parser.add_argument(
         "--curve-data",
         type=Path,
-        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb",
+        default=PTB_DIR,
         help="corpus directory for --loss-curve (default ../shared/data/ptb; synthetic if absent)",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -815,11 +792,8 @@ def main() -> None:
         curve = _loss_curve(args)
         curve["loadavg_before"] = load_before
         curve["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-        curve["command"] = " ".join([os.path.basename(sys.executable), *sys.argv])
         print(json.dumps(curve["summary"], indent=2))
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(curve, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, curve)
         return
     if args.json is None:
         suffix = "_peer" if args.peer is not None else "_bf16" if args.bf16 else ""
@@ -835,37 +809,31 @@ def main() -> None:
         return
 
     # Measure in a fresh interpreter so that ru_maxrss is this workload's peak alone.
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", *sys.argv[1:]]
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env: dict[str, str] = {}
     if args.mmap_threshold is not None:
         env["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
     load_before = [round(x, 2) for x in os.getloadavg()]
-    proc = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env)
+    worker = run_worker(__file__, ["--worker", *sys.argv[1:]], threads=None, env=env)
     load_after = [round(x, 2) for x in os.getloadavg()]
     result = {
         "benchmark": "supernet_step",
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         },
         "malloc_mmap_threshold": env.get("MALLOC_MMAP_THRESHOLD_"),
         "loadavg_before": load_before,
         "loadavg_after": load_after,
-        "worker": json.loads(proc.stdout),
+        "worker": worker,
     }
     if args.peer is None:
         _print_table(result)
     else:
         _print_peer_table(result)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":
