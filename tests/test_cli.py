@@ -89,7 +89,8 @@ def test_search_resume_with_other_options_is_refused(
     assert len(_study(searched).get_trials()) == 4
     assert _search(searched, "--trials", "6", "--hidden-size", "16") == 2
     err = capsys.readouterr().err
-    assert "was created with other evaluator options (evaluator=" in err and "other the" not in err
+    # The option is named, with its old and new value (not two dicts).
+    assert "was created with --hidden-size 8 (now 16);" in err and "{" not in err
     assert len(_study(searched).get_trials()) == 4
 
 

@@ -174,16 +174,20 @@ def _check_device(device: str | None) -> str | None:
 
 def _evaluator_config(args: argparse.Namespace, space_name: str) -> dict[str, Any]:
     # Upper bounds: each size reaches an allocation (a list of validation windows, a batch,
-    # an unrolled sequence); refused here, before anything is built or written.
+    # an unrolled sequence); refused here, before anything is built or written. The network's
+    # own sizes (--hidden-size, --n-filters, --n-cells) are bounded by _check_memory below.
     for flag, value, minimum, maximum in (
         ("--batch-size", args.batch_size, 1, 65_536),
         ("--eval-batches", args.eval_batches, 1, 100_000),
-        ("--hidden-size", args.hidden_size, 1, 65_536),
-        ("--n-filters", args.n_filters, 2, 65_536),
-        ("--n-cells", args.n_cells, 1, 1_000),
+        ("--hidden-size", args.hidden_size, 1, None),
+        ("--n-filters", args.n_filters, 2, None),
+        ("--n-cells", args.n_cells, 1, None),
         ("--bptt", args.bptt, 1, 100_000),
     ):
-        if not minimum <= value <= maximum:
+        if maximum is None:
+            if value < minimum:
+                raise UsageError(f"{flag} must be >= {minimum}, but got {value}.")
+        elif not minimum <= value <= maximum:
             raise UsageError(f"{flag} must be in [{minimum}, {maximum}], but got {value}.")
     if not math.isfinite(args.train_steps) or not 0 <= args.train_steps <= 1e6:
         raise UsageError(

@@ -449,12 +449,54 @@ def check_same_config(name: str, old: Any, config: dict[str, Any]) -> None:
             f"--study-name {name!r} exists but was not created by `{PROG} search`; choose "
             "another --study-name."
         )
-    flags = {"space": "--space/--n-nodes/--n-layers", "sampler": "--sampler", "seed": "--seed"}
-    flags |= {"data": "--data", "evaluator": "evaluator options", "checkpoint": "--checkpoint"}
-    for key, flag in flags.items():
-        if json.dumps(old.get(key), sort_keys=True) != json.dumps(config[key], sort_keys=True):
-            raise UsageError(
-                f"--study-name {name!r} was created with other {flag} ({key}={old.get(key)!r}, "
-                f"now {config[key]!r}); rerun it with the original options or choose another "
-                "--study-name."
-            )
+    changed = list(
+        dict.fromkeys(
+            f"{_CONFIG_FLAGS.get(path, path)} {_shown(was)} (now {_shown(now)})"
+            for path, was, now in _differences(old, config, "")
+            if path.split(".")[0] in _CONFIG_KEYS
+        )
+    )
+    if changed:
+        raise UsageError(
+            f"--study-name {name!r} was created with {', '.join(changed)}; rerun it with the "
+            "original options or choose another --study-name."
+        )
+
+
+_CONFIG_KEYS = ("space", "sampler", "seed", "data", "evaluator", "checkpoint")
+_CONFIG_FLAGS = {
+    "space.type": "--space",
+    "space.n_nodes": "--n-nodes",
+    "space.n_layers": "--n-layers",
+    "sampler": "--sampler",
+    "seed": "--seed",
+    "data": "--data",
+    "checkpoint": "--checkpoint",
+    "evaluator.batch_size": "--batch-size",
+    "evaluator.n_train_steps": "--train-steps",
+    "evaluator.n_eval_batches": "--eval-batches",
+    "evaluator.bptt": "--bptt",
+    "evaluator.lr": "--lr",
+    "evaluator.supernet_kwargs.hidden_size": "--hidden-size",
+    "evaluator.supernet_kwargs.embed_size": "--hidden-size",
+    "evaluator.supernet_kwargs.n_filters": "--n-filters",
+    "evaluator.supernet_kwargs.n_layers": "--n-cells",
+}
+"""The option behind each entry of a search study's stored configuration (CONFIG_ATTR)."""
+
+
+def _differences(old: Any, new: Any, path: str) -> list[tuple[str, Any, Any]]:
+    """The leaves of two JSON-like configs that differ, as (dotted path, old, new)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            found += _differences(old.get(key), new.get(key), sub)
+        return found
+    if json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):
+        return [(path, old, new)]
+    return []
+
+
+def _shown(value: Any) -> str:
+    return "(not set)" if value is None else str(value) if not isinstance(value, str) else value
