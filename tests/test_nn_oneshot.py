@@ -403,6 +403,11 @@ def test_darts_search_records_trials_scored_on_the_derived_path(
     assert darts.score(result.architecture, n_batches=2) == pytest.approx(result.value)
     lrs = [g["lr"] for g in darts.weight_optimizer.param_groups]
     assert lrs[0] < 0.025  # cosine annealing of the default SGD, second epoch
+    pytest.importorskip("plotly")
+    from optuna_enas.dashboard._figures import plot_arch_weights
+
+    names = {d.name for d in plot_arch_weights(study).data if d.name}
+    assert {"width", "kernel", "depth", "op", "pick", "skip"} <= {n.split("[")[0] for n in names}
 
 
 def test_dsonas_search_warms_up_prunes_and_records(tmp_path: Path) -> None:
