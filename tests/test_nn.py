@@ -359,3 +359,16 @@ def test_save_export_writes_model_and_params(tmp_path: Path) -> None:
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)  # a plain state dict too
     assert buf.tell() > 0
+
+
+def test_any_subset_mean_mixes_to_the_discrete_mean() -> None:
+    pick = InputChoice("pick", 3, n_chosen=None, reduction="mean")
+    xs = [torch.full((2,), 1.0), torch.full((2,), 3.0), torch.full((2,), 10.0)]
+    pick.set_active({"pick/0": 1, "pick/1": 1, "pick/2": 0})
+    discrete = pick(xs)
+    one_hot = {f"pick/{i}": torch.tensor([1.0 - b, float(b)]) for i, b in enumerate([1, 1, 0])}
+    pick.set_mix(one_hot)
+    torch.testing.assert_close(pick(xs), discrete)
+    torch.testing.assert_close(discrete, torch.full((2,), 2.0))
+    pick.set_mix({f"pick/{i}": torch.tensor([1.0, 0.0]) for i in range(3)})
+    torch.testing.assert_close(pick(xs), torch.zeros(2))

@@ -271,8 +271,10 @@ def test_refusals_name_the_label() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.gates([x, 3 * x])
 
-    with pytest.raises(ValueError, match="InputChoice 'gates' has n_chosen=None and reduction"):
-        DARTSRelaxation(Supernet(GateMean()))
+    gated = Supernet(GateMean())
+    DARTSRelaxation(gated)  # a gated mean relaxes: sum(g_i x_i) / sum(g_i)
+    gated.set_mix({"gates/0": torch.tensor([0.0, 1.0]), "gates/1": torch.tensor([0.0, 1.0])})
+    torch.testing.assert_close(gated(torch.ones(2)), torch.full((2,), 2.0))
 
     class ReadsValue(nn.Module):
         def __init__(self) -> None:

@@ -277,9 +277,16 @@ class InputChoice(_Chooser, nn.Module):
             )
         out: torch.Tensor | None = None
         if self.n_chosen is None:  # independent gates: weight of "on" per input
-            for i, x in enumerate(inputs):
-                y = x * self._weights(f"{self.label}/{i}")[1]
+            gates = [self._weights(f"{self.label}/{i}")[1] for i in range(self.n_candidates)]
+            for g, x in zip(gates, inputs, strict=True):
+                y = x * g
                 out = y if out is None else out + y
+            if self.reduction == "mean" and out is not None:
+                # sum(g_i x_i) / sum(g_i): the discrete mean for 0/1 gates (zeros when none)
+                total = gates[0]
+                for g in gates[1:]:
+                    total = total + g
+                out = out / torch.clamp(total, min=1e-12)
         else:
             w = self._weights(self.label)
             per_input: list[torch.Tensor | float] = [0.0] * self.n_candidates

@@ -25,8 +25,7 @@ choice modules, the same ones that :meth:`Supernet.activate` routes discretely.
 
 What cannot be relaxed is refused when the relaxation is built, naming the label:
 an :class:`~optuna_enas.nn.InputChoice` with ``reduction="concat"`` (the output width would
-depend on the choice) or with ``n_chosen=None`` and ``reduction="mean"`` (its mixed forward
-sums the gated inputs, so a one-hot mixture would not be the discrete mean), and a
+depend on the choice), and a
 :class:`~optuna_enas.nn.ValueChoice` that no elastic layer uses (the model's own code reads
 ``.value``, which has no meaning in a mixture). With
 ``example_input`` the constructor also runs one mixed forward and names the label of the
@@ -86,13 +85,6 @@ def check_relaxable(supernet: Supernet) -> None:
                 f"InputChoice {c.label!r} has reduction 'concat', which cannot be relaxed "
                 "(a mixture of concatenations of different inputs has no fixed width); use "
                 "reduction 'sum' or 'mean' for DARTS / DSO-NAS, or search it with a sampler."
-            )
-        if isinstance(c, InputChoice) and c.n_chosen is None and c.reduction == "mean":
-            raise ValueError(
-                f"InputChoice {c.label!r} has n_chosen=None and reduction 'mean': its mixed "
-                "forward sums the gated inputs, so even a one-hot mixture is not the mean the "
-                "discrete path takes; use reduction 'sum' for DARTS / DSO-NAS, or search it "
-                "with a sampler."
             )
         if isinstance(c, ValueChoice) and id(c) not in used:
             raise ValueError(
