@@ -119,7 +119,7 @@ def test_derive_and_retrain(
         main(["derive", "--storage", url, "--n-samples", "3", "--top-k", "2", "--no-record"]) == 0
     )
     out = capsys.readouterr().out
-    assert "| rank | ppl |" in out and "fixed_arc (rank 0):" in out
+    assert "| rank | ppl | trial |" in out and "fixed_arc (rank 0):" in out
     assert len(_study(searched).get_trials()) == 4  # --no-record
 
     model = tmp_path / "model.pt"

@@ -198,7 +198,9 @@ def test_derive_results_stay_apart_from_the_search_study(
     search = optuna.load_study(study_name="enas-rnn-enas", storage=url)
     best = search.best_trial.number
     assert main(["derive", "--storage", url, "--n-samples", "3"]) == 0
-    assert "recorded in study 'enas-rnn-enas-derive'" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "recorded in study 'enas-rnn-enas-derive'" in printed
+    assert "| rank | ppl | derive trial |" in printed  # not mistaken for search trials
     search = optuna.load_study(study_name="enas-rnn-enas", storage=url)
     assert len(search.trials) == 4 and search.best_trial.number == best
     derived = optuna.load_study(study_name="enas-rnn-enas-derive", storage=url)

@@ -92,3 +92,26 @@ def test_a_tiny_cifar_batch_of_shared_references_is_refused_without_expanding_it
     finally:
         tracemalloc.stop()
     assert peak < 20_000_000
+
+
+def test_derive_and_rank_check_never_write_into_a_search_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import optuna
+
+    from optuna_enas.cli import main
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    tiny = ["--n-nodes", "3", "--hidden-size", "8", "--batch-size", "8", "--bptt", "8"]
+    for name in ("a", "a-derive"):
+        assert (
+            main(["search", "--storage", url, *tiny, "--trials", "2", "--study-name", name]) == 0
+        )
+    capsys.readouterr()
+    assert main(["derive", "--storage", url, "--study-name", "a", "--n-samples", "2"]) == 2
+    assert "'a-derive' is a search study" in capsys.readouterr().err
+    args = ["rank-check", "--storage", url, "--study-name", "a", "--n-archs", "2"]
+    assert main([*args, "--run-name", "a-derive", "--epochs", "1"]) == 2
+    assert "--run-name 'a-derive' is a search study" in capsys.readouterr().err
+    for name in ("a", "a-derive"):
+        assert len(optuna.load_study(study_name=name, storage=url).trials) == 2

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from optuna_enas._keys import DERIVE_STUDY_SUFFIX
 from optuna_enas.cli._errors import PROG
 from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._errors import _one_line
@@ -24,6 +25,7 @@ from optuna_enas.cli._storage import _pick_trial
 from optuna_enas.cli._storage import _study_space
 from optuna_enas.cli._storage import check_writable
 from optuna_enas.cli._storage import open_storage
+from optuna_enas.cli._storage import refuse_search_study
 
 
 if TYPE_CHECKING:
@@ -81,6 +83,8 @@ def _cmd_derive(args: argparse.Namespace) -> int:
         check_seed_arg("--seed", args.seed)
     storage = open_storage(args.storage, must_exist=True)
     study = _load_study(storage, args.storage, args.study_name)
+    if not args.no_record:
+        refuse_search_study(storage, study.study_name + DERIVE_STUDY_SUFFIX, "study", "derive")
     config, space, evaluator = _trained_evaluator(study, args.checkpoint, args.device)
     source: Any
     if config["sampler"] == "enas":
@@ -109,7 +113,9 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     )
     metric = _metric(space.name)
     print(f"study: {study.study_name}; candidates: {how}; scored on the full validation split")
-    print(f"| rank | {metric} | trial | architecture |")
+    # The trial numbers are those of the derive study, not of the search: the header says so.
+    column = "derive trial" if results[0].study_name is not None else "trial"
+    print(f"| rank | {metric} | {column} | architecture |")
     print("|---|---|---|---|")
     for r in results:
         trial = "-" if r.trial_number is None else str(r.trial_number)
@@ -118,7 +124,7 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     if results[0].study_name is not None:
         print(
             f"recorded in study {results[0].study_name!r} (apart from the search study, whose "
-            "best trial stays the best search trial)"
+            "best trial stays the best search trial); 'derive trial' numbers are that study's"
         )
     return 0
 

@@ -17,6 +17,7 @@ from optuna_enas.cli._storage import _load_study
 from optuna_enas.cli._storage import check_study_name
 from optuna_enas.cli._storage import check_writable
 from optuna_enas.cli._storage import open_storage
+from optuna_enas.cli._storage import refuse_search_study
 
 
 MAX_ARCHS = 10_000
@@ -80,6 +81,7 @@ def _cmd_rank_check(args: argparse.Namespace) -> int:
         name = searches[0] if len(searches) == 1 else None
     study = _load_study(storage, args.storage, name)
     run_name = check_study_name("--run-name", args.run_name or f"{study.study_name}-rank-check")
+    refuse_search_study(storage, run_name, "--run-name", "rank-check")
     output = Path(args.output or f"{_file_name(run_name)}.svg")
     check_writable("--output", output, directory=False)
     if args.json is not None:

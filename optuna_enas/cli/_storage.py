@@ -463,6 +463,21 @@ def check_same_config(name: str, old: Any, config: dict[str, Any]) -> None:
         )
 
 
+def refuse_search_study(storage: BaseStorage, name: str, flag: str, why: str) -> None:
+    """Refuse to write results into ``name`` when it is a search study (``CONFIG_ATTR``).
+
+    Trials added to a search study would count toward its ``--trials`` and be learned by its
+    controller.
+    """
+    for s in storage.get_all_studies():
+        if s.study_name == name and CONFIG_ATTR in s.user_attrs:
+            raise UsageError(
+                f"{flag} {name!r} is a search study of this storage; {why} would add trials "
+                "to it (counted toward its --trials, learned by its controller). Choose "
+                f"another {flag}."
+            )
+
+
 _CONFIG_KEYS = ("space", "sampler", "seed", "data", "evaluator", "checkpoint")
 _CONFIG_FLAGS = {
     "space.type": "--space",
