@@ -30,14 +30,17 @@ from pathlib import Path
 from typing import Any
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import ENAS_PYTORCH_PTB  # noqa: E402
+from benchmarks._common import PTB_DIR  # noqa: E402
+from benchmarks._common import RESULTS  # noqa: E402
 from benchmarks._common import machine_info  # noqa: E402
 from benchmarks._common import print_table  # noqa: E402
 from benchmarks._common import write_json  # noqa: E402
 
 
-_DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "batched_scoring.json"
+_DEFAULT_JSON = RESULTS / "batched_scoring.json"
 
 
 def _evaluator(config: str, seed: int, data: Path) -> Any:
@@ -50,12 +53,13 @@ def _evaluator(config: str, seed: int, data: Path) -> Any:
         return SupernetEvaluator(RNNCellSpace(), seed=seed, device="cpu")
     if config == "peer":
         corpus = load_corpus(data if data.is_dir() else None)
+        peer = ENAS_PYTORCH_PTB
         return SupernetEvaluator(
-            RNNCellSpace(n_nodes=12),
+            RNNCellSpace(n_nodes=peer["n_nodes"]),
             corpus,
-            supernet_kwargs={"embed_size": 1000, "hidden_size": 1000},
-            batch_size=64,
-            bptt=35,
+            supernet_kwargs={"embed_size": peer["embed_size"], "hidden_size": peer["hidden_size"]},
+            batch_size=peer["batch_size"],
+            bptt=peer["bptt"],
             seed=seed,
             device="cpu",
         )
@@ -130,7 +134,7 @@ def main() -> None:
     parser.add_argument(
         "--data",
         type=Path,
-        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb",
+        default=PTB_DIR,
         help="corpus of the peer configuration (default ../shared/data/ptb; synthetic if absent)",
     )
     args = parser.parse_args()

@@ -46,20 +46,25 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import optuna
-from _common import machine_info
-from _common import print_table
-from _common import write_json
 
-from optuna_enas import ENASSampler
-from optuna_enas import RNNCellSpace
-from optuna_enas import suggest_architecture
-from optuna_enas.storage._mirror import TrialMirror
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import RESULTS  # noqa: E402
+from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import write_json  # noqa: E402
+from optuna_enas import ENASSampler  # noqa: E402
+from optuna_enas import RNNCellSpace  # noqa: E402
+from optuna_enas import suggest_architecture  # noqa: E402
+from optuna_enas.storage._mirror import TrialMirror  # noqa: E402
 
 
 SPACE = RNNCellSpace()  # 12 nodes -> 23 decisions (ENAS Sec. 3.1)
@@ -325,12 +330,12 @@ def main() -> None:
         "machine whose load changes during the run affects them alike (0: one after another)",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI")
-    parser.add_argument("--json", default="benchmarks/results/sampler_overhead.json")
+    parser.add_argument("--json", default=str(RESULTS / "sampler_overhead.json"))
     args = parser.parse_args()
     if args.smoke:
         args.trials = [30]
         if args.json == parser.get_default("json"):
-            args.json = "benchmarks/results/sampler_overhead.smoke.json"
+            args.json = str(RESULTS / "sampler_overhead.smoke.json")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.threads is not None:
         import torch

@@ -51,24 +51,28 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
-from _common import machine_info
-from _common import print_table
-from _common import write_json
-
-from optuna_enas import ControllerConfig
-from optuna_enas import ENASSampler
-from optuna_enas import MicroSpace
-from optuna_enas import RNNCellSpace
-from optuna_enas import SupernetEvaluator
-from optuna_enas import perplexity_reward
-from optuna_enas import retrain
-from optuna_enas import suggest_architecture
-from optuna_enas.data import load_corpus
-from optuna_enas.data import load_digits_dataset
-from optuna_enas.data._corpus import Corpus
 
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/ptb"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import PTB_DIR  # noqa: E402
+from benchmarks._common import RESULTS  # noqa: E402
+from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import write_json  # noqa: E402
+from optuna_enas import ControllerConfig  # noqa: E402
+from optuna_enas import ENASSampler  # noqa: E402
+from optuna_enas import MicroSpace  # noqa: E402
+from optuna_enas import RNNCellSpace  # noqa: E402
+from optuna_enas import SupernetEvaluator  # noqa: E402
+from optuna_enas import perplexity_reward  # noqa: E402
+from optuna_enas import retrain  # noqa: E402
+from optuna_enas import suggest_architecture  # noqa: E402
+from optuna_enas.data import load_corpus  # noqa: E402
+from optuna_enas.data import load_digits_dataset  # noqa: E402
+from optuna_enas.data._corpus import Corpus  # noqa: E402
+
+
 SAMPLERS = ["enas", "enas-official", "random-ws", "tpe"]
 SHORT_BUDGET_OVERRIDES = {"learning_rate": 5e-3, "n_aggregate": 1, "baseline_decay": 0.9}
 TOP_K = 5
@@ -183,19 +187,15 @@ def kendall_tau(x: list[float], y: list[float]) -> tuple[float, float | None]:
     return float(res.statistic), float(res.pvalue)
 
 
+def _model_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The task's supernet and minibatching, on the CPU (search and retrain alike)."""
+    keys = ("supernet_kwargs", "batch_size", "bptt")
+    return {**{k: cfg[k] for k in keys}, "device": "cpu"}
+
+
 def do_retrain(arch: Any, space: Any, data: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
-    r = retrain(
-        arch,
-        space,
-        data,
-        **cfg["retrain"],
-        supernet_kwargs=cfg["supernet_kwargs"],
-        batch_size=cfg["batch_size"],
-        bptt=cfg["bptt"],
-        device="cpu",
-        seed=RETRAIN_SEED,
-    )
+    r = retrain(arch, space, data, **cfg["retrain"], **_model_kwargs(cfg), seed=RETRAIN_SEED)
     return {
         "valid": r.valid_value,
         "test": r.test_value,
@@ -207,15 +207,7 @@ def do_retrain(arch: Any, space: Any, data: Any, cfg: dict[str, Any]) -> dict[st
 def run_search(
     sampler_name: str, seed: int, task: str, space: Any, data: Any, cfg: dict[str, Any]
 ) -> tuple[dict[str, Any], SupernetEvaluator]:
-    evaluator = SupernetEvaluator(
-        space,
-        data,
-        supernet_kwargs=cfg["supernet_kwargs"],
-        batch_size=cfg["batch_size"],
-        bptt=cfg["bptt"],
-        device="cpu",
-        seed=seed,
-    )
+    evaluator = SupernetEvaluator(space, data, seed=seed, **_model_kwargs(cfg))
     direction = evaluator.direction
     study = optuna.create_study(
         direction=direction, sampler=make_sampler(sampler_name, task, space, seed)
@@ -328,7 +320,7 @@ def summarize(records: list[dict[str, Any]], samplers: list[str]) -> list[dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=["ptb", "digits"], default="ptb")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="PTB directory")
+    parser.add_argument("--data", type=Path, default=PTB_DIR, help="PTB directory")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=None, help="trials per search")
     parser.add_argument("--samplers", nargs="+", choices=SAMPLERS, default=SAMPLERS)
@@ -346,7 +338,7 @@ def main() -> None:
         cfg["n_trials"] = args.trials
     if args.json is None:
         suffix = ".smoke" if args.smoke else ""
-        args.json = f"benchmarks/results/search_quality_{args.task}{suffix}.json"
+        args.json = RESULTS / f"search_quality_{args.task}{suffix}.json"
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = make_space(cfg["space"])

@@ -37,6 +37,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import RESULTS  # noqa: E402
 from benchmarks._common import machine_info  # noqa: E402
 from benchmarks._common import print_table  # noqa: E402
 from benchmarks._common import write_json  # noqa: E402
@@ -46,7 +47,6 @@ from optuna_enas import space_from_dict  # noqa: E402
 from optuna_enas import suggest_architecture  # noqa: E402
 
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLERS = ("enas", "random", "tpe")
 
 
