@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,24 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> None:
     }
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     print(f"\nwrote {path}")
+
+
+def ratios_to_base(
+    rows: list[dict[str, Any]],
+    *,
+    base: tuple[str, str],
+    ratios: Mapping[str, str],
+    group: str = "space",
+) -> None:
+    """Add to every row ``name: row[column] / base_row[column]`` for ``name, column`` in
+    ``ratios``, where ``base_row`` is the row of the same ``group`` whose ``base[0]`` column
+    is ``base[1]`` (e.g. ``base=("method", "enas")``)."""
+    key, value = base
+    bases = {r[group]: r for r in rows if r[key] == value}
+    for r in rows:
+        b = bases[r[group]]
+        for name, column in ratios.items():
+            r[name] = r[column] / b[column]
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

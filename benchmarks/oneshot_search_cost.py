@@ -43,6 +43,7 @@ from benchmarks._common import cli_space  # noqa: E402
 from benchmarks._common import machine_info  # noqa: E402
 from benchmarks._common import peak_rss_mib  # noqa: E402
 from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import ratios_to_base  # noqa: E402
 from benchmarks._common import rss_mib  # noqa: E402
 from benchmarks._common import run_worker  # noqa: E402
 from benchmarks._common import write_json  # noqa: E402
@@ -188,11 +189,9 @@ def main() -> None:
             row.update(run("memory", f"{space_name}:{method}"))
             rows.append(row)
             print(f"{space_name} {method}: {row['step_s']:.4f} s/step", flush=True)
-    base = {r["space"]: r for r in rows if r["method"] == "enas"}
-    for r in rows:
-        b = base[r["space"]]
-        r["step_x"] = r["step_s"] / b["step_s"]
-        r["epoch_x"] = r["epoch_s"] / b["epoch_s"]
+    ratios_to_base(
+        rows, base=("method", "enas"), ratios={"step_x": "step_s", "epoch_x": "epoch_s"}
+    )
     print()
     columns = ["space", "method", "step_s", "step_x", "steps_per_epoch", "score_s", "epoch_s"]
     print_table(rows, [*columns, "epoch_x", "peak_rss_mib"])

@@ -42,6 +42,7 @@ from benchmarks._common import cli_space  # noqa: E402
 from benchmarks._common import machine_info  # noqa: E402
 from benchmarks._common import peak_rss_mib  # noqa: E402
 from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import ratios_to_base  # noqa: E402
 from benchmarks._common import rss_mib  # noqa: E402
 from benchmarks._common import run_worker  # noqa: E402
 from benchmarks._common import write_json  # noqa: E402
@@ -325,12 +326,8 @@ def main() -> None:
         for variant in VARIANTS:
             rows.append({**run("memory", f"{space_name}:{variant}"), **timing[variant]})
             print(f"{space_name} {variant}: {rows[-1]['step_s']:.4f} s/step", flush=True)
-    base = {r["space"]: r for r in rows if r["variant"] == "discrete"}
-    for r in rows:
-        b = base[r["space"]]
-        r["step_x"] = r["step_s"] / b["step_s"]
-        r["weights_x"] = r["n_weights"] / b["n_weights"]
-        r["saved_x"] = r["saved_activations_mib"] / b["saved_activations_mib"]
+    ratios = {"step_x": "step_s", "weights_x": "n_weights", "saved_x": "saved_activations_mib"}
+    ratios_to_base(rows, base=("variant", "discrete"), ratios=ratios)
     print()
     print_table(
         rows,
