@@ -179,6 +179,11 @@ class _Run:
         self.wall_s += stamps[-1] - stamps[0]
         self.per += [(b - a) * 1e3 for a, b in zip(stamps, stamps[1:], strict=False)]
 
+    def run_all(self) -> dict[str, Any]:
+        """All its trials in one go, then :meth:`result`."""
+        self.step(self.n)
+        return self.result()
+
     def result(self) -> dict[str, Any]:
         flush_s = 0.0
         if self.mirror is not None:
@@ -204,28 +209,13 @@ class _Run:
         }
 
 
-def run_one(
-    sampler: str,
-    storage_kind: str,
-    n: int,
-    workdir: Path,
-    pg: str | None,
-    *,
-    study_name: str | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    run = _Run(sampler, storage_kind, n, workdir, pg, study_name=study_name, seed=seed)
-    run.step(n)
-    return run.result()
-
-
 def _worker(args: tuple[str, str, int, str, str | None, str, int]) -> dict[str, Any]:
     sampler, kind, n, workdir, pg, name, seed = args
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     import torch
 
     torch.set_num_threads(1)
-    return run_one(sampler, kind, n, Path(workdir), pg, study_name=name, seed=seed)
+    return _Run(sampler, kind, n, Path(workdir), pg, study_name=name, seed=seed).run_all()
 
 
 def run_workers(
@@ -379,7 +369,8 @@ def main() -> None:
                         if workers > 1 and storage not in SHARED_STORAGES:
                             continue
                         if workers == 1:
-                            row = run_one(sampler, storage, n, Path(tmp), args.postgres_url)
+                            run = _Run(sampler, storage, n, Path(tmp), args.postgres_url)
+                            row = run.run_all()
                             row["workers"] = 1
                         else:
                             row = run_workers(
