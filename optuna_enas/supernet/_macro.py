@@ -98,7 +98,9 @@ class _MacroNetwork(nn.Module):
         for i, layer in enumerate(self.layers):
             out = layer(kept[-1])
             if i > 0:
-                out = out + self.skips[i - 1](kept[:i])
+                skip = cast(SkipBits, self.skips[i - 1])
+                if skip.is_mixed or skip.chosen_indices():  # no zeros added for no skip
+                    out = out + skip(kept[:i])
                 out = self.skip_bns[i - 1](out)
             kept.append(out)
             if i in self.pool_layers:
