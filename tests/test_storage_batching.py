@@ -385,10 +385,15 @@ def test_cli_default_storage_is_batched_sqlite_and_resumes(
     db = tmp_path / "optuna-enas.db"
     writer = open_storage(DEFAULT_STORAGE, must_exist=False, writer=True)
     assert isinstance(writer, BatchedStorage) and writer.exclusive
-    assert not isinstance(open_storage(DEFAULT_STORAGE, must_exist=True), BatchedStorage)
+    reader = open_storage(DEFAULT_STORAGE, must_exist=True)
+    assert not isinstance(reader, BatchedStorage)
+    for opened in (writer.backend, reader):  # no connection left open (WAL is left at the end)
+        opened.engine.dispose()  # type: ignore[attr-defined]
     # An older version's study with a RUNNING trial left by a killed process.
-    old = optuna.create_study(storage=DEFAULT_STORAGE, study_name="old", direction="minimize")
+    plain = RDBStorage(DEFAULT_STORAGE)
+    old = optuna.create_study(storage=plain, study_name="old", direction="minimize")
     old.ask()
+    plain.engine.dispose()  # SQLite leaves WAL only when no other connection is open
     assert main(["search", *_TINY, "--trials", "2", "--train-steps", "2"]) == 0  # no --storage
     with RDBStorage(DEFAULT_STORAGE).engine.connect() as conn:
         # WAL while it ran; the default journal again when it is done (read-only media).

@@ -285,6 +285,9 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
         if not exclusive and self._rdb is not None:
             inner = _compat.cached(self._rdb)  # what optuna.create_study would read through
         self._backend = inner
+        self._sql_writer = (
+            _compat.sql_trial_writer(self._rdb) if exclusive and self._rdb is not None else None
+        )
         self.exclusive = exclusive
         self._lock = threading.RLock()
         self._live: dict[int, _Live] = {}  # by the id the storage gave (or the temporary id)
@@ -480,10 +483,13 @@ class BatchedStorage(BaseStorage, BaseHeartbeat):
 
     def _write_one(self, study_id: int, cache: _StudyCache, frozen: FrozenTrial) -> int:
         temp_id = frozen._trial_id
-        template = _copy_trial(frozen)
-        trial_id = self._backend.create_new_trial(study_id, template_trial=template)
+        if self._sql_writer is not None:
+            trial_id, number = self._sql_writer(study_id, frozen)
+        else:
+            template = _copy_trial(frozen)
+            trial_id = self._backend.create_new_trial(study_id, template_trial=template)
+            number = self._backend.get_trial_number_from_id(trial_id)
         self.n_transactions += 1
-        number = self._backend.get_trial_number_from_id(trial_id)
         if number != frozen.number:
             name = self._backend.get_study_name_from_id(study_id)
             message = (
