@@ -12,16 +12,18 @@ far; the cross-entropy method is the same idea):
 - **Refit.** Whenever the elite changes, ``refit_steps`` Adam steps on the elite's mean
   negative log-likelihood ``-mean_k sum_t log pi(a_kt)``, warm-started from the current
   parameters (and Adam state). A step whose loss or gradient is not finite is skipped.
-- **Proposal.** ``n_candidates`` architectures are drawn from the policy mixed, per decision,
-  with the uniform distribution: ``l_t = (1 - uniform_mix) pi_t + uniform_mix / n_t`` (the
-  LSTM conditions on whatever was drawn). The candidate with the largest
+- **Proposal.** ``n_candidates`` candidates: ``policy_draws`` drawn from the policy mixed, per
+  decision, with the uniform distribution, ``l_t = (1 - uniform_mix) pi_t + uniform_mix / n_t``
+  (the LSTM conditions on whatever was drawn), and the rest mutants of elite members (one
+  decision changed, each other redrawn uniformly with probability ``uniform_mix``), whose
+  ``l`` the LSTM computes in one teacher-forced batch. The candidate with the largest
   ``log l(x) - log g(x)`` is proposed, where ``g`` is a per-decision categorical fitted on the
   trials outside the elite (counts plus ``prior_weight`` spread uniformly): TPE's acquisition.
 - **Never ask twice.** An architecture already evaluated (or proposed by this sampler and still
   running) is not proposed again: unseen candidates win over seen ones; if all ``n_candidates``
   were seen, the best-scoring unseen single-decision neighbour of the best candidate is
-  proposed, then uniform draws; only when those are all seen is a repeat allowed (a space
-  nearly exhausted).
+  proposed, then an unseen uniform draw (a space of up to 100,000 architectures is walked to
+  find one); only when every architecture was seen is a repeat allowed.
 - **Start-up.** The first ``n_startup_trials`` proposals are uniform (TPE's random start-up).
 
 Cost per trial: ``n_candidates`` controller draws, plus ``refit_steps`` Adam steps on at most
@@ -55,11 +57,17 @@ _logger = logging.getLogger(__name__)
 MAX_ELITE = 10_000
 MAX_CANDIDATES = 10_000
 MAX_STEPS = 1_000
+_ENUMERATE = 100_000  # spaces up to this size are walked when random draws find nothing new
 
 
 @dataclass(frozen=True, kw_only=True)
 class EliteConfig:
     """Knobs of the ``"elite"`` rule (see the module docstring for the algorithm).
+
+    ``gamma``, ``max_elite``, ``n_startup_trials`` and ``prior_weight`` are Optuna 5's TPE
+    defaults. ``uniform_mix``, ``n_candidates`` and ``policy_draws`` were chosen on the
+    development seeds 100-111 of ``benchmarks/sampler_quality.py`` (100 trials; BENCHMARKS.md,
+    "Sampler quality: the elite rule"); the held-out seeds 500-509 never chose anything.
 
     Args:
         gamma: Fraction of the finished trials in the elite (Optuna's TPE default
@@ -68,10 +76,16 @@ class EliteConfig:
         n_startup_trials: Uniform proposals before the first refit (TPE: 10).
         refit_steps: Adam steps per refit (each on the whole elite).
         learning_rate: Adam learning rate of the refit.
-        uniform_mix: Weight of the uniform distribution in each decision's proposal mixture;
-            a prior that keeps every architecture reachable.
+        uniform_mix: Weight of the uniform distribution in each decision's proposal mixture
+            (and the mutants' redraw probability); a prior that keeps every architecture
+            reachable.
         n_candidates: Candidates screened by ``log l - log g`` per proposal (TPE's
-            ``n_ei_candidates``: 24). 1 turns the screen off.
+            ``n_ei_candidates`` is 24; 64 was better on the development seeds). 1 turns the
+            screen off.
+        policy_draws: How many of the candidates are drawn from the policy mixture; the rest
+            are mutants of elite members (one decision changed, each other one redrawn
+            uniformly with probability ``uniform_mix``), scored by the policy in one batch.
+            ``None``: all of them.
         prior_weight: Pseudo-count of the uniform prior in ``g``, spread over the choices
             (TPE's ``prior_weight``: 1.0).
         dedupe: Never propose an architecture already evaluated while an unseen one is found.
@@ -82,8 +96,9 @@ class EliteConfig:
     n_startup_trials: int = 10
     refit_steps: int = 5
     learning_rate: float = 0.01
-    uniform_mix: float = 0.1
-    n_candidates: int = 24
+    uniform_mix: float = 0.05
+    n_candidates: int = 64
+    policy_draws: int | None = 4
     prior_weight: float = 1.0
     dedupe: bool = True
 
@@ -97,6 +112,8 @@ class EliteConfig:
         check_positive("learning_rate", self.learning_rate)
         check_fraction("uniform_mix", self.uniform_mix, closed=True)
         check_int("n_candidates", self.n_candidates, 1, MAX_CANDIDATES)
+        if self.policy_draws is not None:
+            check_int("policy_draws", self.policy_draws, 1, MAX_CANDIDATES)
         check_non_negative("prior_weight", self.prior_weight)
         if not isinstance(self.dedupe, bool):
             raise ValueError(f"dedupe must be a bool, but got {self.dedupe!r}.")
@@ -119,7 +136,9 @@ class EliteLearner:
     def __init__(self, controller: LSTMController, config: EliteConfig) -> None:
         self.controller = controller
         self.config = config
-        self.optimizer = torch.optim.Adam(controller.parameters(), lr=config.learning_rate)
+        self.optimizer = torch.optim.Adam(
+            controller.parameters(), lr=config.learning_rate, fused=True
+        )
         self.n_choices: list[int] = []
         self.n_updates = 0
         self.n_observed = 0
@@ -276,7 +295,13 @@ class EliteLearner:
         free = [t for t in range(d) if t not in forced]
         best: tuple[float, list[int], list[float], float] | None = None
         best_seen: tuple[float, list[int], list[float], float] | None = None
-        for c in range(n_cand):
+        n_draws = n_cand if startup or cfg.policy_draws is None else min(cfg.policy_draws, n_cand)
+        if n_draws < n_cand and free:
+            assert log_g is not None
+            found_mutant = self._best_mutant(n_cand - n_draws, rng, forced, free, log_g, eps)
+            if found_mutant is not None:
+                best = found_mutant
+        for c in range(n_draws):
             f = dict(forced)
             for t in free:
                 if mix[c, t] < eps:
@@ -296,6 +321,55 @@ class EliteLearner:
         if cfg.dedupe:
             self._running[token] = tuple(actions)
         return actions, logps, entropy
+
+    def _best_mutant(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        forced: dict[int, int],
+        free: list[int],
+        log_g: list[np.ndarray],
+        eps: float,
+    ) -> tuple[float, list[int], list[float], float] | None:
+        """The best-scoring unseen of ``n`` mutants of elite members (``None``: all seen)."""
+        elite = self._elite()
+        if not elite:
+            return None
+        k = np.asarray(self.n_choices)
+        pick = rng.integers(len(elite), size=n)
+        which = rng.integers(len(free), size=n)
+        redraw = rng.random((n, len(k))) < eps
+        values = np.minimum((rng.random((n, len(k))) * k).astype(np.int64), k - 1)
+        shift = rng.random(n)
+        mutants: list[list[int]] = []
+        for m in range(n):
+            e = elite[pick[m]]
+            cand = [
+                a if ok else int(v) for a, ok, v in zip(e.actions, e.mask, values[m], strict=True)
+            ]
+            for t in free:
+                if redraw[m, t]:
+                    cand[t] = int(values[m, t])
+            t = free[which[m]]
+            if k[t] > 1:  # one decision surely changes
+                cand[t] = (e.actions[t] + 1 + int(shift[m] * (k[t] - 1))) % int(k[t])
+            for t, a in forced.items():
+                cand[t] = a
+            if not self._is_seen(cand):
+                mutants.append(cand)
+        if not mutants:
+            return None
+        with torch.no_grad(), single_thread():
+            step_logp, _, _ = self.controller.log_prob_steps(torch.tensor(mutants))
+        rows = step_logp.double().tolist()
+        scores = [
+            self._score(c, lp, log_g, free, eps) for c, lp in zip(mutants, rows, strict=True)
+        ]
+        i = int(np.argmax(scores))
+        actions, logps, entropy = self.controller.sample(
+            np.zeros(len(k)), forced=dict(enumerate(mutants[i]))
+        )
+        return (scores[i], actions, logps, entropy)
 
     def _is_seen(self, actions: list[int]) -> bool:
         if not self.config.dedupe:
@@ -350,15 +424,33 @@ class EliteLearner:
             actions, logps, entropy = self.controller.sample(np.zeros(len(chosen)), forced=full)
             return (max(scores), actions, logps, entropy)
         n = np.asarray(self.n_choices)
+        found: list[int] | None = None
         for _ in range(64):
             cand = np.minimum((rng.random(len(n)) * n).astype(np.int64), n - 1).tolist()
             for t, a in forced.items():
                 cand[t] = a
             if not self._is_seen(cand):
-                full = dict(enumerate(cand))
-                actions, logps, entropy = self.controller.sample(np.zeros(len(cand)), forced=full)
-                return (0.0, actions, logps, entropy)
-        return None
+                found = cand
+                break
+        if found is None and math.prod(int(n[t]) for t in free) <= _ENUMERATE:
+            # A small space nearly exhausted: walk it from a random start.
+            sizes = [int(n[t]) for t in free]
+            total = math.prod(sizes)
+            offset = int(rng.integers(total))
+            for i in range(total):
+                cand = list(base)
+                rest = (offset + i) % total
+                for t, size in zip(free, sizes, strict=True):
+                    rest, cand[t] = divmod(rest, size)
+                if not self._is_seen(cand):
+                    found = cand
+                    break
+        if found is None:
+            return None
+        actions, logps, entropy = self.controller.sample(
+            np.zeros(len(found)), forced=dict(enumerate(found))
+        )
+        return (0.0, actions, logps, entropy)
 
 
 def _key(actions: list[int], mask: list[bool]) -> tuple[int, ...]:
