@@ -17,12 +17,15 @@ momentum and gradient clipping for all): every round times ``--steps`` steps of
 - ``plain``: the exported plain module's step,
 
 in a rotating order (each kind goes first in turn, so a drift of the machine's load is shared).
-A ratio is the median over rounds of (that kind's round time / plain's round time).
+A ratio is the median over rounds of (that kind's round CPU time / plain's round CPU time):
+with one thread the process CPU time is the step's work, and it moves far less than wall
+time on a machine shared with other jobs (wall-time ratios are reported too).
 
 **Memory**, in separate subprocesses (no allocation of the other side in the way): one builds
 the supernet and trains the path, the other ``torch.load``s the exported module and trains
-it. Each reports RSS after imports and data (``base``), after building the model, and the
-peak (``ru_maxrss``); ``peak - base`` is the model's cost. Expected for the supernet: its
+it. Each reports RSS after imports, data and a smoke-sized warm-up of both code paths
+(``base``), after building the model, and the peak (``VmHWM``); ``peak - base`` is the
+model's cost. Expected for the supernet: its
 weights (all candidates) + the path's gradients and momentum + the path's activations.
 
 If a ratio misses 1.10x, ``--profile`` (on by default then) lists the top operators of each
@@ -35,7 +38,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -86,6 +88,14 @@ _CONFIGS: dict[str, dict[str, Any]] = {
     "lm": {
         "full": {"vocab": 2000, "size": 128, "widths": [128, 256, 512], "bptt": 35, "batch": 16},
         "smoke": {"vocab": 50, "size": 8, "widths": [8, 16], "bptt": 5, "batch": 2},
+        "path": {"seq": "lstm", "ffn_width": 256, "ffn_act": "gelu"},
+        "smoke_path": {"ffn_width": 8},
+    },
+    # The same LM with a very wide elastic feed-forward block: the supernet's weights are
+    # ~16x the path's, so what memory the unused width costs shows above the noise.
+    "lm-wide": {
+        "full": {"vocab": 2000, "size": 256, "widths": [256, 1024, 8192], "bptt": 35, "batch": 16},
+        "smoke": {"vocab": 50, "size": 8, "widths": [8, 64], "bptt": 5, "batch": 2},
         "path": {"seq": "lstm", "ffn_width": 256, "ffn_act": "gelu"},
         "smoke_path": {"ffn_width": 8},
     },
@@ -203,11 +213,11 @@ def _data(name: str, smoke: bool) -> tuple[list[tuple[Any, Any]], Callable[..., 
             (torch.randn(shape, generator=gen), torch.randint(0, 10, labels, generator=gen))
             for _ in range(4)
         ], F.cross_entropy
-    shape = (size["bptt"], size["batch"])
+    seq = (size["bptt"], size["batch"])
     return [
         (
-            torch.randint(0, size["vocab"], shape, generator=gen),
-            torch.randint(0, size["vocab"], shape, generator=gen),
+            torch.randint(0, size["vocab"], seq, generator=gen),
+            torch.randint(0, size["vocab"], seq, generator=gen),
         )
         for _ in range(4)
     ], _lm_loss
@@ -220,7 +230,13 @@ def _path(name: str, supernet: Supernet, smoke: bool) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in supernet.space}
 
 
+_OPTIMIZER = ["nesterov"]  # --optimizer, set once in main() / the worker
+
+
 def _sgd(params: Any) -> torch.optim.Optimizer:
+    """ENAS's child SGD (Nesterov momentum 0.9, weight decay 1e-4), or plain SGD."""
+    if _OPTIMIZER[0] == "sgd":
+        return torch.optim.SGD(params, lr=0.01)
     return torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
 
 
@@ -279,18 +295,23 @@ def _time_config(name: str, args: argparse.Namespace, export_to: Path | None) ->
         for _ in range(2):
             fn()
     times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     order = list(kinds)
     for r in range(args.rounds):
         rotated = order[r % 3 :] + order[: r % 3]
         for kind in rotated:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(args.steps):
                 kinds[kind]()
             times[kind].append((time.perf_counter() - start) / args.steps)
-    ratios = {
-        kind: statistics.median(a / b for a, b in zip(times[kind], times["plain"], strict=True))
-        for kind in ("evaluator", "supernet")
-    }
+            cpu[kind].append((time.process_time() - start_cpu) / args.steps)
+
+    def ratio(series: dict[str, list[float]], kind: str) -> float:
+        pairs = zip(series[kind], series["plain"], strict=True)
+        return statistics.median(a / b for a, b in pairs)
+
+    ratios = {kind: ratio(cpu, kind) for kind in ("evaluator", "supernet")}
+    wall_ratios = {kind: ratio(times, kind) for kind in ("evaluator", "supernet")}
     result: dict[str, Any] = {
         "config": name,
         "size": _CONFIGS[name]["smoke" if args.smoke else "full"],
@@ -298,8 +319,11 @@ def _time_config(name: str, args: argparse.Namespace, export_to: Path | None) ->
         "n_params_supernet": sum(p.numel() for p in supernet.parameters()),
         "n_params_path": sum(p.numel() for p in plain.parameters()),
         "ms_per_step": {kind: 1000 * statistics.median(ts) for kind, ts in times.items()},
+        "cpu_ms_per_step": {kind: 1000 * statistics.median(ts) for kind, ts in cpu.items()},
         "round_ms": {kind: [1000 * t for t in ts] for kind, ts in times.items()},
-        "ratio_vs_plain": ratios,
+        "round_cpu_ms": {kind: [1000 * t for t in ts] for kind, ts in cpu.items()},
+        "ratio_vs_plain": ratios,  # CPU time: what a machine shared with other jobs moves least
+        "wall_ratio_vs_plain": wall_ratios,
     }
     missed = max(ratios.values()) > _GOAL and not args.smoke
     if args.profile or (args.profile is None and missed):
@@ -329,9 +353,13 @@ def _profile(fn: Callable[[], None], n: int = 5) -> list[dict[str, Any]]:
 
 
 # -- memory (subprocess workers) ---------------------------------------------------------------
-def _rss_mib() -> float:
+def _rss_mib(key: str = "VmRSS") -> float:
+    """Resident memory now (``VmRSS``) or its peak (``VmHWM``) of this process, MiB.
+
+    Not ``ru_maxrss``: Linux carries the parent's peak over fork and exec into it, so a worker
+    started by a large parent would report the parent's peak."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) / 1024
     return math.nan
 
@@ -374,7 +402,7 @@ def _memory_worker(args: argparse.Namespace) -> None:
         for i in range(args.steps):
             _plain_step(plain, opt, loss_fn, batches[i % len(batches)])
         params = sum(p.numel() for p in plain.parameters())
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _rss_mib("VmHWM")
     print(
         json.dumps(
             {
@@ -394,6 +422,7 @@ def _memory(name: str, args: argparse.Namespace, export: Path) -> dict[str, Any]
     for which in ("supernet", "plain"):
         cmd = [sys.executable, __file__, "--worker", which, "--config", name]
         cmd += ["--export", str(export), "--steps", str(max(args.steps, 3))]
+        cmd += ["--optimizer", args.optimizer]
         cmd += ["--smoke"] if args.smoke else []
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         run = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -406,22 +435,32 @@ def _memory(name: str, args: argparse.Namespace, export: Path) -> dict[str, Any]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 2 rounds")
-    parser.add_argument("--configs", nargs="+", default=["cnn", "lm"], choices=sorted(_CONFIGS))
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (9)")
-    parser.add_argument("--steps", type=int, default=None, help="steps per kind per round (3)")
+    parser.add_argument(
+        "--configs", nargs="+", default=["cnn", "lm", "lm-wide"], choices=sorted(_CONFIGS)
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (15)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per kind per round (2)")
     parser.add_argument(
         "--profile",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="torch.profiler top ops (default: only when a ratio misses 1.10x)",
     )
+    parser.add_argument(
+        "--optimizer",
+        choices=["nesterov", "sgd"],
+        default="nesterov",
+        help="nesterov: ENAS's child SGD, momentum 0.9 + weight decay 1e-4 (default); sgd: "
+        "plain SGD (no per-weight state: isolates what the optimizer costs)",
+    )
     parser.add_argument("--json", default="benchmarks/results/nn_overhead.json", help="output")
     parser.add_argument("--worker", choices=["supernet", "plain"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--export", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.rounds = args.rounds or (2 if args.smoke else 9)
-    args.steps = args.steps or (1 if args.smoke else 3)
+    _OPTIMIZER[0] = args.optimizer
+    args.rounds = args.rounds or (2 if args.smoke else 15)
+    args.steps = args.steps or (1 if args.smoke else 2)
     if args.worker is not None:
         _memory_worker(args)
         return
@@ -440,11 +479,13 @@ def main() -> None:
         rows.append(
             {
                 "config": r["config"],
-                "plain ms": r["ms_per_step"]["plain"],
-                "supernet ms": r["ms_per_step"]["supernet"],
-                "evaluator ms": r["ms_per_step"]["evaluator"],
+                "plain cpu ms": r["cpu_ms_per_step"]["plain"],
+                "supernet cpu ms": r["cpu_ms_per_step"]["supernet"],
+                "evaluator cpu ms": r["cpu_ms_per_step"]["evaluator"],
                 "supernet/plain": r["ratio_vs_plain"]["supernet"],
                 "evaluator/plain": r["ratio_vs_plain"]["evaluator"],
+                "(wall)": f"{r['wall_ratio_vs_plain']['supernet']:.3f}/"
+                f"{r['wall_ratio_vs_plain']['evaluator']:.3f}",
                 "weights MiB (super/path)": f"{mem['supernet']['weights_mib']:.2f}/"
                 f"{mem['plain']['weights_mib']:.2f}",
                 "peak-base MiB (super/plain)": f"{mem['supernet']['model_mib']:.1f}/"
@@ -461,6 +502,7 @@ def main() -> None:
         args.json,
         {
             "smoke": args.smoke,
+            "optimizer": args.optimizer,
             "goal_ratio": _GOAL,
             "rounds": args.rounds,
             "steps": args.steps,
