@@ -92,7 +92,7 @@ _CONFIGS: dict[str, dict[str, Any]] = {
         "smoke_path": {"ffn_width": 8},
     },
     # The same LM with a very wide elastic feed-forward block: the supernet's weights are
-    # ~16x the path's, so what memory the unused width costs shows above the noise.
+    # ~5x the path's, so what memory the unused width costs shows above the noise.
     "lm-wide": {
         "full": {"vocab": 2000, "size": 256, "widths": [256, 1024, 8192], "bptt": 35, "batch": 16},
         "smoke": {"vocab": 50, "size": 8, "widths": [8, 64], "bptt": 5, "batch": 2},
