@@ -3,6 +3,8 @@
 #   bash scripts/test.sh [PYTEST_ARGS...]
 # The main pytest run stops a test after TEST_TIMEOUT seconds (default 300, pytest-timeout),
 # so a hung test fails with its traceback instead of stalling CI.
+# With CI set (or LOWEST_OPTUNA=1) it runs the storage tests against the lowest Optuna that
+# pyproject.toml allows, installed into .venv-optuna-<version>/ (bounded: 5 + 15 min).
 # With CI set (or WHEEL_CHECK=1) it also builds the sdist and the wheel, installs the wheel into
 # a fresh virtualenv and runs the quick start from it (scripts/wheel_check.sh).
 # With CI set (non-empty, not false/0) or RUN_SLOW=1 it then runs the slow tests, capped at
@@ -60,7 +62,28 @@ slow_tests() {
     return "${rc}"
 }
 
+# The storage tests against the lowest Optuna that pyproject.toml allows (the main run uses
+# the newest installed). That release is installed alone (--no-deps) into .venv-optuna-<v>/
+# and put in front of the environment's own Optuna; bounded in time.
+lowest_optuna() {
+    local low dir
+    low="$(python -c 'import re, pathlib; t = pathlib.Path("pyproject.toml").read_text(); v = re.search(r"\"optuna>=([0-9.]+)", t)[1]; print(v if v.count(".") == 2 else v + ".0")')"
+    dir=".venv-optuna-${low}"
+    if [[ ! -f "${dir}/optuna/__init__.py" ]]; then
+        timeout 300 python -m pip install -q --no-deps --target "${dir}" "optuna==${low}" || return 1
+    fi
+    PYTHONPATH="${dir}${PYTHONPATH:+:${PYTHONPATH}}" python -c \
+        "import optuna, sys; print('optuna', optuna.__version__); sys.exit(optuna.__version__ != '${low}')" || return 1
+    PYTHONPATH="${dir}${PYTHONPATH:+:${PYTHONPATH}}" timeout --kill-after=30 900 \
+        pytest -m "not slow" -q -p no:cacheprovider --timeout "${TEST_TIMEOUT:-300}" \
+        tests/test_storage_compat.py tests/test_storage_batching.py tests/test_storage_issue21.py \
+        tests/test_mirror.py
+}
+
 ci="${CI:-}"
+if [[ (-n "${ci}" && "${ci,,}" != "false" && "${ci}" != "0") || "${LOWEST_OPTUNA:-0}" == "1" ]]; then
+    step "pytest storage, lowest optuna" lowest_optuna
+fi
 if [[ (-n "${ci}" && "${ci,,}" != "false" && "${ci}" != "0") || "${RUN_SLOW:-0}" == "1" ]]; then
     step "pytest slow" slow_tests
 fi
