@@ -69,7 +69,7 @@ def test_search_model_runs_resumes_and_exports_plain_torch(tmp_path: Path) -> No
     assert model.inp.out_features == params["width"]
 
     run = _cli([*base, "--trials", "7", "--train-steps", "2"], tmp_path)  # other options
-    assert run.returncode == 2 and "evaluator options" in run.stderr
+    assert run.returncode == 2 and "--train-steps" in run.stderr and "1.0" in run.stderr
 
 
 def test_search_model_takes_a_dotted_module_and_a_supernet_and_loaders(tmp_path: Path) -> None:
