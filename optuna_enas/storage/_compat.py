@@ -17,8 +17,8 @@ The range of Optuna versions the suite runs against is declared in ``pyproject.t
 5. :func:`sql_trial_writer`: Optuna's table models (``optuna.storages._rdb.models``), to write
    a finished trial with a few SQL statements in one transaction. Optuna's public
    ``create_new_trial(template_trial=...)`` writes the same rows in one transaction too, but
-   through the ORM, ~6 queries per parameter: 37-42 ms of CPU per 23-parameter trial against
-   5-7 ms (``benchmarks/results/storage_public_api_*.json``). It is used only where it is known
+   through the ORM, ~6 queries per parameter: 37-41 ms of CPU per 23-parameter trial against
+   4.5-5.4 ms (``benchmarks/results/storage_public_api_*.json``). It is used only where it is known
    to write exactly what Optuna writes: an Optuna release in :data:`TESTED_OPTUNA` (the range
    ``pyproject.toml`` declares and CI runs), on a database whose schema is the one that
    release's models describe (``RDBStorage.get_current_version() == get_head_version()``),
