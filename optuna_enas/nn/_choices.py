@@ -181,8 +181,8 @@ class InputChoice(_Chooser, nn.Module):
         n_chosen: How many are used. An integer ``k``: one decision whose choices are the
             ``k``-subsets, written as their indices (``1`` for ``k = 1``, ``"0+2"`` for ``k = 2``).
             ``None``: any subset (ENAS's macro skip connections, Pham et al. 2018 Sec. 2.3), one
-            0/1 decision per candidate named ``"{label}/{i}"`` (kind ``"skip"``); an empty
-            subset gives zeros shaped like the first candidate.
+            0/1 decision per candidate named ``"{label}/{i}"`` (kind ``"skip"``; ``bit_names``
+            renames them); an empty subset gives zeros shaped like the first candidate.
         reduction: How the chosen tensors combine: ``"sum"`` (ENAS's macro ``add_n``),
             ``"mean"`` or ``"concat"`` (along dimension 1). ``"concat"`` needs a fixed
             ``n_chosen`` and cannot be relaxed (DARTS, DSO-NAS).
@@ -190,6 +190,8 @@ class InputChoice(_Chooser, nn.Module):
             only the chosen ones (all of them in mixed mode): candidates that cost a forward
             pass (an op applied to each possible input, as in ENAS's micro cell) run only when
             chosen.
+        bit_names: With ``n_chosen=None``, the names of the 0/1 decisions (default
+            ``"{label}/{i}"``), e.g. ENAS's macro space's ``layer3_skip0``.
     """
 
     def __init__(
@@ -200,6 +202,7 @@ class InputChoice(_Chooser, nn.Module):
         reduction: Reduction = "sum",
         *,
         lazy: bool = False,
+        bit_names: Sequence[str] | None = None,
     ) -> None:
         nn.Module.__init__(self)
         _Chooser.__init__(self, label)
@@ -219,6 +222,22 @@ class InputChoice(_Chooser, nn.Module):
                 "(any-subset outputs would change width)."
             )
         self.reduction: Reduction = reduction
+        if bit_names is not None and n_chosen is not None:
+            raise ValueError(
+                f"InputChoice {label!r}: bit_names names the 0/1 decisions of n_chosen=None; "
+                f"with n_chosen={n_chosen} there is one decision, named by the label."
+            )
+        names = (
+            [f"{label}/{i}" for i in range(n_candidates)] if bit_names is None else list(bit_names)
+        )
+        if len(names) != n_candidates or len(set(names)) != len(names):
+            raise ValueError(
+                f"InputChoice {label!r}: bit_names must be {n_candidates} distinct labels, "
+                f"but got {bit_names!r}."
+            )
+        for name in names:
+            check_label(name)
+        self.bit_names: tuple[str, ...] = tuple(names)
         if n_chosen == 1:
             self._subsets: tuple[Choice, ...] = tuple(range(n_candidates))
         elif n_chosen is not None:
@@ -231,16 +250,13 @@ class InputChoice(_Chooser, nn.Module):
 
     def decisions(self) -> list[Decision]:
         if self.n_chosen is None:
-            return [
-                Decision(f"{self.label}/{i}", (0, 1), kind="skip")
-                for i in range(self.n_candidates)
-            ]
+            return [Decision(name, (0, 1), kind="skip") for name in self.bit_names]
         return [Decision(self.label, self._subsets, kind="input")]
 
     def chosen_indices(self) -> list[int]:
         """The indices of the inputs the active architecture uses."""
         if self.n_chosen is None:
-            return [i for i in range(self.n_candidates) if self._chosen(f"{self.label}/{i}") == 1]
+            return [i for i, name in enumerate(self.bit_names) if self._chosen(name) == 1]
         return parse_subset(self._chosen(self.label))
 
     def forward(self, inputs: Sequence[Any]) -> torch.Tensor:
@@ -277,7 +293,7 @@ class InputChoice(_Chooser, nn.Module):
             )
         out: torch.Tensor | None = None
         if self.n_chosen is None:  # independent gates: weight of "on" per input
-            gates = [self._weights(f"{self.label}/{i}")[1] for i in range(self.n_candidates)]
+            gates = [self._weights(name)[1] for name in self.bit_names]
             for g, x in zip(gates, inputs, strict=True):
                 y = x * g
                 out = y if out is None else out + y

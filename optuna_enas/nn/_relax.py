@@ -63,10 +63,11 @@ DSONAS_INIT = 1.0
 """``lambda = 1``: XinbangZhang/DSO-NAS ``Cifar/train_search.py`` ``init_param``."""
 
 
-def _gate_names(supernet: Supernet) -> set[str]:
-    """Decision names of the any-subset InputChoice gates (one 0/1 decision per input)."""
+def _gate_names(supernet: Supernet) -> dict[str, str]:
+    """Decision name -> label of the any-subset InputChoice gates (one 0/1 decision per
+    input)."""
     return {
-        d.name
+        d.name: c.label
         for c in supernet.choices
         if isinstance(c, InputChoice) and c.n_chosen is None
         for d in c.decisions()
@@ -184,7 +185,7 @@ class Relaxation(nn.Module):
             for d, p in zip(self._decisions, self.params, strict=True):
                 w = self._vector(d, p.detach()).double().cpu()
                 if d.name in self._gates:
-                    label = d.name.rsplit("/", 1)[0]
+                    label = self._gates[d.name]
                     tables.setdefault(label, [[]])[0].append(float(w[1]))
                 else:
                     tables[d.name] = [w.tolist()]

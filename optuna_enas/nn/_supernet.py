@@ -92,6 +92,10 @@ class Supernet(nn.Module):
             largest) and refuses candidates whose outputs cannot be combined, naming the label
             and the choice. Use a small batch: it costs about ``sum of choice counts`` forwards.
         name: The :class:`~optuna_enas.SearchSpace` name stored in each architecture.
+        space: A space with exactly the decisions the primitives declare, in the order the
+            controller should take them (the built-in ENAS supernets pass their
+            ``MicroSpace`` / ``MacroSpace``). Default: the primitives' own, in registration
+            order, named ``name``.
 
     Example:
 
@@ -104,7 +108,12 @@ class Supernet(nn.Module):
     """
 
     def __init__(
-        self, model: nn.Module, *, example_input: Any = None, name: str = "supernet"
+        self,
+        model: nn.Module,
+        *,
+        example_input: Any = None,
+        name: str = "supernet",
+        space: SearchSpace | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
@@ -119,6 +128,8 @@ class Supernet(nn.Module):
                 "Repeat: there is nothing to search."
             )
         self._space = build_space(self._choices, name)
+        if space is not None:
+            self._space = _same_decisions(self._space, space)
         self._active: Architecture | None = None
         if example_input is not None:
             self.check_forward(example_input)
@@ -295,6 +306,20 @@ class Supernet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_decisions={len(self._space)}, n_architectures={self._space.n_architectures}"
+
+
+def _same_decisions(built: SearchSpace, space: SearchSpace) -> SearchSpace:
+    if not isinstance(space, SearchSpace):
+        raise ValueError(f"space must be a SearchSpace, but got {type(space).__name__}.")
+    have = {d.name: d for d in built.decisions}
+    want = {d.name: d for d in space.decisions}
+    if have != want:
+        differ = sorted(set(have) ^ set(want)) or sorted(n for n in have if have[n] != want[n])
+        raise ValueError(
+            f"space {space.name!r} does not declare the decisions of the model's choices; "
+            f"they differ at {differ[:4]}."
+        )
+    return space
 
 
 def _probe_default(d: Decision) -> Choice:

@@ -19,46 +19,15 @@ import torch
 import torch.fx
 from torch import nn
 
-from optuna_enas.nn._choices import InputChoice
 from optuna_enas.nn._supernet import Supernet
 from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.spaces._search_space import Choice
-from optuna_enas.spaces._search_space import Decision
 from optuna_enas.spaces._search_space import SearchSpace
 from optuna_enas.supernet._ops import check_images
 
 
 MODEL_PREFIX = "model."
 """Every weight of a :class:`CNNSupernet` lives under ``model.`` (the wrapped network)."""
-
-
-class SkipBits(InputChoice):
-    """``InputChoice(n_chosen=None, reduction="sum")`` whose bit ``j`` is named ``f"{label}{j}"``.
-
-    :class:`~optuna_enas.nn.InputChoice` names its 0/1 decisions ``f"{label}/{j}"``; the ENAS
-    macro space names them ``layer{i}_skip{j}`` (:class:`~optuna_enas.MacroSpace`), so this
-    subclass only renames the bits (``label="layer3_skip"`` gives ``layer3_skip0..2``).
-    Selection, the empty subset (zeros), mixing (``weights[name][1]`` per bit) and export are
-    :class:`~optuna_enas.nn.InputChoice`'s.
-    """
-
-    def __init__(self, label: str, n_candidates: int) -> None:
-        super().__init__(label, n_candidates, n_chosen=None, reduction="sum")
-        self._bits = tuple(f"{self.label}{j}" for j in range(self.n_candidates))
-
-    def decisions(self) -> list[Decision]:
-        return [Decision(name, (0, 1), kind="skip") for name in self._bits]
-
-    def chosen_indices(self) -> list[int]:
-        return [j for j, name in enumerate(self._bits) if self._chosen(name) == 1]
-
-    def _mixed(self, inputs: Any) -> torch.Tensor:
-        out: torch.Tensor | None = None
-        for name, x in zip(self._bits, inputs, strict=True):
-            y = x * self._weights(name)[1]
-            out = y if out is None else out + y
-        assert out is not None
-        return out
 
 
 class CNNSupernet(Supernet):
@@ -73,13 +42,7 @@ class CNNSupernet(Supernet):
     """
 
     def __init__(self, model: nn.Module, space: SearchSpace, *, in_channels: int) -> None:
-        super().__init__(model, name=space.name)
-        built = {d.name: d for d in self._space.decisions}
-        wanted = {d.name: d for d in space.decisions}
-        if built != wanted:  # a bug of the subclass, not of the caller
-            differ = sorted(set(built.items()) ^ set(wanted.items()))
-            raise RuntimeError(f"the network's choices disagree with {space!r}: {differ[:4]}.")
-        self._space = space
+        super().__init__(model, space=space)
         self.in_channels = in_channels
 
     def forward(
@@ -171,4 +134,4 @@ def upgrade_layout(state_dict: Mapping[str, Any], rename: Any) -> dict[str, Any]
     return {rename(k): v for k, v in state_dict.items()}
 
 
-__all__ = ["CNNSupernet", "MODEL_PREFIX", "SkipBits", "upgrade_layout"]
+__all__ = ["CNNSupernet", "MODEL_PREFIX", "upgrade_layout"]

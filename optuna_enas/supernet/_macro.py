@@ -35,11 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from optuna_enas._validation import check_int
+from optuna_enas.nn._choices import InputChoice
 from optuna_enas.nn._choices import LayerChoice
 from optuna_enas.spaces._enas import MacroSpace
 from optuna_enas.supernet._cnn_base import MODEL_PREFIX
 from optuna_enas.supernet._cnn_base import CNNSupernet
-from optuna_enas.supernet._cnn_base import SkipBits
 from optuna_enas.supernet._ops import FactorizedReduce
 from optuna_enas.supernet._ops import batch_norm
 from optuna_enas.supernet._ops import classifier
@@ -80,7 +80,15 @@ class _MacroNetwork(nn.Module):
             for i in range(n_layers)
         )
         # skips[i - 1]: the skip bits of layer i >= 1 over [stem, layer 0, ..., layer i-2].
-        self.skips = nn.ModuleList(SkipBits(f"layer{i}_skip", i) for i in range(1, n_layers))
+        self.skips = nn.ModuleList(
+            InputChoice(
+                f"layer{i}_skip",
+                i,
+                n_chosen=None,
+                bit_names=[f"layer{i}_skip{j}" for j in range(i)],
+            )
+            for i in range(1, n_layers)
+        )
         # skip_bns[i - 1] normalizes the sum of layer i (i >= 1).
         self.skip_bns = nn.ModuleList(batch_norm(c) for _ in range(n_layers - 1))
         # reductions[k][m]: the factorized reduction of entry m of [stem, layer 0, ...] after
@@ -98,7 +106,7 @@ class _MacroNetwork(nn.Module):
         for i, layer in enumerate(self.layers):
             out = layer(kept[-1])
             if i > 0:
-                skip = cast(SkipBits, self.skips[i - 1])
+                skip = cast(InputChoice, self.skips[i - 1])
                 if skip.is_mixed or skip.chosen_indices():  # no zeros added for no skip
                     out = out + skip(kept[:i])
                 out = self.skip_bns[i - 1](out)
