@@ -372,3 +372,20 @@ def test_any_subset_mean_mixes_to_the_discrete_mean() -> None:
     torch.testing.assert_close(discrete, torch.full((2,), 2.0))
     pick.set_mix({f"pick/{i}": torch.tensor([1.0, 0.0]) for i in range(3)})
     torch.testing.assert_close(pick(xs), torch.zeros(2))
+
+
+def test_a_narrow_path_leaves_the_wider_chunks_without_gradients() -> None:
+    width = ValueChoice("w", [4, 16])
+    lin = ElasticLinear(8, width)
+    bn = ElasticBatchNorm2d(width)
+    width.set_active({"w": 4})
+    lin(torch.randn(3, 8)).sum().backward()
+    bn(torch.randn(3, 4, 2, 2)).sum().backward()
+    assert [p.grad is not None for p in lin.weight_grid.chunks] == [True, False]
+    assert [p.grad is not None for p in lin.bias_grid.chunks] == [True, False]  # type: ignore[union-attr]
+    assert [p.grad is not None for p in bn.weight_grid.chunks] == [True, False]  # type: ignore[union-attr]
+    assert lin.weight.shape == (16, 8)  # the whole tensor, read-only view of the chunks
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9, weight_decay=0.1)
+    wide = lin.weight_grid.chunks[1].detach().clone()
+    opt.step()
+    torch.testing.assert_close(lin.weight_grid.chunks[1].detach(), wide)  # decay skipped it

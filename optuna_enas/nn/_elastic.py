@@ -7,6 +7,11 @@ matrices). The input width is read from the declared ``in_channels`` / ``in_feat
 or the ``ValueChoice`` of the layer before), so :meth:`Supernet.export` can build the plain
 layer.
 
+Each weight is stored as a grid of parameters (:class:`ChunkGrid`) split at the widths its
+``ValueChoice`` can take, so a path that uses a prefix width builds gradients, momentum and
+weight decay for that prefix only: the rows it does not use stay untouched, as the candidates
+of a ``LayerChoice`` that the path does not take. ``layer.weight`` reads the whole tensor.
+
 In mixed mode (DARTS, DSO-NAS) a width is the weighted sum of its prefix slices, computed as
 the full-width output times the mask ``m[c] = sum of the weights of the widths > c``
 (FBNetV2's channel masking, Wan et al. CVPR 2020); a kernel is the weighted sum of the centre
@@ -75,6 +80,63 @@ def _in_width(name: str, declared: IntOrChoice, x: torch.Tensor) -> int:
     return want
 
 
+def _splits(choice: IntOrChoice) -> list[int]:
+    return sorted(set(choice.values)) if isinstance(choice, ValueChoice) else [choice]
+
+
+class ChunkGrid(nn.Module):
+    """A tensor stored as a grid of parameters, split along dimensions 0 (and 1) at ``rows``
+    (and ``cols``), the sorted widths a ``ValueChoice`` can take (its largest last).
+
+    :meth:`prefix` concatenates the chunks of the first ``r`` rows and ``c`` columns, so
+    autograd creates gradients only for the chunks a path uses (``r`` and ``c`` must be split
+    points). The parameters are ``chunks.0 ... chunks.n`` in row-major order.
+    """
+
+    def __init__(self, full: torch.Tensor, rows: list[int], cols: list[int] | None) -> None:
+        super().__init__()
+        self.rows = list(rows)
+        self.cols = list(cols) if cols is not None else None
+        if full.shape[0] != self.rows[-1] or (
+            self.cols is not None and full.shape[1] != self.cols[-1]
+        ):
+            raise ValueError(f"ChunkGrid: shape {tuple(full.shape)} does not end at the splits.")
+        chunks = []
+        r0 = 0
+        for r in self.rows:
+            if self.cols is None:
+                chunks.append(nn.Parameter(full[r0:r].detach().clone()))
+            else:
+                c0 = 0
+                for c in self.cols:
+                    chunks.append(nn.Parameter(full[r0:r, c0:c].detach().clone()))
+                    c0 = c
+            r0 = r
+        self.chunks = nn.ParameterList(chunks)
+
+    def _index(self, splits: list[int], n: int, what: str) -> int:
+        try:
+            return splits.index(n) + 1
+        except ValueError:
+            raise ValueError(f"ChunkGrid: {what} {n} is not one of the splits {splits}.") from None
+
+    def prefix(self, r: int, c: int | None = None) -> torch.Tensor:
+        nr = self._index(self.rows, r, "rows")
+        if self.cols is None:
+            parts = list(self.chunks[:nr])
+            return parts[0] if nr == 1 else torch.cat(parts, 0)
+        nc = self._index(self.cols, self.cols[-1] if c is None else c, "columns")
+        width = len(self.cols)
+        rows = []
+        for a in range(nr):
+            parts = [self.chunks[a * width + b] for b in range(nc)]
+            rows.append(parts[0] if nc == 1 else torch.cat(parts, 1))
+        return rows[0] if nr == 1 else torch.cat(rows, 0)
+
+    def full(self) -> torch.Tensor:
+        return self.prefix(self.rows[-1], None if self.cols is None else self.cols[-1])
+
+
 class ElasticConv2d(nn.Module):
     """``nn.Conv2d`` whose output width and kernel size may be :class:`ValueChoice`.
 
@@ -116,22 +178,30 @@ class ElasticConv2d(nn.Module):
             )
         k = max_of(self.kernel_size)
         cin = 1 if self.depthwise else max_of(self.in_channels)
-        self.weight = nn.Parameter(torch.empty(max_of(self.out_channels), cin, k, k))
-        self.bias = nn.Parameter(torch.empty(max_of(self.out_channels))) if bias else None
-        # The initialization of nn.Conv2d at the largest size.
+        # The initialization of nn.Conv2d at the largest size, stored as a grid of chunks.
         ref = nn.Conv2d(cin, max_of(self.out_channels), k, bias=bias)
-        with torch.no_grad():
-            self.weight.copy_(ref.weight)
-            if self.bias is not None:
-                assert ref.bias is not None
-                self.bias.copy_(ref.bias)
+        self._kmax = k
+        rows = _splits(self.out_channels)
+        self.weight_grid = ChunkGrid(
+            ref.weight, rows, None if self.depthwise else _splits(self.in_channels)
+        )
+        self.bias_grid = ChunkGrid(ref.bias, rows, None) if ref.bias is not None else None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The whole weight (out, in, k, k) at the largest sizes (a concatenation)."""
+        return self.weight_grid.full()
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.bias_grid.full() if self.bias_grid is not None else None
 
     def _padding(self, k: int) -> int:
         return self.dilation * (k - 1) // 2
 
     def _kernel(self, cout: int, cin: int) -> tuple[torch.Tensor, int]:
-        kmax = self.weight.shape[-1]
-        w = self.weight[:cout, : (1 if self.depthwise else cin)]
+        kmax = self._kmax
+        w = self.weight_grid.prefix(cout, None if self.depthwise else cin)
         kc = self.kernel_size
         if isinstance(kc, ValueChoice) and kc.is_mixed:
             mix = kc.mix_weights()
@@ -153,7 +223,7 @@ class ElasticConv2d(nn.Module):
         cin = _in_width("ElasticConv2d", self.in_channels, x)
         cout = cin if self.depthwise else resolve(self.out_channels)
         weight, k = self._kernel(cout, cin)
-        bias = self.bias[:cout] if self.bias is not None else None
+        bias = self.bias_grid.prefix(cout) if self.bias_grid is not None else None
         y = F.conv2d(
             x,
             weight,
@@ -178,12 +248,12 @@ class ElasticConv2d(nn.Module):
             padding=self._padding(k),
             dilation=self.dilation,
             groups=cin if self.depthwise else 1,
-            bias=self.bias is not None,
+            bias=self.bias_grid is not None,
         )
         with torch.no_grad():
             conv.weight.copy_(weight)
-            if self.bias is not None and conv.bias is not None:
-                conv.bias.copy_(self.bias[:cout])
+            if self.bias_grid is not None and conv.bias is not None:
+                conv.bias.copy_(self.bias_grid.prefix(cout))
         return conv
 
     def extra_repr(self) -> str:
@@ -203,8 +273,18 @@ class ElasticLinear(nn.Module):
         self.in_features = _check("ElasticLinear in_features", in_features)
         self.out_features = _check("ElasticLinear out_features", out_features)
         ref = nn.Linear(max_of(self.in_features), max_of(self.out_features), bias=bias)
-        self.weight = nn.Parameter(ref.weight.detach().clone())
-        self.bias = nn.Parameter(ref.bias.detach().clone()) if ref.bias is not None else None
+        rows = _splits(self.out_features)
+        self.weight_grid = ChunkGrid(ref.weight, rows, _splits(self.in_features))
+        self.bias_grid = ChunkGrid(ref.bias, rows, None) if ref.bias is not None else None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The whole weight (out, in) at the largest sizes (a concatenation)."""
+        return self.weight_grid.full()
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.bias_grid.full() if self.bias_grid is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         want = resolve(self.in_features)
@@ -214,18 +294,18 @@ class ElasticLinear(nn.Module):
                 f"but got shape {tuple(x.shape)}."
             )
         cout = resolve(self.out_features)
-        bias = self.bias[:cout] if self.bias is not None else None
-        y = F.linear(x, self.weight[:cout, :want], bias)
+        bias = self.bias_grid.prefix(cout) if self.bias_grid is not None else None
+        y = F.linear(x, self.weight_grid.prefix(cout, want), bias)
         mask = width_mask(self.out_features, cout, y)
         return y if mask is None else y * mask
 
     def export(self) -> nn.Linear:
         cin, cout = resolve(self.in_features), resolve(self.out_features)
-        lin = nn.Linear(cin, cout, bias=self.bias is not None)
+        lin = nn.Linear(cin, cout, bias=self.bias_grid is not None)
         with torch.no_grad():
-            lin.weight.copy_(self.weight[:cout, :cin])
-            if self.bias is not None and lin.bias is not None:
-                lin.bias.copy_(self.bias[:cout])
+            lin.weight.copy_(self.weight_grid.prefix(cout, cin))
+            if self.bias_grid is not None and lin.bias is not None:
+                lin.bias.copy_(self.bias_grid.prefix(cout))
         return lin
 
     def extra_repr(self) -> str:
@@ -254,14 +334,23 @@ class ElasticBatchNorm2d(nn.Module):
         self.eps = float(eps)
         self.momentum = float(momentum)
         self.affine = bool(affine)
-        self.weight = nn.Parameter(torch.ones(n)) if affine else None
-        self.bias = nn.Parameter(torch.zeros(n)) if affine else None
+        rows = _splits(self.num_features)
+        self.weight_grid = ChunkGrid(torch.ones(n), rows, None) if affine else None
+        self.bias_grid = ChunkGrid(torch.zeros(n), rows, None) if affine else None
         self.running_mean: torch.Tensor
         self.running_var: torch.Tensor
         self.num_batches_tracked: torch.Tensor
         self.register_buffer("running_mean", torch.zeros(n))
         self.register_buffer("running_var", torch.ones(n))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    @property
+    def weight(self) -> torch.Tensor | None:
+        return self.weight_grid.full() if self.weight_grid is not None else None
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.bias_grid.full() if self.bias_grid is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = _in_width("ElasticBatchNorm2d", self.num_features, x)
@@ -272,8 +361,8 @@ class ElasticBatchNorm2d(nn.Module):
             x,
             self.running_mean[:c],
             self.running_var[:c],
-            self.weight[:c] if self.weight is not None else None,
-            self.bias[:c] if self.bias is not None else None,
+            self.weight_grid.prefix(c) if self.weight_grid is not None else None,
+            self.bias_grid.prefix(c) if self.bias_grid is not None else None,
             self.training,
             self.momentum,
             self.eps,
@@ -289,9 +378,9 @@ class ElasticBatchNorm2d(nn.Module):
             bn.running_var.copy_(self.running_var[:c])
             assert bn.num_batches_tracked is not None
             bn.num_batches_tracked.copy_(self.num_batches_tracked)
-            if self.weight is not None and self.bias is not None:
-                bn.weight.copy_(self.weight[:c])
-                bn.bias.copy_(self.bias[:c])
+            if self.weight_grid is not None and self.bias_grid is not None:
+                bn.weight.copy_(self.weight_grid.prefix(c))
+                bn.bias.copy_(self.bias_grid.prefix(c))
         return bn
 
     def extra_repr(self) -> str:

@@ -179,7 +179,9 @@ class Supernet(nn.Module):
         return self.model(*args, **kwargs)
 
     def path_parameters(self) -> list[nn.Parameter]:
-        """The parameters the active path uses (candidates of other choices excluded)."""
+        """The parameters the active path uses (candidates of other choices and blocks beyond
+        a ``Repeat``'s depth excluded; an elastic layer on the path counts whole, although a
+        narrow width gets gradients for its chunks only)."""
         exported = set()
         for m in self._path_modules(self.model):
             for p in m.parameters(recurse=False):
