@@ -14,6 +14,7 @@ import math
 import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+from typing import Protocol
 
 from optuna_enas.dashboard._svg import Svg
 from optuna_enas.dashboard._svg import nice_ticks
@@ -25,7 +26,39 @@ if TYPE_CHECKING:
     import optuna
     import plotly.graph_objects as go
 
-    from optuna_enas.final._rank_check import RankCheckResult
+    from optuna_enas.spaces._search_space import Architecture
+    from optuna_enas.spaces._search_space import SearchSpace
+
+
+class RankScatter(Protocol):
+    """What the figures read of a rank check (:class:`optuna_enas.final.RankCheckResult` has
+    it; declared here so that the dashboard does not import the code that computes it)."""
+
+    @property
+    def space(self) -> SearchSpace: ...
+
+    @property
+    def direction(self) -> str: ...
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def indices(self) -> tuple[int, ...]: ...
+
+    @property
+    def archs(self) -> tuple[Architecture, ...]: ...
+
+    @property
+    def supernet(self) -> tuple[float, ...]: ...
+
+    @property
+    def standalone(self) -> tuple[float, ...]: ...
+
+    @property
+    def k(self) -> int: ...
+
+    def summary(self) -> str: ...
 
 
 FIGURE_ID = "enas-rank-check"
@@ -130,7 +163,7 @@ def scatter_svg(
     return svg.render()
 
 
-def top_sets(result: RankCheckResult) -> tuple[set[int], set[int]]:
+def top_sets(result: RankScatter) -> tuple[set[int], set[int]]:
     """Positions (in ``result.indices``) of the supernet's top-k and the top-k from scratch."""
     if not result.indices:
         return set(), set()
@@ -140,7 +173,7 @@ def top_sets(result: RankCheckResult) -> tuple[set[int], set[int]]:
     return a, b
 
 
-def rank_check_svg(result: RankCheckResult, *, title: str | None = None) -> str:
+def rank_check_svg(result: RankScatter, *, title: str | None = None) -> str:
     """The scatter plot of a rank check (supernet score vs score from scratch) as an SVG."""
     return scatter_svg(
         result.supernet,
@@ -152,7 +185,7 @@ def rank_check_svg(result: RankCheckResult, *, title: str | None = None) -> str:
     )
 
 
-def rank_check_figure(result: RankCheckResult) -> go.Figure:
+def rank_check_figure(result: RankScatter) -> go.Figure:
     """The scatter plot of a rank check as a plotly figure (needs plotly)."""
     import plotly.graph_objects as go
 
@@ -180,7 +213,7 @@ def rank_check_figure(result: RankCheckResult) -> go.Figure:
     return fig
 
 
-def save_rank_check_figure(study: optuna.Study, result: RankCheckResult) -> bool:
+def save_rank_check_figure(study: optuna.Study, result: RankScatter) -> bool:
     """Save :func:`rank_check_figure` to ``study`` under :data:`FIGURE_ID` for optuna-dashboard.
 
     Returns ``False`` (and saves nothing) when plotly or optuna-dashboard is not installed.
