@@ -258,3 +258,26 @@ def test_many_openers_of_one_new_database_all_succeed(tmp_path: Path) -> None:
         for t in threads:
             t.join()
         assert errors == []
+
+
+def test_a_writer_waits_for_another_process_holding_the_write_lock(tmp_path: Path) -> None:
+    """Longer than SQLite's default 5 s: the write waits (busy_timeout), it does not fail."""
+    import time
+
+    db = tmp_path / "locked.db"
+    study = optuna.create_study(storage=_batched(db), study_name="s")
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    holder = sqlite3.connect(str(db), isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    release = threading.Timer(6.0, lambda: holder.execute("COMMIT"))
+    release.start()
+    start = time.monotonic()
+    try:
+        study.tell(trial, 1.0)
+    finally:
+        release.join()
+        holder.close()
+    assert time.monotonic() - start >= 5.5
+    stored = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
+    assert [(t.number, t.value) for t in stored] == [(0, 1.0)]
