@@ -293,3 +293,43 @@ def test_signal_inside_the_objective_fails_and_tags_the_trial(tmp_path: Path) ->
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL]
     assert study.trials[1].user_attrs[INTERRUPTED_ATTR] is True
+
+
+@pytest.mark.parametrize("method", ["darts", "dsonas"])
+def test_sigterm_stops_a_oneshot_search_like_ctrl_c(method: str, tmp_path: Path) -> None:
+    """docs/guarantees.md, "SIGTERM is Ctrl-C", for --sampler darts|dsonas too."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    cmd = [sys.executable, "-m", "optuna_enas", "--threads", "1", "search", "--storage", url]
+    cmd += [*_TINY, "--sampler", method, "--trials", "100000", "--oneshot-epochs", "50000"]
+    proc = subprocess.Popen(
+        cmd, env=_ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+
+        def one_epoch() -> bool:
+            if not (tmp_path / "s.db").exists():
+                return False
+            try:
+                with contextlib.closing(
+                    sqlite3.connect(f"file:{tmp_path}/s.db?mode=ro", uri=True)
+                ) as conn:
+                    # two epochs recorded: the first one's checkpoint is written
+                    return int(conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]) >= 2
+            except sqlite3.OperationalError:
+                return False
+
+        _wait_until(one_epoch, 180.0, "two recorded epochs")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, err
+    assert (
+        err.strip().splitlines()[-1]
+        == "optuna-enas: interrupted; rerun the same command to continue."
+    )
+    assert "Traceback" not in err
+    checkpoint = default_checkpoint(url, f"enas-rnn-{method}")
+    assert checkpoint.is_file() and not lock_path(checkpoint).exists()

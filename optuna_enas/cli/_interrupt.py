@@ -115,3 +115,25 @@ class SignalGuard:
         """Stops the search after a trial that finished while a signal was pending."""
         if self.signal is not None:
             study.stop()
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``) while the block runs.
+
+    For loops that are not ``study.optimize`` (the one-shot searches): their ``except
+    KeyboardInterrupt`` then saves and releases what Ctrl-C does, instead of the process
+    dying at once. Only in the main thread (elsewhere a no-op).
+    """
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        raise _interrupt(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -28,6 +28,7 @@ from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._errors import _one_line
 from optuna_enas.cli._errors import _redact
 from optuna_enas.cli._interrupt import Terminated
+from optuna_enas.cli._interrupt import sigterm_as_interrupt
 from optuna_enas.cli._lock import CheckpointLock
 from optuna_enas.cli._options import ONESHOT_METHODS
 from optuna_enas.cli._options import _build_space
@@ -218,9 +219,10 @@ def run_oneshot(
         start = time.perf_counter()
         interrupted, exit_code = False, 0
         try:
-            searcher.search(
-                study, n_steps=n_steps, steps_per_epoch=steps_per_epoch, callbacks=[progress]
-            )
+            with sigterm_as_interrupt():  # docs/guarantees.md: "SIGTERM is Ctrl-C"
+                searcher.search(
+                    study, n_steps=n_steps, steps_per_epoch=steps_per_epoch, callbacks=[progress]
+                )
         except KeyboardInterrupt as e:
             interrupted, exit_code = True, 143 if isinstance(e, Terminated) else 130
         seconds = time.perf_counter() - start
