@@ -115,3 +115,36 @@ def test_derive_and_rank_check_never_write_into_a_search_study(
     assert "--run-name 'a-derive' is a search study" in capsys.readouterr().err
     for name in ("a", "a-derive"):
         assert len(optuna.load_study(study_name=name, storage=url).trials) == 2
+
+
+def test_a_journal_damaged_before_its_last_line_and_a_checkpoint_missing_a_key_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from optuna_enas.cli import main
+    from optuna_enas.cli._storage import default_checkpoint
+
+    tiny = ["--n-nodes", "3", "--hidden-size", "8", "--batch-size", "8", "--bptt", "8"]
+    log = tmp_path / "s.log"
+    assert main(["search", "--storage", str(log), *tiny, "--trials", "2"]) == 0
+    lines = log.read_bytes().split(b"\n")
+    damaged = lines[:3] + [lines[3][:-5]] + lines[4:]  # line 4 of many: not the last
+    log.write_bytes(b"\n".join(damaged))
+    capsys.readouterr()
+    assert main(["search", "--storage", str(log), *tiny, "--trials", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 4 of the journal" in err and str(log) in err
+
+    db = tmp_path / "c.db"
+    url = f"sqlite:///{db}"
+    assert main(["search", "--storage", url, *tiny, "--trials", "2"]) == 0
+    checkpoint = default_checkpoint(url, "enas-rnn-enas")
+    state = torch.load(checkpoint, weights_only=True)
+    key = sorted(state)[0]
+    del state[key]
+    torch.save(state, checkpoint)
+    capsys.readouterr()
+    assert main(["search", "--storage", url, *tiny, "--trials", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(checkpoint) in err and "cannot be resumed" in err

@@ -24,6 +24,7 @@ from optuna_enas.cli._storage import _load_study
 from optuna_enas.cli._storage import _pick_trial
 from optuna_enas.cli._storage import _study_space
 from optuna_enas.cli._storage import check_writable
+from optuna_enas.cli._storage import damaged_checkpoint
 from optuna_enas.cli._storage import open_storage
 from optuna_enas.cli._storage import refuse_search_study
 
@@ -68,6 +69,8 @@ def _trained_evaluator(
         evaluator = SupernetEvaluator.load(checkpoint, data, device=_check_device(device_arg))
     except ValueError as e:
         raise UsageError(f"--checkpoint {str(checkpoint)!r}: {_one_line(e)}") from e
+    except (KeyError, AssertionError, TypeError, RuntimeError) as e:
+        raise UsageError(damaged_checkpoint(checkpoint, e)) from e
     return config, space, evaluator
 
 

@@ -40,6 +40,7 @@ from optuna_enas.cli._storage import WALL_ATTR
 from optuna_enas.cli._storage import _n_finished_in
 from optuna_enas.cli._storage import check_outputs
 from optuna_enas.cli._storage import check_same_config
+from optuna_enas.cli._storage import damaged_checkpoint
 from optuna_enas.cli._storage import open_storage
 from optuna_enas.spaces._kinds import kind_of
 
@@ -134,6 +135,10 @@ def make_searcher(
         )
     except ValueError as e:
         raise UsageError(f"cannot build the {method} searcher: {_one_line(e)}") from e
+    except (KeyError, AssertionError, TypeError, RuntimeError) as e:
+        if resume is None:
+            raise
+        raise UsageError(damaged_checkpoint(resume, e)) from e
 
 
 def run_oneshot(

@@ -36,6 +36,7 @@ from optuna_enas.cli._storage import check_outputs
 from optuna_enas.cli._storage import check_same_config
 from optuna_enas.cli._storage import check_study_name
 from optuna_enas.cli._storage import check_writable
+from optuna_enas.cli._storage import damaged_checkpoint
 from optuna_enas.cli._storage import default_artifact_dir
 from optuna_enas.cli._storage import open_storage
 from optuna_enas.spaces._kinds import kind_of
@@ -246,6 +247,10 @@ def _run_locked(
         )
     except ValueError as e:
         raise UsageError(f"cannot build the evaluator: {_one_line(e)}") from e
+    except (KeyError, AssertionError, TypeError, RuntimeError) as e:
+        if resume is None:
+            raise
+        raise UsageError(damaged_checkpoint(resume, e)) from e
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,

@@ -62,6 +62,20 @@ def check_journal(path: Path, flag: str = "--storage") -> None:
         return  # missing: created empty
     if size == 0:
         return
+    # Every complete line must be a JSON record (Optuna parses them all when it opens the
+    # file, and fails on a damaged one with a bare JSONDecodeError).
+    with path.open("rb") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.endswith(b"\n"):
+                break  # the last line, without its newline: checked below
+            try:
+                json.loads(line)
+            except ValueError:
+                raise UsageError(
+                    f"{flag} {str(path)!r}: line {number} of the journal is not a JSON record "
+                    f"({len(line)} bytes starting {line[:40]!r}): the file is damaged. Keep a "
+                    "copy; the records before that line are intact."
+                ) from None
     with path.open("rb") as f:
         f.seek(max(0, size - 65536))
         tail = f.read()
@@ -79,6 +93,16 @@ def check_journal(path: Path, flag: str = "--storage") -> None:
         "is incomplete: a write was interrupted. Keep a copy of the file, then delete that "
         "line (e.g. `head -n {n_lines}`) to open the study with the records before it."
     )
+
+
+def damaged_checkpoint(path: Path, error: BaseException) -> str:
+    """One line for a checkpoint that cannot be read back (a missing key, a wrong shape...)."""
+    what = f"lacks the entry {error}" if isinstance(error, KeyError) else _one_line(error)
+    return (
+        f"--checkpoint {str(path)!r} cannot be resumed: it {what}"
+        if isinstance(error, KeyError)
+        else f"--checkpoint {str(path)!r} cannot be resumed ({what})"
+    ) + " (damaged, or written by another version); move it away to start the supernet anew."
 
 
 def open_storage(url: str, *, must_exist: bool, writer: bool = False) -> BaseStorage:
