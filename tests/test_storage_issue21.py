@@ -168,11 +168,6 @@ def test_a_trial_enqueued_by_one_process_and_run_by_the_next_is_seen_finished(
     assert study.get_trials(states=(TrialState.WAITING,)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs ENASSampler to key the trials it consumed by number (sampler/_sampler.py: "
-    "_seen holds trial._trial_id, which is temporary while a batched trial runs)",
-)
 def test_add_trial_does_not_make_the_sampler_learn_earlier_trials_again(tmp_path: Path) -> None:
     sampler = ENASSampler(SPACE, seed=0)
     study = optuna.create_study(storage=_batched(tmp_path / "a.db"), sampler=sampler)

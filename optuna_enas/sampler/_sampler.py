@@ -376,7 +376,8 @@ class ENASSampler(BaseSampler):
                     self._learner.release(trial._trial_id)
                 key = self._key(study)
                 if state in _FINISHED:
-                    self._seen.setdefault(key, set()).add(trial._trial_id)
+                    # By number: a trial's id may change when it is written (BatchedStorage).
+                    self._seen.setdefault(key, set()).add(trial.number)
                 if _is_training_phase(trial):
                     return
                 found = self._trial_values(trial, state, values)
@@ -514,10 +515,10 @@ class ENASSampler(BaseSampler):
         if len(trials) <= len(seen):
             return
         for t in sorted(trials, key=lambda t: t.number):
-            if t._trial_id in seen:
+            if t.number in seen:
                 continue
             self._check_no_clash(study, t)
-            seen.add(t._trial_id)
+            seen.add(t.number)
             if _is_training_phase(t):
                 continue
             found = self._trial_values(t, t.state, t.values)
