@@ -6,8 +6,12 @@ PostgreSQL (issue #13), more than a frozen-weight evaluation. :class:`BatchedSto
 Optuna storage and keeps a trial's writes in memory until the trial finishes, then writes the
 whole trial with Optuna's public ``create_new_trial(study_id, template_trial=finished_trial)``:
 one transaction on an ``RDBStorage`` (SQLite, PostgreSQL...), one record on a
-``JournalStorage``. Nothing below reaches into Optuna's tables or caches; the few private
-names the wrapper needs are in :mod:`optuna_enas.storage._compat`, each with a test.
+``JournalStorage``. On an ``RDBStorage`` of a tested Optuna release the same rows are written
+by :func:`optuna_enas.storage._compat.sql_trial_writer` (a few SQL statements in one
+transaction instead of Optuna's ORM path: 4.5-5.4 ms of CPU per 23-parameter trial instead of
+37-41 ms); it is used only where a test shows it writes what ``create_new_trial`` writes.
+Nothing else reaches into Optuna's tables or caches; every private name the wrapper needs is
+in :mod:`optuna_enas.storage._compat`, each with a test.
 
 Two modes:
 
