@@ -13,8 +13,9 @@ study whose finished trials a TrialMirror copies to a journal file in the backgr
 durable_ms_per_trial includes waiting for the last write). BatchedStorage (one write per
 trial, issue #13): batched (SQLite, exclusive, WAL + synchronous=NORMAL: the CLI's default),
 batched-full (the same with synchronous=FULL), batched-journal (journal file, one record per
-trial), batched-postgres (exclusive), shared-postgres (exclusive=False: a row at ask, the rest
-with the end; the CLI's mode for a server URL).
+trial), batched-postgres (exclusive), shared-postgres (exclusive=False: Optuna's own writes since
+issue #21, results before that measured the old batched shared mode; the CLI's mode for a
+server URL).
 
     python benchmarks/sampler_overhead.py --trials 1000 10000 --samplers enas \
         --storages memory sqlite journal postgres batched batched-full batched-journal \
