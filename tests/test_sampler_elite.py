@@ -265,6 +265,8 @@ def test_rule_names_and_presets() -> None:
         ({"n_candidates": 0}, "n_candidates"),
         ({"prior_weight": -1.0}, "prior_weight"),
         ({"dedupe": 1}, "dedupe"),
+        ({"screen": "tpe"}, "screen"),
+        ({"policy_draws": 0}, "policy_draws"),
     ],
 )
 def test_bad_elite_config(kwargs: dict[str, object], match: str) -> None:

@@ -40,6 +40,7 @@ import logging
 import math
 from dataclasses import dataclass
 from typing import Any
+from typing import Literal
 
 import numpy as np
 import torch
@@ -89,6 +90,9 @@ class EliteConfig:
         prior_weight: Pseudo-count of the uniform prior in ``g``, spread over the choices
             (TPE's ``prior_weight``: 1.0).
         dedupe: Never propose an architecture already evaluated while an unseen one is found.
+        screen: The ``l`` of the screen: ``"policy"`` (the LSTM mixture), ``"marginal"``
+            (per-decision categorical of the elite, counts plus ``prior_weight``, as TPE's
+            univariate ``l``), ``"both"`` (the mean of their logs).
     """
 
     gamma: float = 0.1
@@ -101,6 +105,7 @@ class EliteConfig:
     policy_draws: int | None = 4
     prior_weight: float = 1.0
     dedupe: bool = True
+    screen: Literal["policy", "marginal", "both"] = "policy"
 
     def __post_init__(self) -> None:
         check_positive("gamma", self.gamma)
@@ -115,6 +120,10 @@ class EliteConfig:
         if self.policy_draws is not None:
             check_int("policy_draws", self.policy_draws, 1, MAX_CANDIDATES)
         check_non_negative("prior_weight", self.prior_weight)
+        if self.screen not in ("policy", "marginal", "both"):
+            raise ValueError(
+                f"screen must be 'policy', 'marginal' or 'both', but got {self.screen!r}."
+            )
         if not isinstance(self.dedupe, bool):
             raise ValueError(f"dedupe must be a bool, but got {self.dedupe!r}.")
 
@@ -147,6 +156,7 @@ class EliteLearner:
         self._counts: list[np.ndarray] = []  # per decision: choice counts over all trials
         self._seen: set[tuple[int, ...]] = set()
         self._running: dict[int, tuple[int, ...]] = {}  # token -> proposed, not yet finished
+        self._log_l_marginal: list[np.ndarray] = []  # per decision, set by _log_g
         self.fingerprint = controller.fingerprint()
 
     # -- structure -----------------------------------------------------------------------------
@@ -268,10 +278,16 @@ class EliteLearner:
                     elite_counts[t][a] += 1.0
         prior = self.config.prior_weight
         out = []
+        self._log_l_marginal = []
         for c, ec, n in zip(self._counts, elite_counts, self.n_choices, strict=True):
             rest = np.maximum(c - ec, 0.0) + prior / n
             total = rest.sum()
             out.append(np.log(rest / total) if total > 0 else np.full(n, -math.log(n)))
+            good = ec + prior / n
+            total = good.sum()
+            self._log_l_marginal.append(
+                np.log(good / total) if total > 0 else np.full(n, -math.log(n))
+            )
         return out
 
     def propose(
@@ -385,12 +401,18 @@ class EliteLearner:
         free: list[int],
         eps: float,
     ) -> float:
+        screen = self.config.screen
         score = 0.0
         for t in free:
-            k = self.n_choices[t]
-            score += math.log((1.0 - eps) * math.exp(logps[t]) + eps / k) - float(
-                log_g[t][actions[t]]
-            )
+            a = actions[t]
+            if screen == "marginal":
+                log_l = float(self._log_l_marginal[t][a])
+            else:
+                k = self.n_choices[t]
+                log_l = math.log((1.0 - eps) * math.exp(logps[t]) + eps / k)
+                if screen == "both":
+                    log_l = 0.5 * (log_l + float(self._log_l_marginal[t][a]))
+            score += log_l - float(log_g[t][a])
         return score
 
     def _unseen_near(
