@@ -148,3 +148,15 @@ def test_a_journal_damaged_before_its_last_line_and_a_checkpoint_missing_a_key_a
     assert main(["search", "--storage", url, *tiny, "--trials", "3"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(checkpoint) in err and "cannot be resumed" in err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"n_eval_batches": 10**9}, "n_eval_batches"), ({"batch_size": 10**9}, "batch_size")],
+)
+def test_the_python_api_bounds_the_same_sizes(kwargs: dict[str, int], name: str) -> None:
+    from optuna_enas import RNNCellSpace
+    from optuna_enas import SupernetEvaluator
+
+    with pytest.raises(ValueError, match=rf"{name} must be an integer in \[1, "):
+        SupernetEvaluator(RNNCellSpace(n_nodes=3), seed=0, **kwargs)

@@ -68,7 +68,7 @@ def test_resolve_training_checks_data_kind_and_generator() -> None:
         resolve_training(
             RNNCellSpace(n_nodes=2), corpus, **{**_ARGS, "supernet_kwargs": {"generator": 1}}
         )
-    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"batch_size must be an integer in \[1, 65536\]"):
         resolve_training(RNNCellSpace(n_nodes=2), corpus, **{**_ARGS, "batch_size": 0})
 
 

@@ -71,6 +71,10 @@ _logger = logging.getLogger(__name__)
 _KIND = "SupernetEvaluator"  # the checkpoint format tag
 
 
+MAX_EVAL_BATCHES = 100_000
+"""The most validation minibatches one score may use (``search --eval-batches`` too)."""
+
+
 class SupernetEvaluator:
     """The ENAS objective: train shared weights on the trial's architecture, return its metric.
 
@@ -254,7 +258,8 @@ class SupernetEvaluator:
         self._space = space
         self._data = self._setup.data
         self._n_train_steps = Fraction(steps).limit_denominator(1_000_000)
-        self._n_eval_batches = check_int("n_eval_batches", n_eval_batches, 1)
+        # Bounded: the validation windows are listed before they are scored (issue #21).
+        self._n_eval_batches = check_int("n_eval_batches", n_eval_batches, 1, MAX_EVAL_BATCHES)
         self._checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
         self._checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self._device = self._setup.device
@@ -520,7 +525,11 @@ class SupernetEvaluator:
         """
         arch = self._space.coerce(arch)
         split = check_split(split)
-        n = self._n_eval_batches if n_batches is None else check_int("n_batches", n_batches, 1)
+        n = (
+            self._n_eval_batches
+            if n_batches is None
+            else check_int("n_batches", n_batches, 1, MAX_EVAL_BATCHES)
+        )
         with self._lock:
             return self._trainer.evaluate(arch, split, full, n)
 
@@ -553,7 +562,11 @@ class SupernetEvaluator:
             raise ValueError(f"archs must be a sequence of architectures, but got {archs!r}.")
         coerced = [self._space.coerce(a) for a in archs]
         split = check_split(split)
-        n = self._n_eval_batches if n_batches is None else check_int("n_batches", n_batches, 1)
+        n = (
+            self._n_eval_batches
+            if n_batches is None
+            else check_int("n_batches", n_batches, 1, MAX_EVAL_BATCHES)
+        )
         if not coerced:
             return []
         with self._lock:

@@ -103,8 +103,8 @@ def resolve_training(
         kind=kind,
         data=default_data(space, data),
         supernet_kwargs=kwargs,
-        batch_size=check_int("batch_size", batch_size, 1),
-        bptt=check_int("bptt", bptt, 1),
+        batch_size=check_int("batch_size", batch_size, 1, 65_536),  # bounded: allocations
+        bptt=check_int("bptt", bptt, 1, 100_000),
         optim=OptimConfig.for_kind(
             kind.name, lr=lr, grad_clip=grad_clip, momentum=momentum, weight_decay=weight_decay
         ),
