@@ -475,13 +475,25 @@ def main() -> None:
     elite = parse_elite_overrides(args.elite_config)
     budgets = sorted(args.budgets)
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
-    tag = {
-        "budget": budgets[-1],
-        "enas_config": overrides,
-        "elite_config": elite,
-        "gp_trials": args.gp_trials,
+
+    def tag_of(sampler: str) -> dict[str, Any]:
+        """What makes a run reusable: the budget and the sampler's own (effective) config."""
+        elite_rule = sampler == "elite" or (
+            sampler == "enas" and ENASSampler(rule=None).rule == "elite"
+        )
+        return {
+            "budget": budgets[-1],
+            "enas_config": overrides if sampler in ("enas", "reinforce") else {},
+            "elite_config": dataclasses.asdict(EliteConfig(**elite)) if elite_rule else {},
+            "gp_trials": args.gp_trials,
+        }
+
+    done = {
+        key: rec
+        for sampler in args.samplers
+        for key, rec in _load_runs(args.runs, tag_of(sampler)).items()
+        if key[1] == sampler
     }
-    done = _load_runs(args.runs, tag)
     runs: dict[tuple[str, str], list[list[float]]] = {}
     optimum: dict[tuple[str, str], list[float]] = {}
     seconds: dict[str, float] = {}
@@ -506,7 +518,7 @@ def main() -> None:
                     made = make_sampler(sampler, seed, overrides, elite)
                     qualities, last100 = run_timed(problem, made, n_trials)
                     rec = {
-                        "tag": tag,
+                        "tag": tag_of(sampler),
                         "problem": name,
                         "sampler": sampler,
                         "seed": seed,
