@@ -71,6 +71,11 @@ class ENASSampler(BaseSampler):
     per 10 trials. ``preset="enas-official-ptb"`` (or ``-cifar-macro``, ``-cifar-micro``,
     ``enas-paper-ptb``) gives ENAS's exact REINFORCE.
 
+    ``rule="elite"`` learns differently: after each trial the controller is refit by maximum
+    likelihood on the best trials of the whole history, candidates are screened TPE-style and
+    no architecture is evaluated twice (:class:`EliteConfig`; BENCHMARKS.md, "Sampler quality:
+    the elite rule", for where it stands against TPE and REINFORCE).
+
     Where the controller's state lives: nowhere but in the study. Each trial stores the
     sampling policy's fingerprint and log-probabilities under the system attr ``enas:sample``.
     A sampler replays every finished trial of the study it has not seen, in trial-number order,
