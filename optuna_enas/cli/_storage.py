@@ -8,6 +8,7 @@ import math
 import os
 import re
 import warnings
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -122,6 +123,7 @@ def open_storage(url: str, *, must_exist: bool, writer: bool = False) -> BaseSto
 
 
 _OPENED: list[tuple[BaseStorage, list[Path]]] = []
+_WRITERS: weakref.WeakSet[Any] = weakref.WeakSet()  # the storages opened to write
 """The storages this command opened, and the files it created for them (see close_storages)."""
 
 
@@ -139,7 +141,7 @@ def close_storages(*, refused: bool) -> None:
     while _OPENED:
         storage, created = _OPENED.pop()
         inner = getattr(storage, "backend", storage)
-        if isinstance(inner, RDBStorage):
+        if isinstance(inner, RDBStorage) and inner in _WRITERS:  # readers never set WAL
             leave_wal(inner)
         if refused:
             for path in created:
@@ -152,6 +154,8 @@ def _open_storage(url: str, *, must_exist: bool, writer: bool) -> BaseStorage:
     created = [] if path is None or path.expanduser().exists() else [path.expanduser()]
     storage = _open_storage_unregistered(url, must_exist=must_exist, writer=writer)
     _OPENED.append((storage, created))
+    if writer:
+        _WRITERS.add(getattr(storage, "backend", storage))
     return storage
 
 
