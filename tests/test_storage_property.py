@@ -5,7 +5,7 @@ The same sequence runs on a ``BatchedStorage`` (exclusive, SQLite) and on a plai
 states, values, params, user and system attrs, intermediate values and the trial notes the
 dashboard shows. Both the batched view (what the process reads) and the batched database (what
 any other reader sees; its running trials are in memory only) are compared. The default suite
-runs a few short sequences; ``-m slow`` runs many long ones.
+runs 3 sequences of 40 steps (~10 s each); ``-m slow`` runs 5 of 150 (~40 s each).
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def _run_sequence(tmp_path: Path, seed: int, n_steps: int) -> None:
     plain = _Side(RDBStorage(f"sqlite:///{tmp_path}/plain-{seed}.db"), "s")
     ours = _Side(batched(), "s")
     sides = (plain, ours)
+    reader = RDBStorage(url)  # what any other process reads (no cache)
     for step in range(n_steps):
         op = _OPS[int(rng.integers(len(_OPS)))]
         if op in ("tell", "fail", "prune", "attr", "report") and not plain.running:
@@ -142,7 +143,7 @@ def _run_sequence(tmp_path: Path, seed: int, n_steps: int) -> None:
             plain.reopen(RDBStorage(f"sqlite:///{tmp_path}/plain-{seed}.db"))
         want = _rows(plain.study)
         assert _rows(ours.study) == want, (seed, step, op)
-        stored = optuna.load_study(study_name="s", storage=RDBStorage(url))
+        stored = optuna.load_study(study_name="s", storage=reader)
         # The database: every finished trial; running ones only where they had to be written.
         assert _rows(stored, finished_only=True) == _rows(plain.study, finished_only=True)
         assert len(stored.trials) <= len(want)
@@ -154,6 +155,6 @@ def test_batched_storage_equals_plain_storage_after_every_step(seed: int, tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(3, 13))
+@pytest.mark.parametrize("seed", range(3, 8))
 def test_batched_storage_equals_plain_storage_long_sequences(seed: int, tmp_path: Path) -> None:
-    _run_sequence(tmp_path, seed, n_steps=300)
+    _run_sequence(tmp_path, seed, n_steps=150)
