@@ -242,6 +242,26 @@ def test_learns_decisions_from_the_study_without_a_space() -> None:
     assert study.best_params["op"] == "b" and study.best_params["depth"] == 3
 
 
+def test_a_decision_that_appears_later_joins_the_elite_refit() -> None:
+    sampler = ENASSampler(seed=0, config=SMALL, rule=EliteConfig(n_startup_trials=3))
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_categorical("op", ["a", "b", "c"])
+        value = float(x == "b")
+        if trial.number >= 15:  # a new categorical from trial 15 on
+            value += float(trial.suggest_categorical("late", ["u", "v"]) == "v")
+        return value
+
+    study.optimize(objective, n_trials=40)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert [d.name for d in sampler.decisions] == ["op", "late"]
+    assert len(sampler.history) == 40 and sampler.n_skipped_updates == 0
+    refits_after = [h for h in sampler.history[16:] if "loss" in h]
+    assert refits_after  # the refit went on with the grown controller
+    assert study.best_value == 2.0
+
+
 def test_rule_names_and_presets() -> None:
     assert ENASSampler(preset="enas-official-ptb").rule == "reinforce"
     assert ENASSampler(rule="reinforce").rule == "reinforce"

@@ -169,6 +169,9 @@ class EliteLearner:
         """Register a decision the controller just grew (and its new parameters)."""
         self.n_choices.append(int(n_choices))
         self._counts.append(np.zeros(int(n_choices), dtype=np.float64))
+        for e in self._top:  # trials before this decision existed did not take it
+            e.actions.append(0)
+            e.mask.append(False)
         self.optimizer.add_param_group({"params": params})
         self.fingerprint = self.controller.fingerprint()
 
