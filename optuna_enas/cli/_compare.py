@@ -54,10 +54,6 @@ _LABELS = {
 def _cmd_compare(args: argparse.Namespace) -> int:
     from optuna_enas.dashboard import best_so_far
 
-    if getattr(args, "model", None) is not None:  # your own model (optuna_enas.nn)
-        from optuna_enas.cli._user_model import cmd_compare_model
-
-        return cmd_compare_model(args)
     check_trials("--trials", args.trials, 2)
     if len(set(args.seeds)) != len(args.seeds) or any(s < 0 for s in args.seeds):
         raise UsageError(f"--seeds must be distinct non-negative integers, but got {args.seeds}.")

@@ -29,6 +29,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _search_handler(args: argparse.Namespace) -> int:
+    """``search``: a built-in space, or your own model with ``--model`` (optuna_enas.nn)."""
+    if getattr(args, "model", None) is not None:
+        from optuna_enas.cli._user_model import cmd_search_model
+
+        return cmd_search_model(args)
+    return _cmd_search(args)
+
+
+def _compare_handler(args: argparse.Namespace) -> int:
+    """``compare``: a built-in space, or your own model with ``--model``."""
+    if getattr(args, "model", None) is not None:
+        from optuna_enas.cli._user_model import cmd_compare_model
+
+        return cmd_compare_model(args)
+    return _cmd_compare(args)
+
+
 def _add_storage(p: argparse.ArgumentParser, *, study: bool = True) -> None:
     p.add_argument(
         "--storage",
@@ -139,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=50, help="target number of trials (50)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampler and evaluator (0)")
     p.add_argument("--checkpoint", default=None, help="supernet checkpoint path")
-    p.set_defaults(handler=_cmd_search)
+    p.set_defaults(handler=_search_handler)
 
     p = sub.add_parser(
         "compare", help="ENAS vs random-WS vs TPE (vs DARTS, DSO-NAS) at one budget, several seeds"
@@ -163,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="also train each run's final architecture from scratch for N epochs (0: off)",
     )
-    p.set_defaults(handler=_cmd_compare)
+    p.set_defaults(handler=_compare_handler)
 
     p = sub.add_parser("derive", help="score candidate architectures on the full validation set")
     _add_storage(p)

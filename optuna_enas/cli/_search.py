@@ -341,10 +341,6 @@ def _dashboard_hint(args: argparse.Namespace) -> None:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    if getattr(args, "model", None) is not None:  # your own model (optuna_enas.nn)
-        from optuna_enas.cli._user_model import cmd_search_model
-
-        return cmd_search_model(args)
     check_trials("--trials", args.trials, 1)
     check_seed_arg("--seed", args.seed)
     study_name = args.study_name or f"enas-{args.space}-{args.sampler}"
