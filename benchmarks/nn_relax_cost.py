@@ -1,8 +1,8 @@
 """A relaxation applied to choice modules against the hand-written relaxed supernets (#19).
 
 The ENAS macro and micro supernets are written with the choice primitives of
-:mod:`optuna_enas.nn`, so :class:`~optuna_enas.nn.DARTSRelaxation` and
-:class:`~optuna_enas.nn.DSONASRelaxation` relax them without a relaxed copy of the network.
+:mod:`optuna_enas.nn`, so :class:`~optuna_enas.oneshot.DARTSRelaxation` and
+:class:`~optuna_enas.oneshot.DSONASRelaxation` relax them without a relaxed copy of the network.
 This measures, at the CLI's default sizes (macro 6 layers, micro 3 nodes and 2 normal cells,
 8 filters, batch 32 on the embedded digits), the seconds per training step (forward and
 backward of the mixed network, no optimizer; median over ``--steps`` after ``--warmup``, the
@@ -48,8 +48,8 @@ def _build(space_name: str, variant: str) -> tuple[Any, Any, Any]:
     """``(model, relaxation or None, task)`` of one variant."""
     import torch
 
-    from optuna_enas.nn import DARTSRelaxation
-    from optuna_enas.nn import DSONASRelaxation
+    from optuna_enas.oneshot import DARTSRelaxation
+    from optuna_enas.oneshot import DSONASRelaxation
     from optuna_enas.oneshot import build_relaxed
     from optuna_enas.spaces import make_space
     from optuna_enas.supernet._macro import MacroSupernet

@@ -49,8 +49,8 @@ _EXPORTS = {
     # one-shot searchers (DARTS, DSO-NAS)
     "DARTS": "optuna_enas.oneshot._darts",
     "DSONAS": "optuna_enas.oneshot._dsonas",
-    "ModelDARTS": "optuna_enas.nn._oneshot",
-    "ModelDSONAS": "optuna_enas.nn._oneshot",
+    "ModelDARTS": "optuna_enas.oneshot._model_search",
+    "ModelDSONAS": "optuna_enas.oneshot._model_search",
     # final architecture
     "DerivedArchitecture": "optuna_enas.final._derive",
     "RetrainResult": "optuna_enas.final._retrain",
@@ -79,10 +79,10 @@ if TYPE_CHECKING:
     from optuna_enas.final._rank_check import rank_check as rank_check
     from optuna_enas.final._retrain import RetrainResult as RetrainResult
     from optuna_enas.final._retrain import retrain as retrain
-    from optuna_enas.nn._oneshot import ModelDARTS as ModelDARTS
-    from optuna_enas.nn._oneshot import ModelDSONAS as ModelDSONAS
     from optuna_enas.oneshot._darts import DARTS as DARTS
     from optuna_enas.oneshot._dsonas import DSONAS as DSONAS
+    from optuna_enas.oneshot._model_search import ModelDARTS as ModelDARTS
+    from optuna_enas.oneshot._model_search import ModelDSONAS as ModelDSONAS
     from optuna_enas.sampler._config import PRESETS as PRESETS
     from optuna_enas.sampler._config import ControllerConfig as ControllerConfig
     from optuna_enas.sampler._controller import LSTMController as LSTMController

@@ -1,4 +1,4 @@
-"""A tiny user module for the ``--model`` / ``--data`` command-line tests (tests/test_nn_cli.py)."""
+"""A tiny user module for the ``--model`` / ``--data`` command-line tests (test_nn_cli.py)."""
 
 from __future__ import annotations
 

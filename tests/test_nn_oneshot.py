@@ -17,19 +17,19 @@ from torch.utils.data import DataLoader
 from torch.utils.data import TensorDataset
 
 from optuna_enas import ENASSampler
+from optuna_enas import ModelDARTS
+from optuna_enas import ModelDSONAS
 from optuna_enas import ModelEvaluator
 from optuna_enas import objective_over
-from optuna_enas.nn import DARTSRelaxation
-from optuna_enas.nn import DSONASRelaxation
 from optuna_enas.nn import ElasticBatchNorm2d
 from optuna_enas.nn import ElasticConv2d
 from optuna_enas.nn import InputChoice
 from optuna_enas.nn import LayerChoice
-from optuna_enas.nn import ModelDARTS
-from optuna_enas.nn import ModelDSONAS
 from optuna_enas.nn import Repeat
 from optuna_enas.nn import Supernet
 from optuna_enas.nn import ValueChoice
+from optuna_enas.oneshot import DARTSRelaxation
+from optuna_enas.oneshot import DSONASRelaxation
 from optuna_enas.oneshot._record import METHOD_KEY
 from optuna_enas.oneshot._record import TABLES_KEY
 

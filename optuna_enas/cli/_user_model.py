@@ -279,7 +279,7 @@ def run_model_search(
     if sampler_name not in SAMPLERS:
         raise UsageError(
             f"--sampler {sampler_name!r} with --model: one of {list(SAMPLERS)} (the one-shot "
-            "methods over your model are optuna_enas.nn.ModelDARTS / ModelDSONAS in Python)."
+            "methods over your model are optuna_enas.ModelDARTS / ModelDSONAS in Python)."
         )
     controller = _controller_config(args)
     device = _check_device(args.device)

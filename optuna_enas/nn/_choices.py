@@ -8,7 +8,8 @@ outside, by :class:`~optuna_enas.nn.Supernet` (``activate(params)``), in one of 
   forward runs that path only, so only its weights get gradients;
 - **mixed** (DARTS, DSO-NAS): a weight vector over the choices is set (``set_mix``) and the
   forward returns the weighted sum of the candidates (softmax weights for DARTS, sparse scaling
-  factors for DSO-NAS). Which vector is a relaxation's business (:mod:`optuna_enas.nn._relax`).
+  factors for DSO-NAS). Which vector is a relaxation's business
+  (:mod:`optuna_enas.oneshot._choice_relax`).
 
 A primitive is never active by default: a forward before ``activate`` raises, so a forgotten
 activation cannot silently train the first candidate.

@@ -11,7 +11,11 @@ Names load lazily (PEP 562), so ``import optuna_enas`` does not import torch.
 - :mod:`._darts`: :class:`DARTS` (first and second order); :mod:`._dsonas`: :class:`DSONAS`;
 - :mod:`._apg`: soft-thresholding and the accelerated proximal gradient of DSO-NAS;
 - :mod:`._record`: an epoch's derived architecture as an Optuna trial;
-- :mod:`._collapse`: the share of parameter-free ops, its warning and DARTS+ early stopping.
+- :mod:`._collapse`: the share of parameter-free ops, its warning and DARTS+ early stopping;
+- :mod:`._choice_relax`: :class:`DARTSRelaxation` / :class:`DSONASRelaxation`, a relaxation
+  applied to the choice modules of a :class:`~optuna_enas.nn.Supernet` (your own model, and
+  the built-in CNN supernets); :mod:`._model_search`: :class:`ModelDARTS` /
+  :class:`ModelDSONAS`, the searchers over it with your loaders, loss and metric.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ _EXPORTS = {
     "CollapseMonitor": "optuna_enas.oneshot._collapse",
     "CollapseWarning": "optuna_enas.oneshot._collapse",
     "record_epoch": "optuna_enas.oneshot._record",
+    "DARTSRelaxation": "optuna_enas.oneshot._choice_relax",
+    "DSONASRelaxation": "optuna_enas.oneshot._choice_relax",
+    "ModelDARTS": "optuna_enas.oneshot._model_search",
+    "ModelDSONAS": "optuna_enas.oneshot._model_search",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -49,12 +57,16 @@ if TYPE_CHECKING:
     from optuna_enas.oneshot._apg import APG as APG
     from optuna_enas.oneshot._apg import soft_threshold as soft_threshold
     from optuna_enas.oneshot._build import build_relaxed as build_relaxed
+    from optuna_enas.oneshot._choice_relax import DARTSRelaxation as DARTSRelaxation
+    from optuna_enas.oneshot._choice_relax import DSONASRelaxation as DSONASRelaxation
     from optuna_enas.oneshot._collapse import CollapseMonitor as CollapseMonitor
     from optuna_enas.oneshot._collapse import CollapseWarning as CollapseWarning
     from optuna_enas.oneshot._darts import DARTS as DARTS
     from optuna_enas.oneshot._darts import darts_hypergradient as darts_hypergradient
     from optuna_enas.oneshot._dsonas import DSONAS as DSONAS
     from optuna_enas.oneshot._mixed import PARAM_FREE_OPS as PARAM_FREE_OPS
+    from optuna_enas.oneshot._model_search import ModelDARTS as ModelDARTS
+    from optuna_enas.oneshot._model_search import ModelDSONAS as ModelDSONAS
     from optuna_enas.oneshot._record import record_epoch as record_epoch
     from optuna_enas.oneshot._relaxed import RELAXATIONS as RELAXATIONS
     from optuna_enas.oneshot._relaxed import Relaxation as Relaxation

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 
 _KIND = "ModelEvaluator"
-_WORST = {"minimize": math.inf, "maximize": -math.inf}
+WORST = {"minimize": math.inf, "maximize": -math.inf}
 
 Batch = Any
 LossFn = Callable[[Any, Any], torch.Tensor]
@@ -84,23 +84,23 @@ def split_batch(batch: Batch) -> tuple[Any, Any]:
     )
 
 
-def _to(value: Any, device: torch.device) -> Any:
+def to_device(value: Any, device: torch.device) -> Any:
     if isinstance(value, torch.Tensor):
         return value.to(device)
     if isinstance(value, (tuple, list)):
-        return type(value)(_to(v, device) for v in value)
+        return type(value)(to_device(v, device) for v in value)
     if isinstance(value, Mapping):
-        return {k: _to(v, device) for k, v in value.items()}
+        return {k: to_device(v, device) for k, v in value.items()}
     return value
 
 
-def _size(target: Any) -> int:
+def batch_size_of(target: Any) -> int:
     if isinstance(target, torch.Tensor) and target.dim() > 0:
         return int(target.shape[0])
     return 1
 
 
-class _Stream:
+class BatchStream:
     """Endless batches from an iterable, with a position that a checkpoint can restore.
 
     ``epoch`` counts passes; ``index`` the batches taken in this pass. When the iterable is a
@@ -266,8 +266,8 @@ class ModelEvaluator:
             )
         self._supernet = supernet
         self._space = supernet.space
-        self._train = _Stream("train_data", train_data)
-        self._valid = _Stream("valid_data", valid_data)
+        self._train = BatchStream("train_data", train_data)
+        self._valid = BatchStream("valid_data", valid_data)
         self._loss_fn: LossFn = loss_fn if loss_fn is not None else F.cross_entropy
         if not callable(self._loss_fn):
             raise ValueError(f"loss_fn must be callable, but got {loss_fn!r}.")
@@ -408,7 +408,7 @@ class ModelEvaluator:
             trial.set_user_attr(PHASE_KEY, "score")
             return self._report(trial, self.evaluate(arch), 0)
         n = self._take_credit()
-        value = _WORST[self._direction]
+        value = WORST[self._direction]
         for k in range(max(n, 1)):
             if k < n:
                 self._shared_step(arch)
@@ -457,7 +457,7 @@ class ModelEvaluator:
     # -- training and scoring --------------------------------------------------------------------
     def _inputs(self, batch: Batch) -> tuple[tuple[Any, ...], Any]:
         x, y = self._batch_fn(batch)
-        x, y = _to(x, self._device), _to(y, self._device)
+        x, y = to_device(x, self._device), to_device(y, self._device)
         return (x if isinstance(x, tuple) else (x,)), y
 
     def train_step(self, archs: list[Architecture] | Architecture) -> float:
@@ -513,10 +513,10 @@ class ModelEvaluator:
                         optuna.logging.get_logger(__name__).warning(
                             f"the metric failed ({type(e).__name__}: {e}); worst value used."
                         )
-                        return _WORST[self._direction]
+                        return WORST[self._direction]
                     if not math.isfinite(v):
-                        return _WORST[self._direction]
-                    size = _size(y)
+                        return WORST[self._direction]
+                    size = batch_size_of(y)
                     total += v * size
                     weight += size
             net.train()

@@ -3,8 +3,8 @@
 :class:`ModelDARTS` and :class:`ModelDSONAS` take the same declaration as the sampler-driven
 search (:class:`~optuna_enas.ModelEvaluator`): the :class:`~optuna_enas.nn.Supernet`, your
 training and validation batches, loss, metric and weight optimizer. They relax the supernet's
-choice modules (:mod:`optuna_enas.nn._relax`), alternate weight steps and architecture steps
-on the mixed forward, and after every epoch
+choice modules (:mod:`optuna_enas.oneshot._choice_relax`), alternate weight steps and
+architecture steps on the mixed forward, and after every epoch
 
 1. score the relaxed (mixed) supernet on validation batches (the ``relaxed_value`` attr);
 2. derive the discrete architecture and score it **exactly**: ``supernet.activate(derived)``
@@ -58,14 +58,14 @@ from optuna_enas._validation import check_non_negative
 from optuna_enas._validation import check_positive
 from optuna_enas._validation import check_seed
 from optuna_enas._validation import fresh_seed
-from optuna_enas.nn._relax import DARTS_INIT_STD
-from optuna_enas.nn._relax import DSONAS_INIT
-from optuna_enas.nn._relax import DARTSRelaxation
-from optuna_enas.nn._relax import DSONASRelaxation
-from optuna_enas.nn._relax import Relaxation
 from optuna_enas.nn._supernet import Supernet
 from optuna_enas.oneshot._apg import APG
 from optuna_enas.oneshot._apg import l1_penalty
+from optuna_enas.oneshot._choice_relax import DARTS_INIT_STD
+from optuna_enas.oneshot._choice_relax import DSONAS_INIT
+from optuna_enas.oneshot._choice_relax import ChoiceRelaxation
+from optuna_enas.oneshot._choice_relax import DARTSRelaxation
+from optuna_enas.oneshot._choice_relax import DSONASRelaxation
 from optuna_enas.oneshot._collapse import CollapseMonitor
 from optuna_enas.oneshot._darts import DARTS_CNN
 from optuna_enas.oneshot._darts import FINITE_DIFFERENCE_R
@@ -82,16 +82,16 @@ from optuna_enas.spaces._kinds import Direction
 from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.training._checkpoint import load_checkpoint
 from optuna_enas.training._checkpoint import save_checkpoint
-from optuna_enas.training._model_evaluator import _WORST
+from optuna_enas.training._model_evaluator import WORST
 from optuna_enas.training._model_evaluator import Batch
+from optuna_enas.training._model_evaluator import BatchStream
 from optuna_enas.training._model_evaluator import LossFn
 from optuna_enas.training._model_evaluator import MetricFn
 from optuna_enas.training._model_evaluator import ModelEvaluator
 from optuna_enas.training._model_evaluator import OptimizerFactory
-from optuna_enas.training._model_evaluator import _size
-from optuna_enas.training._model_evaluator import _Stream
-from optuna_enas.training._model_evaluator import _to
+from optuna_enas.training._model_evaluator import batch_size_of
 from optuna_enas.training._model_evaluator import split_batch
+from optuna_enas.training._model_evaluator import to_device
 
 
 if TYPE_CHECKING:
@@ -150,12 +150,12 @@ class _ModelOneShot:
         self._loss_fn: LossFn = loss_fn if loss_fn is not None else nn.functional.cross_entropy
         _, self._metric_fn, _ = ModelEvaluator._resolve_metric(metric, direction)
         self._batch_fn = batch_fn if batch_fn is not None else split_batch
-        self._train = _Stream("train_data", train_data)
+        self._train = BatchStream("train_data", train_data)
         self._arch_stream = (
-            _Stream("arch_data", arch_data) if arch_data is not None else self._train
+            BatchStream("arch_data", arch_data) if arch_data is not None else self._train
         )
         self._separate_arch_data = arch_data is not None
-        self._valid = _Stream("valid_data", valid_data)
+        self._valid = BatchStream("valid_data", valid_data)
         self.n_eval_batches = check_int("n_eval_batches", n_eval_batches, 1, 10**6)
         self.grad_clip = check_positive("grad_clip", grad_clip, allow_inf=True)
         self.grad_clip_value = (
@@ -181,7 +181,7 @@ class _ModelOneShot:
         self.weights: list[nn.Parameter] = [  # frozen parameters left out
             p for g in self.weight_optimizer.param_groups for p in g["params"] if p.requires_grad
         ]
-        self.relaxation: Relaxation  # set by the subclass
+        self.relaxation: ChoiceRelaxation  # set by the subclass
         self.epoch = 0
         self.n_weight_steps = 0
         self.n_skipped = 0
@@ -218,7 +218,7 @@ class _ModelOneShot:
 
     def _inputs(self, batch: Batch) -> tuple[tuple[Any, ...], Any]:
         x, y = self._batch_fn(batch)
-        x, y = _to(x, self.device), _to(y, self.device)
+        x, y = to_device(x, self.device), to_device(y, self.device)
         return (x if isinstance(x, tuple) else (x,)), y
 
     def _mixed_loss(self, batch: Batch) -> torch.Tensor:
@@ -273,9 +273,9 @@ class _ModelOneShot:
                     fn = self._metric_fn
                     v = float(self._loss_fn(out, y)) if fn is None else float(fn(out, y))
                     if not math.isfinite(v):
-                        return _WORST[self.direction]
-                    total += v * _size(y)
-                    weight += _size(y)
+                        return WORST[self.direction]
+                    total += v * batch_size_of(y)
+                    weight += batch_size_of(y)
         finally:
             net.train()
         return total / max(weight, 1)
@@ -566,7 +566,8 @@ class ModelDARTS(_ModelOneShot):
             resume is exact when the loaders' order comes from their ``generator=`` (with
             ``bn_recalibration_batches > 0`` the scorer also draws from ``train_data``'s
             generator and the order of those draws is not replayed).
-        example_input: Checks the mixed forward once (:class:`~optuna_enas.nn.DARTSRelaxation`).
+        example_input: Checks the mixed forward once
+            (:class:`~optuna_enas.oneshot.DARTSRelaxation`).
         dashboard: Draws each recorded trial on the optuna-dashboard trial page.
     """
 

@@ -1,7 +1,7 @@
 """Relaxations of a :class:`~optuna_enas.nn.Supernet`: one-shot search over its choice modules.
 
 A relaxation holds *architecture parameters*, one vector per decision of ``supernet.space``,
-and turns them into the mixing vectors of the choice modules (:meth:`Relaxation.mix` calls
+and turns them into the mixing vectors of the choice modules (:meth:`ChoiceRelaxation.mix` calls
 ``supernet.set_mix``), so the forward of the user's model returns the weighted sum over every
 choice (:mod:`optuna_enas.nn._choices`, "mixed" mode) and the loss is differentiable in the
 architecture parameters. Nothing in the model is rewritten: a relaxation is applied to the
@@ -96,7 +96,7 @@ def check_relaxable(supernet: Supernet) -> None:
             )
 
 
-class Relaxation(nn.Module):
+class ChoiceRelaxation(nn.Module):
     """The architecture parameters of a supernet and how they mix its choices (base class).
 
     Subclasses: :class:`DARTSRelaxation`, :class:`DSONASRelaxation`. The supernet is not a
@@ -264,7 +264,7 @@ class Relaxation(nn.Module):
             net.train(was_training)
 
 
-class DARTSRelaxation(Relaxation):
+class DARTSRelaxation(ChoiceRelaxation):
     """DARTS's softmax relaxation of a supernet's choices (see the module docstring).
 
     Example:
@@ -281,7 +281,7 @@ class DARTSRelaxation(Relaxation):
         supernet: The supernet.
         init_std: Standard deviation of the initial logits, ``1e-3`` (:data:`DARTS_INIT_STD`).
         generator: Draws the initial logits (reproducible with a seeded generator).
-        example_input: See :class:`Relaxation`.
+        example_input: See :class:`ChoiceRelaxation`.
     """
 
     method = "darts"
@@ -313,13 +313,13 @@ class DARTSRelaxation(Relaxation):
         return F.softmax(p, dim=-1)
 
 
-class DSONASRelaxation(Relaxation):
+class DSONASRelaxation(ChoiceRelaxation):
     """DSO-NAS's scaling factors on a supernet's choices (see the module docstring).
 
     Args:
         supernet: The supernet.
         init: The factors' initial value, 1 (:data:`DSONAS_INIT`).
-        example_input: See :class:`Relaxation`.
+        example_input: See :class:`ChoiceRelaxation`.
     """
 
     method = "dsonas"
@@ -355,6 +355,6 @@ __all__ = [
     "DARTS_INIT_STD",
     "DSONASRelaxation",
     "DSONAS_INIT",
-    "Relaxation",
+    "ChoiceRelaxation",
     "check_relaxable",
 ]
