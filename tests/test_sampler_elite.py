@@ -262,6 +262,29 @@ def test_a_decision_that_appears_later_joins_the_elite_refit() -> None:
     assert study.best_value == 2.0
 
 
+def test_training_phase_trials_are_sampled_but_never_learned_from(tmp_path: Path) -> None:
+    sampler = elite(n_startup_trials=3)
+    study = optuna.create_study(
+        sampler=sampler, storage=f"sqlite:///{tmp_path}/phase.db", direction="maximize"
+    )
+    good = hits(SPACE)
+
+    def objective(trial: optuna.Trial) -> float:
+        value = good(trial)
+        if trial.number % 2 == 1:
+            trial.set_user_attr("enas:phase", "train")
+            raise optuna.TrialPruned()
+        return value
+
+    study.optimize(objective, n_trials=30)
+    assert sorted(h["trial"] for h in sampler.history) == list(range(0, 30, 2))
+    replay = elite(n_startup_trials=3)  # a new process: the same, from the storage
+    replay.sync(study)
+    assert [h["trial"] for h in replay.history] == [h["trial"] for h in sampler.history]
+    a, b = state_of(replay), state_of(sampler)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_rule_names_and_presets() -> None:
     assert ENASSampler(preset="enas-official-ptb").rule == "reinforce"
     assert ENASSampler(rule="reinforce").rule == "reinforce"
