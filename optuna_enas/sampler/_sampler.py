@@ -321,7 +321,7 @@ class ENASSampler(BaseSampler):
             )
             if isinstance(self._learner, EliteLearner):
                 rng = np.random.default_rng([self._base_seed, trial.number])
-                actions, step_logps, entropy = self._learner.propose(rng, forced, trial._trial_id)
+                actions, step_logps, entropy = self._learner.propose(rng, forced, trial.number)
             else:
                 actions, step_logps, entropy = self._controller.sample(uniforms, forced=forced)
             record: dict[str, Any] = {
@@ -378,7 +378,7 @@ class ENASSampler(BaseSampler):
         try:
             with self._lock:
                 if isinstance(self._learner, EliteLearner):
-                    self._learner.release(trial._trial_id)
+                    self._learner.release(trial.number)  # the id may change (BatchedStorage)
                 key = self._key(study)
                 if state in _FINISHED:
                     # By number: a trial's id may change when it is written (BatchedStorage).
