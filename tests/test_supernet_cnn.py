@@ -572,7 +572,8 @@ def test_exported_micro_network_loads_without_optuna_enas(tmp_path: Path) -> Non
         sys.modules["optuna_enas"] = None  # any import of it fails
         import torch
         d = torch.load({str(tmp_path / "m.pt")!r}, weights_only=False)
-        torch.testing.assert_close(d["model"](d["x"]), d["y"], rtol=0, atol=0)
+        # another process may use another thread count: equal up to float32 rounding
+        torch.testing.assert_close(d["model"](d["x"]), d["y"], rtol=1e-5, atol=1e-6)
         print("ok")
         """
     )
