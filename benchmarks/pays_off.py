@@ -59,6 +59,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import FixedTrial  # noqa: E402
 from benchmarks._common import machine_info  # noqa: E402
 from benchmarks._common import print_table  # noqa: E402
 from benchmarks._common import write_json  # noqa: E402
@@ -168,26 +169,6 @@ def run_scratch(args: argparse.Namespace) -> None:
 
 
 # -- with weight sharing, really run -----------------------------------------------------------
-class _FixedTrial:
-    """A stand-in trial with fixed params for the from-scratch retrain (no storage)."""
-
-    def __init__(self, params: dict[str, Any], number: int) -> None:
-        self.params = params
-        self.number = number
-
-    def suggest_categorical(self, name: str, choices: Any) -> Any:
-        return self.params[name]
-
-    def set_user_attr(self, key: str, value: Any) -> None:
-        pass
-
-    def report(self, value: float, step: int) -> None:
-        pass
-
-    def should_prune(self) -> bool:
-        return False
-
-
 def ws_run(
     method: str, budget: int, seed: int, table: dict[str, Any], data: Any, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -226,7 +207,7 @@ def ws_run(
     best = derive(None, source, ev, n_samples=args.candidates, top_k=1, seed=seed)[0]
     derive_cpu = time.process_time() - c0 - search_cpu
     arch = best.architecture
-    retrained = float(make_evaluator(config, space, data)(_FixedTrial(arch.to_params(), 0)))
+    retrained = float(make_evaluator(config, space, data)(FixedTrial(arch.to_params(), 0)))
     return {
         "method": method,
         "budget": budget,
