@@ -333,3 +333,21 @@ def test_sigterm_stops_a_oneshot_search_like_ctrl_c(method: str, tmp_path: Path)
     assert "Traceback" not in err
     checkpoint = default_checkpoint(url, f"enas-rnn-{method}")
     assert checkpoint.is_file() and not lock_path(checkpoint).exists()
+
+
+def test_a_swallowed_sigterm_is_raised_again_at_the_next_step() -> None:
+    """A one-shot loop's SIGTERM whose exception lands where it is swallowed (a ``__del__``,
+    a retry loop catching BaseException) still stops the loop at its next step."""
+    import os
+
+    from optuna_enas.cli._interrupt import Terminated
+    from optuna_enas.cli._interrupt import sigterm_as_interrupt
+
+    with sigterm_as_interrupt() as pending:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1.0)  # the handler runs here and raises
+        except BaseException:  # noqa: B036 - swallowed on purpose
+            pass
+        with pytest.raises(Terminated):
+            pending.raise_if_pending()

@@ -117,23 +117,41 @@ class SignalGuard:
             study.stop()
 
 
+class PendingSignal:
+    """The signal a :func:`sigterm_as_interrupt` block received (``None``: none)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def raise_if_pending(self) -> None:
+        """Raise the interrupt again: for a loop's checkpoint between steps, in case the
+        exception the handler raised was swallowed where it landed (a ``__del__``, a retry
+        loop that catches ``BaseException``)."""
+        if self.signum is not None:
+            raise _interrupt(self.signum)
+
+
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[PendingSignal]:
     """SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``) while the block runs.
 
     For loops that are not ``study.optimize`` (the one-shot searches): their ``except
     KeyboardInterrupt`` then saves and releases what Ctrl-C does, instead of the process
-    dying at once. Only in the main thread (elsewhere a no-op).
+    dying at once. The yielded :class:`PendingSignal` remembers the signal; call its
+    ``raise_if_pending()`` between steps, so that an interrupt swallowed where it landed still
+    stops the loop. Only in the main thread (elsewhere a no-op).
     """
+    pending = PendingSignal()
 
     def handle(signum: int, frame: FrameType | None) -> None:
+        pending.signum = signum
         raise _interrupt(signum)
 
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield pending
         return
     previous = signal.signal(signal.SIGTERM, handle)
     try:
-        yield
+        yield pending
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -27,6 +27,7 @@ from typing import Any
 from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._errors import _one_line
 from optuna_enas.cli._errors import _redact
+from optuna_enas.cli._interrupt import PendingSignal
 from optuna_enas.cli._interrupt import Terminated
 from optuna_enas.cli._interrupt import sigterm_as_interrupt
 from optuna_enas.cli._lock import CheckpointLock
@@ -211,7 +212,11 @@ def run_oneshot(
                 file=sys.stderr,
             )
 
+        pending: PendingSignal | None = None
+
         def progress(s: OneShotSearcher, record: Any) -> None:
+            if pending is not None:
+                pending.raise_if_pending()  # a signal whose exception was swallowed
             if not quiet:
                 print(
                     f"[{progress_label}] epoch {record.epoch}: {record.n_weight_steps}/{n_steps} "
@@ -224,7 +229,7 @@ def run_oneshot(
         start = time.perf_counter()
         interrupted, exit_code = False, 0
         try:
-            with sigterm_as_interrupt():  # docs/guarantees.md: "SIGTERM is Ctrl-C"
+            with sigterm_as_interrupt() as pending:  # docs/guarantees.md: "SIGTERM is Ctrl-C"
                 searcher.search(
                     study, n_steps=n_steps, steps_per_epoch=steps_per_epoch, callbacks=[progress]
                 )
