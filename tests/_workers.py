@@ -189,9 +189,6 @@ def fault(args: dict[str, Any]) -> None:
 
 def distributed(args: dict[str, Any]) -> None:
     """One rank: rank 0 owns the study and ENASSampler, the others follow."""
-    import datetime
-
-    import torch.distributed as dist
 
     from optuna_enas.training._evaluator import SupernetEvaluator
     from optuna_enas.training.distributed import allreduce_gradients
@@ -199,14 +196,7 @@ def distributed(args: dict[str, Any]) -> None:
     from optuna_enas.training.distributed import shard_training_data
     from optuna_enas.training.distributed import state_digest
 
-    rank, world = args["rank"], args["world_size"]
-    dist.init_process_group(
-        "gloo",
-        init_method=args["init_method"],
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=60),
-    )
+    rank, world = _join_gloo(args)
     # allreduce_gradients alone: a gradient on every rank, on rank 0 only, and on none.
     probe = torch.nn.ParameterDict(
         {name: torch.nn.Parameter(torch.zeros(n)) for name, n in (("a", 3), ("b", 2), ("c", 1))}
@@ -252,17 +242,11 @@ def distributed(args: dict[str, Any]) -> None:
             traced(None)
     report["log"] = log
     report["train_head"] = data.train[:50].tolist()
-    write_json(args["out"], report)
-    dist.barrier()
-    dist.destroy_process_group()
-    _exit_now()
+    _leave_gloo(args["out"], report)
 
 
 def distributed_model(args: dict[str, Any]) -> None:
     """One rank of a user-model (ModelEvaluator) search: rank 0 decides every architecture."""
-    import datetime
-
-    import torch.distributed as dist
     from torch.utils.data import DataLoader
     from torch.utils.data import TensorDataset
 
@@ -274,14 +258,7 @@ def distributed_model(args: dict[str, Any]) -> None:
     from optuna_enas.training.distributed import make_distributed_objective
     from optuna_enas.training.distributed import state_digest
 
-    rank, world = args["rank"], args["world_size"]
-    dist.init_process_group(
-        "gloo",
-        init_method=args["init_method"],
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=60),
-    )
+    rank, world = _join_gloo(args)
 
     class Net(torch.nn.Module):
         def __init__(self) -> None:
@@ -328,7 +305,31 @@ def distributed_model(args: dict[str, Any]) -> None:
         for _ in range(args["n_trials"]):
             traced(None)
     report["log"] = log
-    write_json(args["out"], report)
+    _leave_gloo(args["out"], report)
+
+
+def _join_gloo(args: dict[str, Any]) -> tuple[int, int]:
+    """Join the 2-rank gloo group of a distributed test; ``(rank, world_size)``."""
+    import datetime
+
+    import torch.distributed as dist
+
+    rank, world = args["rank"], args["world_size"]
+    dist.init_process_group(
+        "gloo",
+        init_method=args["init_method"],
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=60),
+    )
+    return rank, world
+
+
+def _leave_gloo(out: str, report: dict[str, Any]) -> None:
+    """Write the rank's report, wait for the others, leave the group and the process."""
+    import torch.distributed as dist
+
+    write_json(out, report)
     dist.barrier()
     dist.destroy_process_group()
     _exit_now()
