@@ -12,7 +12,11 @@ search + derive + the final retrain, ``time.process_time``):
   TPESampler;
 - ``spos-enas``: ``schedule="two_stage"``: ``B`` shared steps on uniform paths (SPOS, Guo et
   al. 2020), then ENASSampler searches ``--frozen-trials`` trials on the frozen weights;
-- ``fair-enas``: the same with ``train_paths="fair"`` (FairNAS, Chu et al. 2021).
+- ``fair-enas``: the same with ``train_paths="fair"`` (FairNAS, Chu et al. 2021);
+- ``elite-ws`` / ``fair-elite``: ``enas-ws`` / ``fair-enas`` with ``ENASSampler(rule="elite")``
+  (issue #20's rule measured inside a weight-sharing search); their final candidates are the
+  best distinct trials, as for Random and TPE (the rule learns from the history, not a policy
+  gradient).
 
 Each derives its final architecture as ``benchmarks/end_to_end.py`` does (``--candidates``
 re-scored on the whole validation slice with the final weights: ENAS samples of its policy,
@@ -69,7 +73,7 @@ from benchmarks.ground_truth import make_space  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "pays_off_rnn_runs.jsonl"
-WS_METHODS = ("enas-ws", "random-ws", "tpe-ws", "spos-enas", "fair-enas")
+WS_METHODS = ("enas-ws", "random-ws", "tpe-ws", "spos-enas", "fair-enas", "elite-ws", "fair-elite")
 SCRATCH_METHODS = ("random-scratch", "tpe-scratch", "nasrl-scratch")
 SCRATCH_TRIALS = (1, 2, 3, 5, 10, 20, 50)
 
@@ -181,7 +185,7 @@ def ws_run(
     config, space = table["config"], table["space"]
     c0 = time.process_time()
     kwargs: dict[str, Any] = {}
-    if method in ("spos-enas", "fair-enas"):
+    if method in ("spos-enas", "fair-enas", "fair-elite"):
         kwargs = {
             "schedule": "two_stage",
             "pretrain_steps": budget,
@@ -191,6 +195,8 @@ def ws_run(
     sampler: optuna.samplers.BaseSampler
     if method in ("enas-ws", "spos-enas", "fair-enas"):
         sampler = ENASSampler(space, seed=seed)
+    elif method in ("elite-ws", "fair-elite"):
+        sampler = ENASSampler(space, seed=seed, rule="elite")
     elif method == "random-ws":
         sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
@@ -202,7 +208,9 @@ def ws_run(
     study.optimize(ev, n_trials=n_trials)
     search_cpu = time.process_time() - c0
     source: Any = (
-        sampler if isinstance(sampler, ENASSampler) else _best_trial_archs(study, space, 20)
+        sampler
+        if method in ("enas-ws", "spos-enas", "fair-enas")
+        else _best_trial_archs(study, space, 20)
     )
     best = derive(None, source, ev, n_samples=args.candidates, top_k=1, seed=seed)[0]
     derive_cpu = time.process_time() - c0 - search_cpu
@@ -325,6 +333,8 @@ _COLORS = {
     "tpe-ws": "#9467bd",
     "spos-enas": "#1f77b4",
     "fair-enas": "#17becf",
+    "elite-ws": "#e377c2",
+    "fair-elite": "#8c564b",
     "random-scratch": "#2ca02c",
     "tpe-scratch": "#bcbd22",
     "nasrl-scratch": "#ff7f0e",
