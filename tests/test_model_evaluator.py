@@ -214,6 +214,58 @@ def test_evaluate_many_uses_the_same_batches() -> None:
     assert many[0] == many[2]
 
 
+class _CountingBatches:
+    """A re-iterable of batches that counts every batch handed out."""
+
+    def __init__(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.batches = batches
+        self.served = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for batch in self.batches:
+            self.served += 1
+            yield batch
+
+
+def test_evaluate_many_reads_the_validation_loader_once_and_matches_evaluate() -> None:
+    torch.manual_seed(0)
+    supernet = Supernet(Net(), example_input=torch.zeros(2, 1, 6, 6))
+    train, _ = _data(0)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(48, 1, 6, 6, generator=g)
+    batches = [(x[i : i + 16], (x[i : i + 16].mean((1, 2, 3)) > 0).long()) for i in (0, 16, 32)]
+    valid = _CountingBatches(batches)
+    ev = objective_over(supernet, train, valid, seed=0, metric="accuracy", n_eval_batches=2)
+    archs = [
+        ev.space.architecture({"w": 8, "k": 3, "op": "conv", "skip": 1}),
+        ev.space.architecture({"w": 4, "k": 5, "op": "pool", "skip": 0}),
+        ev.space.architecture({"w": 8, "k": 5, "op": "id", "skip": 1}),
+    ]
+    many = ev.evaluate_many(archs)
+    assert valid.served == 2  # two batches for three architectures, not six
+    # The same numbers as evaluate() on the first two batches, one architecture at a time.
+    for arch, value in zip(archs, many, strict=True):
+        valid2 = _CountingBatches(batches)
+        ev2 = objective_over(
+            ev.supernet, train, valid2, seed=0, metric="accuracy", n_eval_batches=2
+        )
+        assert ev2.evaluate(arch) == value
+    with pytest.raises(ValueError, match="op"):
+        ev.evaluate_many([{"w": 8, "k": 3, "op": "nope", "skip": 1}])
+    assert valid.served == 2  # bad input is refused before any batch is read
+
+
+def test_a_failing_metric_leaves_the_supernet_in_train_mode() -> None:
+    def failing(out: torch.Tensor, y: torch.Tensor) -> float:
+        raise RuntimeError("boom")
+
+    ev = _evaluator(metric=failing, direction="maximize")
+    arch = ev.space.architecture({"w": 8, "k": 3, "op": "conv", "skip": 1})
+    assert ev.evaluate(arch) == -math.inf
+    assert ev.supernet.training
+    assert all(m.training for m in ev.supernet.modules())
+
+
 def test_bad_arguments_are_named() -> None:
     sn = Supernet(Net())
     train, valid = _data()

@@ -495,44 +495,52 @@ class ModelEvaluator:
         ``n_eval_batches``), on the current weights, in eval mode; no side effect on the
         weights (batch-norm statistics are put back after a recalibration)."""
         n = self._n_eval_batches if n_batches is None else check_int("n_batches", n_batches)
-        net = self._supernet
-        arch = net.activate(arch)
-        with self._recalibrated(arch):
-            net.eval()
-            total, weight = 0.0, 0
-            with torch.no_grad():
-                for _ in range(n):
-                    args, y = self._inputs(self._valid.next())
-                    out = net(*args)
-                    try:
-                        if self._metric_fn is None:
-                            v = float(self._loss_fn(out, y))
-                        else:
-                            v = float(self._metric_fn(out, y))
-                    except Exception as e:  # a metric that fails on this output
-                        optuna.logging.get_logger(__name__).warning(
-                            f"the metric failed ({type(e).__name__}: {e}); worst value used."
-                        )
-                        return WORST[self._direction]
-                    if not math.isfinite(v):
-                        return WORST[self._direction]
-                    size = batch_size_of(y)
-                    total += v * size
-                    weight += size
-            net.train()
-        return total / max(weight, 1)
+        arch = self._supernet.activate(arch)
+        return self._score(arch, (self._valid.next() for _ in range(n)))
 
     def evaluate_many(
         self, archs: Iterable[Architecture | Mapping[str, Any]], n_batches: int | None = None
     ) -> list[float]:
-        """Score several architectures on the SAME validation batches (frozen weights)."""
-        archs = list(archs)
-        state = self._valid.state()
-        values = []
-        for arch in archs:
-            self._valid.restore(state)
-            values.append(self.evaluate(arch, n_batches))
-        return values
+        """Score several architectures on the SAME validation batches (frozen weights).
+
+        The batches are read from the validation loader once and kept for every architecture
+        (a DataLoader's loading and augmentation run once, not once per architecture)."""
+        n = self._n_eval_batches if n_batches is None else check_int("n_batches", n_batches)
+        checked = [self._supernet.activate(a) for a in archs]  # bad input fails before reading
+        batches = [self._valid.next() for _ in range(n)] if checked else []
+        return [self._score(arch, iter(batches)) for arch in checked]
+
+    def _score(self, arch: Architecture, batches: Iterator[Batch]) -> float:
+        """The metric of ``arch`` over ``batches`` (size-weighted mean); the worst value when
+        the metric fails or is not finite. The supernet is back in train mode afterwards."""
+        net = self._supernet
+        net.activate(arch)
+        with self._recalibrated(arch):
+            net.eval()
+            try:
+                total, weight = 0.0, 0
+                with torch.no_grad():
+                    for batch in batches:
+                        args, y = self._inputs(batch)
+                        out = net(*args)
+                        try:
+                            if self._metric_fn is None:
+                                v = float(self._loss_fn(out, y))
+                            else:
+                                v = float(self._metric_fn(out, y))
+                        except Exception as e:  # a metric that fails on this output
+                            optuna.logging.get_logger(__name__).warning(
+                                f"the metric failed ({type(e).__name__}: {e}); worst value used."
+                            )
+                            return WORST[self._direction]
+                        if not math.isfinite(v):
+                            return WORST[self._direction]
+                        size = batch_size_of(y)
+                        total += v * size
+                        weight += size
+            finally:
+                net.train()
+        return total / max(weight, 1)
 
     @contextmanager
     def _recalibrated(self, arch: Architecture) -> Iterator[None]:
