@@ -129,3 +129,32 @@ def test_bad_params_and_fixed_arcs_raise() -> None:
         space.from_fixed_arc("0 3 1 0 0")
     with pytest.raises(ValueError, match="Architecture"):
         Architecture.from_json("{not json")
+
+
+@pytest.mark.parametrize(
+    ("factory", "key", "largest"),
+    [
+        (RNNCellSpace, "n_nodes", 5000),  # 2n - 1 decisions
+        (MacroSpace, "n_layers", 140),  # n + n(n-1)/2
+        (MicroSpace, "n_nodes", 1250),  # 8n
+    ],
+)
+def test_space_sizes_are_bounded_before_anything_is_built(
+    factory: type, key: str, largest: int
+) -> None:
+    from optuna_enas.spaces._search_space import MAX_DECISIONS
+
+    assert len(factory(**{key: largest}).decisions) <= MAX_DECISIONS
+    with pytest.raises(ValueError, match=rf"{key}={largest + 1} gives a space of \d+ decisions"):
+        factory(**{key: largest + 1})
+    with pytest.raises(ValueError, match=f"{key}=10000000 gives a space of"):
+        factory(**{key: 10**7})  # refused at once, not after building 10^7 decisions
+
+
+def test_custom_space_decision_count_is_bounded() -> None:
+    from optuna_enas.spaces._search_space import MAX_DECISIONS
+
+    decisions = [Decision(f"d{i}", (0, 1)) for i in range(MAX_DECISIONS + 1)]
+    with pytest.raises(ValueError, match=f"{MAX_DECISIONS + 1} decisions; at most"):
+        SearchSpace(decisions)
+    assert len(SearchSpace(decisions[:-1]).decisions) == MAX_DECISIONS

@@ -12,10 +12,12 @@ Decision order follows the official ENAS README (github.com/melodyguan/enas), so
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from optuna_enas.spaces._search_space import MAX_DECISIONS
 from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.spaces._search_space import Decision
 from optuna_enas.spaces._search_space import SearchSpace
@@ -34,10 +36,34 @@ def _int(value: object) -> int:
     return value
 
 
-def _check_count(name: str, value: Any, minimum: int) -> int:
+def _check_count(name: str, value: Any, minimum: int, n_decisions: Callable[[int], int]) -> int:
+    """``value`` as a size argument: an integer >= ``minimum`` whose space has at most
+    :data:`MAX_DECISIONS` decisions (checked before any decision is built)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, but got {value!r}.")
+    if n_decisions(value) > MAX_DECISIONS:
+        raise ValueError(
+            f"{name}={value} gives a space of {n_decisions(value)} decisions; at most "
+            f"{MAX_DECISIONS} are supported."
+        )
     return value
+
+
+def rnn_decisions(n_nodes: int) -> int:
+    """Decisions of ``RNNCellSpace(n_nodes=n_nodes)``: an activation per node, an input per
+    node after the first."""
+    return 2 * n_nodes - 1
+
+
+def macro_decisions(n_layers: int) -> int:
+    """Decisions of ``MacroSpace(n_layers=n_layers)``: an op per layer, a skip bit per pair."""
+    return n_layers + n_layers * (n_layers - 1) // 2
+
+
+def micro_decisions(n_nodes: int) -> int:
+    """Decisions of ``MicroSpace(n_nodes=n_nodes)``: two inputs and two ops per block, two
+    cells."""
+    return 8 * n_nodes
 
 
 def _check_ops(name: str, ops: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
@@ -71,7 +97,7 @@ class RNNCellSpace(SearchSpace):
     """
 
     def __init__(self, *, n_nodes: int = 12, activations: Sequence[str] = RNN_ACTIVATIONS) -> None:
-        self.n_nodes = _check_count("n_nodes", n_nodes, 1)
+        self.n_nodes = _check_count("n_nodes", n_nodes, 1, rnn_decisions)
         self.activations = _check_ops("activations", activations, RNN_ACTIVATIONS)
         decisions = [Decision("node0_act", self.activations, "op")]
         for i in range(1, n_nodes):
@@ -117,7 +143,7 @@ class MacroSpace(SearchSpace):
     """
 
     def __init__(self, *, n_layers: int = 12, ops: Sequence[str] = MACRO_OPS) -> None:
-        self.n_layers = _check_count("n_layers", n_layers, 1)
+        self.n_layers = _check_count("n_layers", n_layers, 1, macro_decisions)
         self.ops = _check_ops("ops", ops, MACRO_OPS)
         decisions = []
         for i in range(n_layers):
@@ -172,7 +198,7 @@ class MicroSpace(SearchSpace):
     """
 
     def __init__(self, *, n_nodes: int = 5, ops: Sequence[str] = MICRO_OPS) -> None:
-        self.n_nodes = _check_count("n_nodes", n_nodes, 1)
+        self.n_nodes = _check_count("n_nodes", n_nodes, 1, micro_decisions)
         self.ops = _check_ops("ops", ops, MICRO_OPS)
         decisions = []
         for cell in ("normal", "reduce"):

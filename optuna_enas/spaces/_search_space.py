@@ -7,6 +7,7 @@ RandomSampler, TPESampler or GPSampler.
 
 from __future__ import annotations
 
+import collections
 import json
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 Choice = str | int | float | bool | None
 DecisionKind = Literal["op", "input", "skip", "other"]
 _KINDS = ("op", "input", "skip", "other")
+MAX_DECISIONS = 10_000
+"""The most decisions a space may have (the paper's largest space, macro with 24 layers, has
+300); bounds the controller's size and every per-decision loop."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,13 @@ class SearchSpace:
         decisions = tuple(decisions)
         if len(decisions) == 0:
             raise ValueError("decisions must not be empty.")
-        names = [d.name for d in decisions]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        if len(decisions) > MAX_DECISIONS:
+            raise ValueError(
+                f"decisions holds {len(decisions)} decisions; at most {MAX_DECISIONS} are "
+                "supported."
+            )
+        counts = collections.Counter(d.name for d in decisions)
+        dup = sorted(n for n, c in counts.items() if c > 1)
         if dup:
             raise ValueError(f"decisions must have unique names, but {dup} repeat.")
         self._name = name
