@@ -49,11 +49,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from _common import machine_info
-from _common import print_table
-from _common import write_json
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from torch import nn
 
+from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import write_json  # noqa: E402
 from optuna_enas import objective_over
 from optuna_enas.nn import ElasticBatchNorm2d
 from optuna_enas.nn import ElasticConv2d

@@ -24,15 +24,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from _common import machine_info
-from _common import print_table
-from _common import write_json
 from torch import nn
 
 
-sys.path.insert(0, str(Path(__file__).parent))
-import nn_overhead as bench  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import benchmarks.nn_overhead as bench  # noqa: E402
+from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import write_json  # noqa: E402
 from optuna_enas.nn import ElasticLinear  # noqa: E402
 from optuna_enas.nn import Supernet  # noqa: E402
 from optuna_enas.nn import ValueChoice  # noqa: E402

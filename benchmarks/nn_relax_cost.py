@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info  # noqa: E402
-from _common import print_table  # noqa: E402
-from _common import write_json  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import write_json  # noqa: E402
 
 
 _DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "nn_relax_cost.json"

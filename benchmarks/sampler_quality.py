@@ -41,17 +41,22 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 import torch
-from _common import machine_info
-from _common import print_table
-from _common import write_json
 
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import machine_info  # noqa: E402
+from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import write_json  # noqa: E402
 from optuna_enas.sampler import ControllerConfig
 from optuna_enas.sampler import EliteConfig
 from optuna_enas.sampler import ENASSampler
