@@ -71,12 +71,12 @@ from optuna_enas import RNNCellSpace  # noqa: E402
 from optuna_enas import SearchSpace  # noqa: E402
 from optuna_enas import StandaloneEvaluator  # noqa: E402
 from optuna_enas import SupernetEvaluator  # noqa: E402
-from optuna_enas.data import EOS  # noqa: E402
-from optuna_enas.data import UNK  # noqa: E402
 from optuna_enas.data import Corpus  # noqa: E402
 from optuna_enas.data import ImageData  # noqa: E402
 from optuna_enas.data import load_corpus  # noqa: E402
 from optuna_enas.data import load_digits_dataset  # noqa: E402
+from optuna_enas.data._corpus import EOS  # noqa: E402
+from optuna_enas.data._corpus import UNK  # noqa: E402
 
 
 DEFAULT_STATE_DIR = Path(os.environ.get("GROUND_TRUTH_DIR", "/work/gt"))

@@ -14,8 +14,8 @@ import torch
 
 from optuna_enas import RNNCellSpace
 from optuna_enas import import_architecture
-from optuna_enas.cli import CONFIG_ATTR
 from optuna_enas.cli import main
+from optuna_enas.cli._storage import CONFIG_ATTR
 from optuna_enas.data import load_corpus
 
 

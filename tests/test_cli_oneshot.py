@@ -10,11 +10,11 @@ import optuna
 import pytest
 
 from optuna_enas import RNNCellSpace
-from optuna_enas.cli import CONFIG_ATTR
 from optuna_enas.cli import main
 from optuna_enas.cli._oneshot import oneshot_plan
 from optuna_enas.cli._oneshot import weight_step_budget
 from optuna_enas.cli._parser import build_parser
+from optuna_enas.cli._storage import CONFIG_ATTR
 from optuna_enas.oneshot._record import METHOD_KEY
 
 

@@ -29,14 +29,14 @@ from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
 from optuna_enas import SearchSpace
 from optuna_enas import suggest_architecture
-from optuna_enas.dashboard import SVG_ATTR
 from optuna_enas.dashboard import DashboardCallback
 from optuna_enas.dashboard import architecture_svg
 from optuna_enas.dashboard import best_so_far
 from optuna_enas.dashboard import comparison_svg
-from optuna_enas.dashboard import max_entropy
 from optuna_enas.dashboard import plot_controller_stats
 from optuna_enas.dashboard import save_study_figures
+from optuna_enas.dashboard._callback import SVG_ATTR
+from optuna_enas.dashboard._figures import max_entropy
 from optuna_enas.sampler._sampler import STATS_KEY
 from optuna_enas.training._evaluator import SupernetEvaluator
 

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from optuna_enas.data import EOS
-from optuna_enas.data import UNK
 from optuna_enas.data import Corpus
 from optuna_enas.data import ImageData
 from optuna_enas.data import batchify
@@ -19,6 +17,8 @@ from optuna_enas.data import load_cifar10
 from optuna_enas.data import load_corpus
 from optuna_enas.data import load_digits_dataset
 from optuna_enas.data import synthetic_corpus
+from optuna_enas.data._corpus import EOS
+from optuna_enas.data._corpus import UNK
 
 
 def _write_corpus(root: Path, train: str, valid: str, test: str) -> Path:

@@ -41,7 +41,7 @@ def test_package_spaces_configs_and_cli_parser_import_without_torch() -> None:
             PRESETS, ControllerConfig, MacroSpace, MicroSpace, RNNCellSpace, TrialMirror,
             perplexity_reward, space_from_dict, suggest_architecture,
         )
-        from optuna_enas.spaces import kind_of
+        from optuna_enas.spaces._kinds import kind_of
         from optuna_enas.training._optim import OptimConfig
         from optuna_enas.cli._parser import build_parser
 

@@ -8,8 +8,8 @@ from optuna_enas import MacroSpace
 from optuna_enas import MicroSpace
 from optuna_enas import RNNCellSpace
 from optuna_enas import SearchSpace
-from optuna_enas.spaces import KINDS
-from optuna_enas.spaces import kind_of
+from optuna_enas.spaces._kinds import KINDS
+from optuna_enas.spaces._kinds import kind_of
 from optuna_enas.spaces._search_space import Decision
 
 

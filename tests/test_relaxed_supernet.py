@@ -12,11 +12,11 @@ from torch import nn
 from torch.autograd.gradcheck import GradcheckError
 from torch.func import functional_call
 
-from optuna_enas.oneshot import RelaxedMacroSupernet
-from optuna_enas.oneshot import RelaxedMicroSupernet
-from optuna_enas.oneshot import RelaxedRNNSupernet
 from optuna_enas.oneshot import RelaxedSupernet
 from optuna_enas.oneshot import build_relaxed
+from optuna_enas.oneshot._relaxed_cnn import RelaxedMacroSupernet
+from optuna_enas.oneshot._relaxed_cnn import RelaxedMicroSupernet
+from optuna_enas.oneshot._relaxed_rnn import RelaxedRNNSupernet
 from optuna_enas.spaces import MacroSpace
 from optuna_enas.spaces import MicroSpace
 from optuna_enas.spaces import RNNCellSpace

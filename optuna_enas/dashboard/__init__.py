@@ -8,41 +8,7 @@
   :class:`~optuna_enas.final.RankCheckResult`.
 """
 
-from optuna_enas.dashboard._callback import SVG_ATTR
-from optuna_enas.dashboard._callback import ArtifactStoreLike
-from optuna_enas.dashboard._callback import DashboardCallback
-from optuna_enas.dashboard._callback import architecture_note
-from optuna_enas.dashboard._figures import STATS_KEY
-from optuna_enas.dashboard._figures import best_so_far
-from optuna_enas.dashboard._figures import controller_stats
-from optuna_enas.dashboard._figures import max_entropy
-from optuna_enas.dashboard._figures import oneshot_history
-from optuna_enas.dashboard._figures import plot_arch_weights
-from optuna_enas.dashboard._figures import plot_best_so_far
-from optuna_enas.dashboard._figures import plot_comparison
-from optuna_enas.dashboard._figures import plot_controller_stats
-from optuna_enas.dashboard._figures import save_study_figures
-from optuna_enas.dashboard._figures import set_metric_name
-from optuna_enas.dashboard._svg import architecture_svg
-from optuna_enas.dashboard._svg import comparison_svg
+from optuna_enas import _lazy
 
 
-__all__ = [
-    "STATS_KEY",
-    "SVG_ATTR",
-    "ArtifactStoreLike",
-    "DashboardCallback",
-    "architecture_note",
-    "architecture_svg",
-    "best_so_far",
-    "comparison_svg",
-    "controller_stats",
-    "max_entropy",
-    "oneshot_history",
-    "plot_arch_weights",
-    "plot_best_so_far",
-    "plot_comparison",
-    "plot_controller_stats",
-    "save_study_figures",
-    "set_metric_name",
-]
+__getattr__, __dir__, __all__ = _lazy.exports_from_stub(__name__, __file__)

@@ -8,23 +8,7 @@ The one-shot methods relax the same choice modules (:mod:`optuna_enas.oneshot`:
 ``DARTSRelaxation``, ``DSONASRelaxation``; the searchers ``ModelDARTS``, ``ModelDSONAS``).
 """
 
-from optuna_enas.nn._choices import InputChoice
-from optuna_enas.nn._choices import LayerChoice
-from optuna_enas.nn._choices import Repeat
-from optuna_enas.nn._choices import ValueChoice
-from optuna_enas.nn._elastic import ElasticBatchNorm2d
-from optuna_enas.nn._elastic import ElasticConv2d
-from optuna_enas.nn._elastic import ElasticLinear
-from optuna_enas.nn._supernet import Supernet
+from optuna_enas import _lazy
 
 
-__all__ = [
-    "ElasticBatchNorm2d",
-    "ElasticConv2d",
-    "ElasticLinear",
-    "InputChoice",
-    "LayerChoice",
-    "Repeat",
-    "Supernet",
-    "ValueChoice",
-]
+__getattr__, __dir__, __all__ = _lazy.exports_from_stub(__name__, __file__)

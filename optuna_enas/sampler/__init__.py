@@ -9,36 +9,7 @@
 - :mod:`._reward`: functions that turn an objective value into a reward.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from optuna_enas._lazy import lazy_exports
+from optuna_enas import _lazy
 
 
-_EXPORTS = {
-    "PRESETS": "optuna_enas.sampler._config",
-    "ControllerConfig": "optuna_enas.sampler._config",
-    "EliteConfig": "optuna_enas.sampler._elite",
-    "LSTMController": "optuna_enas.sampler._controller",
-    "direction_reward": "optuna_enas.sampler._reward",
-    "perplexity_reward": "optuna_enas.sampler._reward",
-    "weighted_sum_reward": "optuna_enas.sampler._reward",
-    "mnasnet_reward": "optuna_enas.sampler._reward",
-    "ENASSampler": "optuna_enas.sampler._sampler",
-}
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-
-if TYPE_CHECKING:
-    from optuna_enas.sampler._config import PRESETS as PRESETS
-    from optuna_enas.sampler._config import ControllerConfig as ControllerConfig
-    from optuna_enas.sampler._controller import LSTMController as LSTMController
-    from optuna_enas.sampler._elite import EliteConfig as EliteConfig
-    from optuna_enas.sampler._reward import direction_reward as direction_reward
-    from optuna_enas.sampler._reward import mnasnet_reward as mnasnet_reward
-    from optuna_enas.sampler._reward import perplexity_reward as perplexity_reward
-    from optuna_enas.sampler._reward import weighted_sum_reward as weighted_sum_reward
-    from optuna_enas.sampler._sampler import ENASSampler as ENASSampler
-
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = _lazy.exports_from_stub(__name__, __file__)

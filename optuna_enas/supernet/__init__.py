@@ -1,8 +1,6 @@
 """Shared-weight supernets of ENAS (Pham et al., 2018) for the three ENAS search spaces."""
 
-from optuna_enas.supernet._macro import MacroSupernet
-from optuna_enas.supernet._micro import MicroSupernet
-from optuna_enas.supernet._rnn import RNNSupernet
+from optuna_enas import _lazy
 
 
-__all__ = ["MacroSupernet", "MicroSupernet", "RNNSupernet"]
+__getattr__, __dir__, __all__ = _lazy.exports_from_stub(__name__, __file__)

@@ -13,28 +13,7 @@ Names load lazily (PEP 562), so the torch-free :mod:`._optim` imports without to
 - :mod:`.distributed`: data-parallel training with torch.distributed (public module).
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from optuna_enas._lazy import lazy_exports
+from optuna_enas import _lazy
 
 
-_EXPORTS = {
-    "ModelEvaluator": "optuna_enas.training._model_evaluator",
-    "objective_over": "optuna_enas.training._model_evaluator",
-    "StandaloneEvaluator": "optuna_enas.training._evaluator",
-    "SupernetEvaluator": "optuna_enas.training._evaluator",
-    "OptimConfig": "optuna_enas.training._optim",
-}
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-
-if TYPE_CHECKING:
-    from optuna_enas.training._evaluator import StandaloneEvaluator as StandaloneEvaluator
-    from optuna_enas.training._evaluator import SupernetEvaluator as SupernetEvaluator
-    from optuna_enas.training._model_evaluator import ModelEvaluator as ModelEvaluator
-    from optuna_enas.training._model_evaluator import objective_over as objective_over
-    from optuna_enas.training._optim import OptimConfig as OptimConfig
-
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = _lazy.exports_from_stub(__name__, __file__)
