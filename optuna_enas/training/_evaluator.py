@@ -32,8 +32,6 @@ from optuna_enas._validation import check_int
 from optuna_enas._validation import check_non_negative
 from optuna_enas._validation import check_seed
 from optuna_enas._validation import fresh_seed
-from optuna_enas.data._corpus import DEFAULT_BATCH_SIZE
-from optuna_enas.data._corpus import DEFAULT_BPTT
 from optuna_enas.data._corpus import Corpus
 from optuna_enas.data._images import ImageData
 from optuna_enas.spaces._enas import space_from_dict
@@ -43,6 +41,8 @@ from optuna_enas.spaces._search_space import SearchSpace
 from optuna_enas.spaces._search_space import suggest_architecture
 from optuna_enas.training._checkpoint import load_checkpoint
 from optuna_enas.training._checkpoint import save_checkpoint
+from optuna_enas.training._config import TrainingConfig
+from optuna_enas.training._config import fold_training
 from optuna_enas.training._paths import PathSampler
 from optuna_enas.training._paths import TrainPaths
 from optuna_enas.training._paths import check_train_paths
@@ -58,7 +58,7 @@ from optuna_enas.training._tasks import check_split
 from optuna_enas.training._tasks import data_fingerprint
 from optuna_enas.training._tasks import steps_per_epoch
 from optuna_enas.training._trainer import Trainer
-from optuna_enas.training._trainer import resolve_training
+from optuna_enas.training._trainer import TrainingSetup
 from optuna_enas.training._trainer import train_from_scratch
 
 
@@ -154,6 +154,13 @@ class SupernetEvaluator:
             :class:`~optuna_enas.MicroSpace`.
         data: A :class:`~optuna_enas.data.Corpus` (RNN) or :class:`~optuna_enas.data.ImageData`
             (CNN). ``None``: the synthetic corpus (RNN) or scikit-learn's digits (CNN).
+        training: The training settings (supernet size, minibatch, SGD, device) as one
+            :class:`~optuna_enas.training._config.TrainingConfig`, shared with
+            :class:`StandaloneEvaluator`, ``retrain`` and the one-shot searchers. The flat
+            keywords ``supernet_kwargs``, ``batch_size``, ``bptt``, ``lr``, ``grad_clip``,
+            ``momentum``, ``weight_decay`` and ``device`` are shorthands for its fields; giving
+            one that ``training`` also sets raises ``ValueError``. :attr:`training` is the
+            resolved record.
         supernet_kwargs: Extra arguments of the supernet (``hidden_size``, ``dropout``, ...).
             ``vocab_size``, ``in_channels`` and ``n_classes`` default to the data's.
         n_train_steps: Shared-weight minibatches per trial. Fractions accumulate exactly: 0.2
@@ -161,8 +168,8 @@ class SupernetEvaluator:
             controller samples (carpedm20/ENAS-pytorch ``--shared_max_step 400``,
             ``--controller_max_step 2000``), i.e. 0.2; the default 1.0 trains more per trial,
             which small budgets need. 0 never trains.
-        batch_size: Training minibatch size (ENAS-pytorch: 64).
-        bptt: Truncated-BPTT length for RNN spaces (ENAS-pytorch: 35).
+        batch_size: Training minibatch size. Default 64 (ENAS-pytorch).
+        bptt: Truncated-BPTT length for RNN spaces. Default 35 (ENAS-pytorch).
         lr: SGD learning rate. Default: 5 for RNN (ENAS uses 20, ENAS paper Sec. 3.1 and
             ENAS-pytorch ``--shared_lr``, for a regularized 1000-unit cell; 20 makes unbounded
             cells of small dropout-free supernets diverge, see ``_DEFAULTS``), 0.05 for CNN
@@ -210,10 +217,11 @@ class SupernetEvaluator:
         space: SearchSpace,
         data: Corpus | ImageData | None = None,
         *,
+        training: TrainingConfig | None = None,
         supernet_kwargs: Mapping[str, Any] | None = None,
         n_train_steps: float = 1.0,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        bptt: int = DEFAULT_BPTT,
+        batch_size: int | None = None,
+        bptt: int | None = None,
         lr: float | None = None,
         grad_clip: float | None = None,
         momentum: float | None = None,
@@ -243,9 +251,8 @@ class SupernetEvaluator:
             check_int("phase_score_trials", phase_score_trials, 1)
         self._warmup_steps = check_int("warmup_steps", warmup_steps, 0)
         check_seed("seed", seed)
-        self._setup = resolve_training(
-            space,
-            data,
+        training = fold_training(
+            training,
             supernet_kwargs=supernet_kwargs,
             batch_size=batch_size,
             bptt=bptt,
@@ -255,6 +262,7 @@ class SupernetEvaluator:
             weight_decay=weight_decay,
             device=device,
         )
+        self._setup = TrainingSetup.from_config(space, data, training)
         self._space = space
         self._data = self._setup.data
         self._n_train_steps = Fraction(steps).limit_denominator(1_000_000)
@@ -313,6 +321,12 @@ class SupernetEvaluator:
     @property
     def supernet(self) -> nn.Module:
         return self._trainer.model
+
+    @property
+    def training(self) -> TrainingConfig:
+        """The training settings resolved (every field set, the device too): given as
+        ``training=`` to another trainer, it trains as this one."""
+        return self._setup.training
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -716,11 +730,17 @@ class StandaloneEvaluator:
     Args:
         space: An RNN, macro or micro ENAS space.
         data: A Corpus (RNN) or ImageData (CNN); ``None``: the embedded defaults.
+        training: The training settings as one
+            :class:`~optuna_enas.training._config.TrainingConfig` (defaults as
+            :class:`SupernetEvaluator`). The flat keywords ``supernet_kwargs``, ``batch_size``,
+            ``bptt``, ``lr``, ``grad_clip``, ``momentum``, ``weight_decay`` and ``device`` are
+            shorthands for its fields; giving one that ``training`` also sets raises
+            ``ValueError``.
         supernet_kwargs: Extra arguments of the supernet.
         n_epochs: Training epochs per child.
         n_steps_per_epoch: Minibatches per epoch; ``None``: one pass over the training data.
-        batch_size: Training minibatch size.
-        bptt: Truncated-BPTT length (RNN).
+        batch_size: Training minibatch size (default as :class:`SupernetEvaluator`).
+        bptt: Truncated-BPTT length (RNN; default as :class:`SupernetEvaluator`).
         lr: SGD learning rate (defaults as :class:`SupernetEvaluator`).
         grad_clip: Maximum gradient norm (defaults as :class:`SupernetEvaluator`).
         momentum: SGD momentum (defaults as :class:`SupernetEvaluator`).
@@ -734,11 +754,12 @@ class StandaloneEvaluator:
         space: SearchSpace,
         data: Corpus | ImageData | None = None,
         *,
+        training: TrainingConfig | None = None,
         supernet_kwargs: Mapping[str, Any] | None = None,
         n_epochs: int = 3,
         n_steps_per_epoch: int | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        bptt: int = DEFAULT_BPTT,
+        batch_size: int | None = None,
+        bptt: int | None = None,
         lr: float | None = None,
         grad_clip: float | None = None,
         momentum: float | None = None,
@@ -749,9 +770,8 @@ class StandaloneEvaluator:
         check_seed("seed", seed)
         if n_steps_per_epoch is not None:
             check_int("n_steps_per_epoch", n_steps_per_epoch, 1)
-        self._setup = resolve_training(
-            space,
-            data,
+        training = fold_training(
+            training,
             supernet_kwargs=supernet_kwargs,
             batch_size=batch_size,
             bptt=bptt,
@@ -761,6 +781,7 @@ class StandaloneEvaluator:
             weight_decay=weight_decay,
             device=device,
         )
+        self._setup = TrainingSetup.from_config(space, data, training)
         self._space = space
         self._n_epochs = check_int("n_epochs", n_epochs, 1)
         self._n_steps_per_epoch = n_steps_per_epoch
@@ -769,6 +790,11 @@ class StandaloneEvaluator:
     @property
     def space(self) -> SearchSpace:
         return self._space
+
+    @property
+    def training(self) -> TrainingConfig:
+        """The training settings resolved (every field set, the device too)."""
+        return self._setup.training
 
     @property
     def metric(self) -> str:

@@ -1,7 +1,8 @@
 """The trainer: a supernet, its SGD optimizer and a task, and training one child from scratch.
 
-:func:`resolve_training` checks the training arguments that both evaluators and ``retrain``
-take, once, into a :class:`TrainingSetup`; :class:`Trainer` holds the state they share;
+:meth:`TrainingSetup.from_config` resolves the training settings that both evaluators and
+``retrain`` take (a :class:`~optuna_enas.training._config.TrainingConfig`), once, into a
+:class:`TrainingSetup`; :class:`Trainer` holds the state they share;
 :func:`train_from_scratch` is the standalone (NAS-RL) training of one architecture.
 
 Randomness: weights are initialised from a ``torch.Generator`` seeded by the caller; dropout
@@ -23,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from optuna_enas._validation import check_int
+from optuna_enas.data._corpus import DEFAULT_BATCH_SIZE
+from optuna_enas.data._corpus import DEFAULT_BPTT
 from optuna_enas.data._corpus import Corpus
 from optuna_enas.data._images import ImageData
 from optuna_enas.spaces._enas import MacroSpace
@@ -36,6 +38,7 @@ from optuna_enas.spaces._search_space import SearchSpace
 from optuna_enas.supernet import MacroSupernet
 from optuna_enas.supernet import MicroSupernet
 from optuna_enas.supernet import RNNSupernet
+from optuna_enas.training._config import TrainingConfig
 from optuna_enas.training._optim import OptimConfig
 from optuna_enas.training._tasks import LMTask
 from optuna_enas.training._tasks import Split
@@ -68,7 +71,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 @dataclass(frozen=True)
 class TrainingSetup:
-    """The checked training arguments of an evaluator or of ``retrain``."""
+    """A :class:`TrainingConfig` resolved for one space and its data: the defaults filled in,
+    the device checked. What the evaluators and ``retrain`` train with."""
 
     space: SearchSpace
     kind: SpaceKind
@@ -79,37 +83,76 @@ class TrainingSetup:
     optim: OptimConfig
     device: torch.device
 
+    @classmethod
+    def from_config(
+        cls, space: SearchSpace, data: Corpus | ImageData | None, training: TrainingConfig
+    ) -> TrainingSetup:
+        """Resolve ``training`` for ``space``: ``None`` fields take the ENAS defaults (batch
+        size :data:`DEFAULT_BATCH_SIZE`, BPTT :data:`DEFAULT_BPTT`, the optimizer of the space's
+        kind, :data:`~optuna_enas.training._optim.DEFAULTS`); ``data`` ``None``: the default
+        data of the space."""
+        if not isinstance(training, TrainingConfig):
+            raise ValueError(f"training must be a TrainingConfig, but got {training!r}.")
+        kind = kind_of(space)
+        return cls(
+            space=space,
+            kind=kind,
+            data=default_data(space, data),
+            supernet_kwargs=dict(training.supernet_kwargs),
+            batch_size=DEFAULT_BATCH_SIZE if training.batch_size is None else training.batch_size,
+            bptt=DEFAULT_BPTT if training.bptt is None else training.bptt,
+            optim=OptimConfig.for_kind(
+                kind.name,
+                lr=training.lr,
+                grad_clip=training.grad_clip,
+                momentum=training.momentum,
+                weight_decay=training.weight_decay,
+            ),
+            device=resolve_device(training.device),
+        )
+
+    @property
+    def training(self) -> TrainingConfig:
+        """The resolved settings as a :class:`TrainingConfig` with every field set (the device
+        too), so that another trainer given it trains exactly as this one."""
+        return TrainingConfig(
+            supernet_kwargs=self.supernet_kwargs,
+            batch_size=self.batch_size,
+            bptt=self.bptt,
+            device=str(self.device),
+            **self.optim.as_dict(),
+        )
+
 
 def resolve_training(
     space: SearchSpace,
     data: Corpus | ImageData | None,
     *,
     supernet_kwargs: Mapping[str, Any] | None,
-    batch_size: int,
-    bptt: int,
+    batch_size: int | None,
+    bptt: int | None,
     lr: float | None,
     grad_clip: float | None,
     momentum: float | None,
     weight_decay: float | None,
     device: str | torch.device | None,
 ) -> TrainingSetup:
-    """Check the training arguments shared by the evaluators and ``retrain``; fill defaults."""
-    kind = kind_of(space)
-    kwargs = dict(supernet_kwargs or {})
-    if "generator" in kwargs:
-        raise ValueError("supernet_kwargs must not hold 'generator'; the seed argument sets it.")
-    return TrainingSetup(
-        space=space,
-        kind=kind,
-        data=default_data(space, data),
-        supernet_kwargs=kwargs,
-        batch_size=check_int("batch_size", batch_size, 1, 65_536),  # bounded: allocations
-        bptt=check_int("bptt", bptt, 1, 100_000),
-        optim=OptimConfig.for_kind(
-            kind.name, lr=lr, grad_clip=grad_clip, momentum=momentum, weight_decay=weight_decay
-        ),
-        device=resolve_device(device),
+    """:meth:`TrainingSetup.from_config` of the flat training keywords (``None``: default)."""
+    training = TrainingConfig(
+        supernet_kwargs=supernet_kwargs or {},
+        batch_size=batch_size,
+        bptt=bptt,
+        lr=lr,
+        grad_clip=grad_clip,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        device=_device_name(device),
     )
+    return TrainingSetup.from_config(space, data, training)
+
+
+def _device_name(device: str | torch.device | None) -> str | None:
+    return device if device is None or isinstance(device, str) else str(device)
 
 
 def sized_for_data(kwargs: Mapping[str, Any], data: Corpus | ImageData) -> dict[str, Any]:
