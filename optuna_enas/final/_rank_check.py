@@ -46,6 +46,7 @@ from optuna_enas.final._rank_metrics import top_k_overlap
 from optuna_enas.spaces._kinds import kind_of
 from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.spaces._search_space import SearchSpace
+from optuna_enas.training._config import TrainingConfig
 
 
 if TYPE_CHECKING:
@@ -253,6 +254,7 @@ def rank_check(
     n_epochs: int = 3,
     n_steps_per_epoch: int | None = None,
     standalone: StandaloneEvaluator | None = None,
+    training: TrainingConfig | None = None,
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str = DEFAULT_STUDY_NAME,
     seed: int | None = None,
@@ -272,9 +274,12 @@ def rank_check(
             ``None``).
         n_steps_per_epoch: Minibatches per epoch (``None``: a full pass over the data).
         standalone: The from-scratch objective; ``None`` builds a
-            :class:`~optuna_enas.StandaloneEvaluator` with the evaluator's data, supernet
-            size, batch size, BPTT and optimizer settings, ``n_epochs`` and
-            ``n_steps_per_epoch``, seeded from ``seed``.
+            :class:`~optuna_enas.StandaloneEvaluator` with the evaluator's data, ``training``,
+            ``n_epochs`` and ``n_steps_per_epoch``, seeded from ``seed``.
+        training: The from-scratch training settings
+            (:class:`~optuna_enas.training._config.TrainingConfig`) when ``standalone`` is
+            ``None``; ``None``: the evaluator's (``evaluator.training``: its supernet size,
+            batch size, BPTT, optimizer settings and device). Not with ``standalone``.
         storage: Optuna storage of the run (URL or object); ``None`` keeps it in memory (not
             resumable).
         study_name: The run's study; rerunning with the same name continues it.
@@ -301,6 +306,13 @@ def rank_check(
 
     if not isinstance(evaluator, SupernetEvaluator):
         raise ValueError(f"evaluator must be a SupernetEvaluator, but got {evaluator!r}.")
+    if training is not None:
+        if standalone is not None:
+            raise ValueError(
+                "training and standalone both say how to train from scratch; give one of them."
+            )
+        if not isinstance(training, TrainingConfig):
+            raise ValueError(f"training must be a TrainingConfig or None, but got {training!r}.")
     n_archs = check_int("n_archs", n_archs, 2)
     check_int("n_epochs", n_epochs, 1)
     check_seed("seed", seed)
@@ -356,20 +368,12 @@ def rank_check(
 
     archs = draw_distinct(space, n_archs, seed)
     if standalone is None:
-        settings = evaluator._config
         standalone = StandaloneEvaluator(
             space,
             evaluator.data,
-            supernet_kwargs=settings["supernet_kwargs"],
+            training=evaluator.training if training is None else training,
             n_epochs=n_epochs,
             n_steps_per_epoch=n_steps_per_epoch,
-            batch_size=settings["batch_size"],
-            bptt=settings["bptt"],
-            lr=settings["lr"],
-            grad_clip=settings["grad_clip"],
-            momentum=settings["momentum"],
-            weight_decay=settings["weight_decay"],
-            device=evaluator.device,
             seed=seed,
         )
     elif standalone.space != space or standalone.direction != direction:

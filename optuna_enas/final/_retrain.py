@@ -13,13 +13,13 @@ from torch import nn
 from optuna_enas._validation import check_int
 from optuna_enas._validation import check_seed
 from optuna_enas._validation import fresh_seed
-from optuna_enas.data._corpus import DEFAULT_BATCH_SIZE
-from optuna_enas.data._corpus import DEFAULT_BPTT
 from optuna_enas.data._corpus import Corpus
 from optuna_enas.data._images import ImageData
 from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.spaces._search_space import SearchSpace
-from optuna_enas.training._trainer import resolve_training
+from optuna_enas.training._config import TrainingConfig
+from optuna_enas.training._config import fold_training
+from optuna_enas.training._trainer import TrainingSetup
 from optuna_enas.training._trainer import train_from_scratch
 
 
@@ -54,9 +54,10 @@ def retrain(
     *,
     n_epochs: int = 10,
     n_steps_per_epoch: int | None = None,
+    training: TrainingConfig | None = None,
     supernet_kwargs: Mapping[str, Any] | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    bptt: int = DEFAULT_BPTT,
+    batch_size: int | None = None,
+    bptt: int | None = None,
     lr: float | None = None,
     grad_clip: float | None = None,
     momentum: float | None = None,
@@ -77,9 +78,15 @@ def retrain(
         data: A Corpus (RNN) or ImageData (CNN); ``None``: the embedded defaults.
         n_epochs: Training epochs.
         n_steps_per_epoch: Minibatches per epoch; ``None``: one pass over the training data.
+        training: The training settings as one
+            :class:`~optuna_enas.training._config.TrainingConfig` (e.g. a search evaluator's
+            ``evaluator.training``; defaults as the evaluators). The flat keywords
+            ``supernet_kwargs``, ``batch_size``, ``bptt``, ``lr``, ``grad_clip``, ``momentum``,
+            ``weight_decay`` and ``device`` are shorthands for its fields; giving one that
+            ``training`` also sets raises ``ValueError``.
         supernet_kwargs: Model size and dropout (see the supernets).
-        batch_size: Training minibatch size.
-        bptt: Truncated-BPTT length (RNN).
+        batch_size: Training minibatch size (default 64, as the evaluators).
+        bptt: Truncated-BPTT length (RNN; default 35).
         lr: SGD learning rate (default per space, see the evaluator).
         grad_clip: Maximum gradient norm (default per space).
         momentum: SGD momentum (default per space).
@@ -94,9 +101,8 @@ def retrain(
     if n_steps_per_epoch is not None:
         check_int("n_steps_per_epoch", n_steps_per_epoch, 1)
     check_seed("seed", seed)
-    setup = resolve_training(
-        space,
-        data,
+    training = fold_training(
+        training,
         supernet_kwargs=supernet_kwargs,
         batch_size=batch_size,
         bptt=bptt,
@@ -106,6 +112,7 @@ def retrain(
         weight_decay=weight_decay,
         device=device,
     )
+    setup = TrainingSetup.from_config(space, data, training)
     model, history, score = train_from_scratch(
         setup,
         arch,
