@@ -57,14 +57,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from collections.abc import Iterator
-from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optuna_enas._validation import check_fraction
-from optuna_enas._validation import check_int
 from optuna_enas.oneshot._mixed import PARAM_FREE_OPS
 from optuna_enas.oneshot._mixed import ZERO_OP
 from optuna_enas.oneshot._mixed import constant_lambda
@@ -77,7 +74,7 @@ from optuna_enas.oneshot._relaxed import abs_distribution
 from optuna_enas.oneshot._relaxed import check_arch_none
 from optuna_enas.spaces._enas import RNNCellSpace
 from optuna_enas.spaces._search_space import Architecture
-from optuna_enas.supernet._rnn import _init_range  # the same init as the discrete supernet
+from optuna_enas.supernet._rnn import RNNLanguageModelShell
 
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -91,7 +88,7 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 _MIN_MASS = 1e-12
 
 
-class RelaxedRNNSupernet(RelaxedSupernet):
+class RelaxedRNNSupernet(RNNLanguageModelShell, RelaxedSupernet):
     """The relaxed recurrent cell with embedding and decoder, for language modelling.
 
     Args:
@@ -126,53 +123,21 @@ class RelaxedRNNSupernet(RelaxedSupernet):
             raise ValueError(f"space must be an RNNCellSpace, but got {space!r}.")
         super().__init__(space, relaxation)
         self.rnn_space = space
-        self.vocab_size = check_int("vocab_size", vocab_size)
-        self.embed_size = check_int("embed_size", embed_size)
-        self.hidden_size = check_int("hidden_size", hidden_size)
-        if not isinstance(tie_weights, bool):
-            raise ValueError(f"tie_weights must be a bool, but got {tie_weights!r}.")
-        if tie_weights and embed_size != hidden_size:
-            raise ValueError(
-                "tie_weights=True needs embed_size == hidden_size, but got "
-                f"embed_size={embed_size!r} and hidden_size={hidden_size!r}."
-            )
-        self.tie_weights = tie_weights
-        self.dropout = check_fraction("dropout", dropout)
-        self.input_dropout = check_fraction("input_dropout", input_dropout)
-        self.hidden_dropout = check_fraction("hidden_dropout", hidden_dropout)
-        if max_hidden_norm is not None and (
-            isinstance(max_hidden_norm, bool)
-            or not isinstance(max_hidden_norm, (int, float))
-            or not max_hidden_norm > 0.0
-        ):
-            raise ValueError(
-                f"max_hidden_norm must be a positive float or None, but got {max_hidden_norm!r}."
-            )
-        self.max_hidden_norm = None if max_hidden_norm is None else float(max_hidden_norm)
+        self._build_language_model(
+            space,
+            vocab_size=vocab_size,
+            embed_size=embed_size,
+            hidden_size=hidden_size,
+            tie_weights=tie_weights,
+            dropout=dropout,
+            input_dropout=input_dropout,
+            hidden_dropout=hidden_dropout,
+            max_hidden_norm=max_hidden_norm,
+        )
         self._output_nodes: tuple[int, ...] | None = None  # set inside projected()
-        self.dropout_generator: torch.Generator | None = None
+        self._init_language_model(generator)  # the same draws as the discrete supernet
 
         n = space.n_nodes
-        h2 = 2 * hidden_size
-        self.embedding = nn.Parameter(torch.empty(vocab_size, embed_size))
-        self.w_x = nn.Parameter(torch.empty(embed_size, h2))
-        self.w_h = nn.Parameter(torch.empty(hidden_size, h2))
-        self.w_edges = nn.ModuleList(
-            nn.ParameterList(nn.Parameter(torch.empty(hidden_size, h2)) for _ in range(i))
-            for i in range(n)
-        )
-        self.decoder_weight: nn.Parameter | None = (
-            None if tie_weights else nn.Parameter(torch.empty(vocab_size, hidden_size))
-        )
-        self.decoder_bias = nn.Parameter(torch.empty(vocab_size))
-        r = _init_range(hidden_size)
-        with torch.no_grad():
-            for name, p in self.named_parameters():
-                if name == "decoder_bias":
-                    p.zero_()
-                elif not name.startswith("arch."):
-                    p.uniform_(-r, r, generator=generator)
-
         n_act = len(space.activations)
         if self.relaxation == "darts":
             # alpha["node{i}"][j, o]: edge j -> i, op o of (*activations, zero); node 0: one
@@ -192,23 +157,6 @@ class RelaxedRNNSupernet(RelaxedSupernet):
         """The ops of a DARTS edge row: the space's activations, then the zero op."""
         return (*self.rnn_space.activations, ZERO_OP)
 
-    def edge_weight(self, node: int, input_node: int) -> nn.Parameter:
-        """``W_ij`` of edge ``input_node -> node`` (``w_h`` for ``(0, -1)``), as RNNSupernet."""
-        n = self.rnn_space.n_nodes
-        if node == 0 and input_node == -1:
-            return self.w_h
-        if not (0 < node < n and 0 <= input_node < node):
-            raise ValueError(
-                f"(node, input_node) must satisfy 0 < node < {n} and 0 <= input_node < node "
-                f"(or be (0, -1)), but got ({node!r}, {input_node!r})."
-            )
-        return cast(nn.Parameter, cast(nn.ParameterList, self.w_edges[node])[input_node])
-
-    def init_hidden(self, batch_size: int) -> torch.Tensor:
-        """A zero hidden state ``(batch_size, hidden_size)`` on the module's device and dtype."""
-        check_int("batch_size", batch_size)
-        return self.w_h.new_zeros((batch_size, self.hidden_size))
-
     # -- forward -------------------------------------------------------------------------------
     def _acts(self, pre: torch.Tensor) -> list[torch.Tensor]:
         return [_ACTIVATIONS[a](pre) for a in self.rnn_space.activations]
@@ -221,19 +169,8 @@ class RelaxedRNNSupernet(RelaxedSupernet):
         ``arch`` must be ``None`` (the signature of the discrete supernet's forward).
         """
         check_arch_none(arch)
-        if tokens.dim() != 2 or tokens.dtype not in (torch.int64, torch.int32):
-            raise ValueError(
-                "tokens must be an integer tensor of shape (T, B), but got "
-                f"dtype={tokens.dtype} and shape={tuple(tokens.shape)}."
-            )
-        steps, batch = tokens.shape
-        if steps < 1 or batch < 1:
-            raise ValueError(f"tokens must not be empty, but got shape {tuple(tokens.shape)}.")
-        if hidden.shape != (batch, self.hidden_size):
-            raise ValueError(
-                f"hidden must have shape {(batch, self.hidden_size)}, but got "
-                f"{tuple(hidden.shape)}."
-            )
+        steps, batch = self._check_tokens(tokens)
+        self._check_hidden("hidden", hidden, batch)
         H = self.hidden_size
         n = self.rnn_space.n_nodes
         emb = F.embedding(tokens, self.embedding)

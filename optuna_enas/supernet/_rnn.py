@@ -454,7 +454,139 @@ def _init_range(hidden_size: int) -> float:
     return 0.04
 
 
-class RNNSupernet(nn.Module):
+class RNNLanguageModelShell:
+    """What both RNN supernets (discrete :class:`RNNSupernet` and the relaxed one of
+    :mod:`optuna_enas.oneshot`) share around their cell: the checked sizes and dropouts, the
+    embedding, input/recurrent/edge weights and decoder (same names, same order, so one
+    ``supernet_kwargs`` dict builds either and the same generator draws the same weights),
+    their initialization, and the input checks. A mixin for an ``nn.Module``; no ``__init__``.
+    """
+
+    cell_space: RNNCellSpace
+    vocab_size: int
+    embed_size: int
+    hidden_size: int
+    tie_weights: bool
+    dropout: float
+    input_dropout: float
+    hidden_dropout: float
+    max_hidden_norm: float | None
+    dropout_generator: torch.Generator | None
+    embedding: nn.Parameter
+    w_x: nn.Parameter
+    w_h: nn.Parameter
+    w_edges: nn.ModuleList
+    decoder_weight: nn.Parameter | None
+    decoder_bias: nn.Parameter
+
+    def _build_language_model(
+        self,
+        space: RNNCellSpace,
+        *,
+        vocab_size: int,
+        embed_size: int,
+        hidden_size: int,
+        tie_weights: bool,
+        dropout: float,
+        input_dropout: float,
+        hidden_dropout: float,
+        max_hidden_norm: float | None,
+    ) -> None:
+        """Check the arguments and create the (uninitialized) weights on ``self``."""
+        if not isinstance(space, RNNCellSpace):
+            raise ValueError(f"space must be an RNNCellSpace, but got {space!r}.")
+        self.cell_space = space
+        self.vocab_size = check_int("vocab_size", vocab_size)
+        self.embed_size = check_int("embed_size", embed_size)
+        self.hidden_size = check_int("hidden_size", hidden_size)
+        if not isinstance(tie_weights, bool):
+            raise ValueError(f"tie_weights must be a bool, but got {tie_weights!r}.")
+        if tie_weights and embed_size != hidden_size:
+            raise ValueError(
+                "tie_weights=True needs embed_size == hidden_size, but got "
+                f"embed_size={embed_size!r} and hidden_size={hidden_size!r}."
+            )
+        self.tie_weights = tie_weights
+        self.dropout = check_fraction("dropout", dropout)
+        self.input_dropout = check_fraction("input_dropout", input_dropout)
+        self.hidden_dropout = check_fraction("hidden_dropout", hidden_dropout)
+        self.dropout_generator = None
+        if max_hidden_norm is not None and (
+            isinstance(max_hidden_norm, bool)
+            or not isinstance(max_hidden_norm, (int, float))
+            or not max_hidden_norm > 0.0
+        ):
+            raise ValueError(
+                f"max_hidden_norm must be a positive float or None, but got {max_hidden_norm!r}."
+            )
+        self.max_hidden_norm = None if max_hidden_norm is None else float(max_hidden_norm)
+
+        h2 = 2 * hidden_size
+        self.embedding = nn.Parameter(torch.empty(vocab_size, embed_size))
+        self.w_x = nn.Parameter(torch.empty(embed_size, h2))
+        self.w_h = nn.Parameter(torch.empty(hidden_size, h2))
+        # w_edges[i][j]: node j -> node i (i >= 1, j < i); w_edges[0] is empty.
+        self.w_edges = nn.ModuleList(
+            nn.ParameterList(nn.Parameter(torch.empty(hidden_size, h2)) for _ in range(i))
+            for i in range(space.n_nodes)
+        )
+        self.decoder_weight = (
+            None if tie_weights else nn.Parameter(torch.empty(vocab_size, hidden_size))
+        )
+        self.decoder_bias = nn.Parameter(torch.empty(vocab_size))
+
+    def _init_language_model(self, generator: torch.Generator | None) -> None:
+        """Uniform in ``[-r, r]`` (``r`` from the official code), decoder bias 0; the
+        architecture parameters of a relaxed supernet (``arch.*``) are left alone."""
+        r = _init_range(self.hidden_size)
+        with torch.no_grad():
+            for name, p in cast(nn.Module, self).named_parameters():
+                if name == "decoder_bias":
+                    p.zero_()
+                elif not name.startswith("arch."):
+                    p.uniform_(-r, r, generator=generator)
+
+    def edge_weight(self, node: int, input_node: int) -> nn.Parameter:
+        """The ``(hidden, 2 * hidden)`` weight node ``node`` uses when it reads ``input_node``.
+
+        Node 0 reads the previous hidden state; its weight is :attr:`w_h` (``input_node`` must
+        be -1).
+        """
+        n = self.cell_space.n_nodes
+        if node == 0 and input_node == -1:
+            return self.w_h
+        if not (0 < node < n and 0 <= input_node < node):
+            raise ValueError(
+                f"(node, input_node) must satisfy 0 < node < {n} and 0 <= input_node < node "
+                f"(or be (0, -1)), but got ({node!r}, {input_node!r})."
+            )
+        return cast(nn.Parameter, cast(nn.ParameterList, self.w_edges[node])[input_node])
+
+    def init_hidden(self, batch_size: int) -> torch.Tensor:
+        """A zero hidden state ``(batch_size, hidden_size)`` on the module's device and dtype."""
+        check_int("batch_size", batch_size)
+        return self.w_h.new_zeros((batch_size, self.hidden_size))
+
+    def _check_tokens(self, tokens: torch.Tensor) -> tuple[int, int]:
+        if tokens.dim() != 2 or tokens.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                "tokens must be an integer tensor of shape (T, B), but got "
+                f"dtype={tokens.dtype} and shape={tuple(tokens.shape)}."
+            )
+        steps, batch = tokens.shape
+        if steps < 1 or batch < 1:
+            raise ValueError(f"tokens must not be empty, but got shape {tuple(tokens.shape)}.")
+        return steps, batch
+
+    def _check_hidden(self, name: str, hidden: torch.Tensor, batch: int) -> None:
+        if hidden.shape != (batch, self.hidden_size):
+            raise ValueError(
+                f"{name} must have shape {(batch, self.hidden_size)}, but got "
+                f"{tuple(hidden.shape)}."
+            )
+
+
+class RNNSupernet(RNNLanguageModelShell, nn.Module):
     """ENAS's shared-weight recurrent cell with embedding and decoder, for language modelling.
 
     Args:
@@ -513,80 +645,23 @@ class RNNSupernet(nn.Module):
         if not isinstance(bfloat16_matmul, bool):
             raise ValueError(f"bfloat16_matmul must be a bool, but got {bfloat16_matmul!r}.")
         self.bfloat16_matmul = bfloat16_matmul
-        if not isinstance(space, RNNCellSpace):
-            raise ValueError(f"space must be an RNNCellSpace, but got {space!r}.")
+        self._build_language_model(
+            space,
+            vocab_size=vocab_size,
+            embed_size=embed_size,
+            hidden_size=hidden_size,
+            tie_weights=tie_weights,
+            dropout=dropout,
+            input_dropout=input_dropout,
+            hidden_dropout=hidden_dropout,
+            max_hidden_norm=max_hidden_norm,
+        )
         self.space = space
-        self.vocab_size = check_int("vocab_size", vocab_size)
-        self.embed_size = check_int("embed_size", embed_size)
-        self.hidden_size = check_int("hidden_size", hidden_size)
-        if not isinstance(tie_weights, bool):
-            raise ValueError(f"tie_weights must be a bool, but got {tie_weights!r}.")
-        if tie_weights and embed_size != hidden_size:
-            raise ValueError(
-                "tie_weights=True needs embed_size == hidden_size, but got "
-                f"embed_size={embed_size!r} and hidden_size={hidden_size!r}."
-            )
-        self.tie_weights = tie_weights
-        self.dropout = check_fraction("dropout", dropout)
-        self.input_dropout = check_fraction("input_dropout", input_dropout)
-        self.hidden_dropout = check_fraction("hidden_dropout", hidden_dropout)
-        self.dropout_generator: torch.Generator | None = None
-        if max_hidden_norm is not None and (
-            isinstance(max_hidden_norm, bool)
-            or not isinstance(max_hidden_norm, (int, float))
-            or not max_hidden_norm > 0.0
-        ):
-            raise ValueError(
-                f"max_hidden_norm must be a positive float or None, but got {max_hidden_norm!r}."
-            )
-        self.max_hidden_norm = None if max_hidden_norm is None else float(max_hidden_norm)
-
-        n_nodes = space.n_nodes
-        h2 = 2 * hidden_size
-        self.embedding = nn.Parameter(torch.empty(vocab_size, embed_size))
-        self.w_x = nn.Parameter(torch.empty(embed_size, h2))
-        self.w_h = nn.Parameter(torch.empty(hidden_size, h2))
-        # w_edges[i][j]: node j -> node i (i >= 1, j < i); w_edges[0] is empty.
-        self.w_edges = nn.ModuleList(
-            nn.ParameterList(nn.Parameter(torch.empty(hidden_size, h2)) for _ in range(i))
-            for i in range(n_nodes)
-        )
-        self.decoder_weight: nn.Parameter | None = (
-            None if tie_weights else nn.Parameter(torch.empty(vocab_size, hidden_size))
-        )
-        self.decoder_bias = nn.Parameter(torch.empty(vocab_size))
         self.reset_parameters(generator=generator)
 
     def reset_parameters(self, *, generator: torch.Generator | None = None) -> None:
         """Re-initialize every weight from ``generator`` (the default generator if ``None``)."""
-        r = _init_range(self.hidden_size)
-        with torch.no_grad():
-            for name, p in self.named_parameters():
-                if name == "decoder_bias":
-                    p.zero_()
-                else:
-                    p.uniform_(-r, r, generator=generator)
-
-    def edge_weight(self, node: int, input_node: int) -> nn.Parameter:
-        """The ``(hidden, 2 * hidden)`` weight node ``node`` uses when it reads ``input_node``.
-
-        Node 0 reads the previous hidden state; its weight is :attr:`w_h` (``input_node`` must
-        be -1).
-        """
-        n = self.space.n_nodes
-        if node == 0 and input_node == -1:
-            return self.w_h
-        if not (0 < node < n and 0 <= input_node < node):
-            raise ValueError(
-                f"(node, input_node) must satisfy 0 < node < {n} and 0 <= input_node < node "
-                f"(or be (0, -1)), but got ({node!r}, {input_node!r})."
-            )
-        return cast(nn.Parameter, cast(nn.ParameterList, self.w_edges[node])[input_node])
-
-    def init_hidden(self, batch_size: int) -> torch.Tensor:
-        """A zero hidden state ``(batch_size, hidden_size)`` on the module's device and dtype."""
-        check_int("batch_size", batch_size)
-        return self.w_h.new_zeros((batch_size, self.hidden_size))
+        self._init_language_model(generator)
 
     def _plan(self, arch: Architecture) -> _CellPlan:
         self.space.check_architecture(arch)
@@ -696,24 +771,6 @@ class RNNSupernet(nn.Module):
         flat = states.reshape(-1, self.hidden_size)
         logits = self._mm(flat, weight.t(), self.decoder_bias)
         return logits.view(*states.shape[:-1], self.vocab_size)
-
-    def _check_tokens(self, tokens: torch.Tensor) -> tuple[int, int]:
-        if tokens.dim() != 2 or tokens.dtype not in (torch.int64, torch.int32):
-            raise ValueError(
-                "tokens must be an integer tensor of shape (T, B), but got "
-                f"dtype={tokens.dtype} and shape={tuple(tokens.shape)}."
-            )
-        steps, batch = tokens.shape
-        if steps < 1 or batch < 1:
-            raise ValueError(f"tokens must not be empty, but got shape {tuple(tokens.shape)}.")
-        return steps, batch
-
-    def _check_hidden(self, name: str, hidden: torch.Tensor, batch: int) -> None:
-        if hidden.shape != (batch, self.hidden_size):
-            raise ValueError(
-                f"{name} must have shape {(batch, self.hidden_size)}, but got "
-                f"{tuple(hidden.shape)}."
-            )
 
     def _project(self, tokens: torch.Tensor) -> torch.Tensor:
         """The embedded tokens (input dropout applied) times ``w_x``: ``(T, B, 2H)``."""
