@@ -63,6 +63,7 @@ trials stays unseen by the search.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -85,6 +86,8 @@ from optuna_enas.oneshot._searcher import clip_coefficient
 from optuna_enas.oneshot._searcher import grads_of
 from optuna_enas.spaces._kinds import kind_of
 from optuna_enas.spaces._search_space import SearchSpace
+from optuna_enas.training._config import TrainingConfig
+from optuna_enas.training._config import fold_training
 
 
 if TYPE_CHECKING:
@@ -264,13 +267,20 @@ class DARTS(OneShotSearcher):
         order: 1 (first-order approximation) or 2 (unrolled, finite-difference
             Hessian-vector product).
         seed: Seeds everything (initialisation, shuffling, dropout); ``None``: fresh.
+        training: The training settings shared with the evaluators (supernet size, minibatch,
+            weight SGD, device) as one :class:`~optuna_enas.training._config.TrainingConfig`;
+            a field left ``None`` takes the official DARTS value of the space's kind. The flat
+            keywords ``supernet_kwargs``, ``batch_size``, ``bptt``, ``lr``, ``grad_clip``,
+            ``momentum``, ``weight_decay`` and ``device`` are shorthands for its fields; giving
+            one that ``training`` also sets raises ``ValueError``. :attr:`training` is the
+            resolved record.
         supernet_kwargs: Keyword arguments of the relaxed and of the discrete supernet.
         batch_size, lr, lr_min, momentum, weight_decay, grad_clip, arch_lr, arch_betas,
             arch_weight_decay, epochs: ``None`` takes the official value of the space's kind
             (:data:`DARTS_CNN`, :data:`DARTS_RNN`; table in the module docstring). ``lr_min``
             ``None`` on an RNN space keeps the learning rate constant; ``epochs`` is the
             default budget when :meth:`search` gets no ``n_steps``.
-        bptt: Truncated-BPTT length (RNN). 35, as ``rnn/train_search.py --bptt``.
+        bptt: Truncated-BPTT length (RNN). ``None``: 35, as ``rnn/train_search.py --bptt``.
         train_portion: Share of the training split that trains the weights; the rest trains
             alpha. 0.5 (``--train_portion``).
         r: Finite-difference scale of the second-order step (0.01, ``architect.py``).
@@ -299,9 +309,10 @@ class DARTS(OneShotSearcher):
         *,
         order: int = 1,
         seed: int | None = None,
+        training: TrainingConfig | None = None,
         supernet_kwargs: dict[str, Any] | None = None,
         batch_size: int | None = None,
-        bptt: int = 35,
+        bptt: int | None = None,
         train_portion: float = 0.5,
         lr: float | None = None,
         lr_min: float | None = None,
@@ -328,16 +339,35 @@ class DARTS(OneShotSearcher):
         if isinstance(order, bool) or order not in (1, 2):
             raise ValueError(f"order must be 1 or 2, but got {order!r}.")
         self.order = int(order)
-        self.lr = check_positive("lr", d.lr if lr is None else lr)
+        training = fold_training(
+            training,
+            supernet_kwargs=supernet_kwargs,
+            batch_size=batch_size,
+            bptt=bptt,
+            lr=lr,
+            grad_clip=grad_clip,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            device=device,
+        )
+        # The official DARTS value of the kind where the record leaves a field unset.
+        t = training
+        training = dataclasses.replace(
+            t,
+            batch_size=d.batch_size if t.batch_size is None else t.batch_size,
+            lr=d.lr if t.lr is None else t.lr,
+            momentum=d.momentum if t.momentum is None else t.momentum,
+            weight_decay=d.weight_decay if t.weight_decay is None else t.weight_decay,
+            grad_clip=d.grad_clip if t.grad_clip is None else t.grad_clip,
+        )
+        assert training.lr is not None and training.momentum is not None
+        assert training.weight_decay is not None and training.grad_clip is not None
+        self.lr = training.lr
         lr_min = d.lr_min if lr_min is None else lr_min
         self.lr_min = None if lr_min is None else check_non_negative("lr_min", lr_min)
-        self.momentum = check_fraction("momentum", d.momentum if momentum is None else momentum)
-        self.weight_decay = check_non_negative(
-            "weight_decay", d.weight_decay if weight_decay is None else weight_decay
-        )
-        self.grad_clip = check_positive(
-            "grad_clip", d.grad_clip if grad_clip is None else grad_clip, allow_inf=True
-        )
+        self.momentum = training.momentum
+        self.weight_decay = training.weight_decay
+        self.grad_clip = training.grad_clip
         clip_unrolled = d.clip_unrolled if clip_unrolled is None else clip_unrolled
         if not isinstance(clip_unrolled, bool):
             raise ValueError(f"clip_unrolled must be a bool or None, but got {clip_unrolled!r}.")
@@ -353,13 +383,10 @@ class DARTS(OneShotSearcher):
             space,
             data,
             seed=seed,
-            supernet_kwargs=supernet_kwargs,
-            batch_size=d.batch_size if batch_size is None else batch_size,
-            bptt=bptt,
+            training=training,
             train_portion=train_portion,
             eval_batches=eval_batches,
             default_epochs=check_int("epochs", d.epochs if epochs is None else epochs),
-            device=device,
             checkpoint_path=checkpoint_path,
             collapse_threshold=collapse_threshold,
             early_stop=early_stop,

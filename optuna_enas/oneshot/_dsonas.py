@@ -49,6 +49,7 @@ perplexity 89.5 / 25.2 / 26.5 and sparsity 0.87 / 0 / 0 for ``lambda_lr`` 0.1 / 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,8 @@ from optuna_enas.oneshot._searcher import clip_coefficient
 from optuna_enas.oneshot._searcher import grads_of
 from optuna_enas.spaces._kinds import kind_of
 from optuna_enas.spaces._search_space import SearchSpace
+from optuna_enas.training._config import TrainingConfig
+from optuna_enas.training._config import fold_training
 from optuna_enas.training._optim import DEFAULTS as ENAS_OPTIM
 
 
@@ -158,6 +161,12 @@ class DSONAS(OneShotSearcher):
         space: An ENAS space.
         data: Its data (``None``: the embedded default).
         seed: Seeds everything; ``None``: fresh.
+        training: The training settings shared with the evaluators as one
+            :class:`~optuna_enas.training._config.TrainingConfig`; a field left ``None`` takes
+            the DSO-NAS value of the space's kind. The flat keywords ``supernet_kwargs``,
+            ``batch_size``, ``bptt``, ``lr``, ``grad_clip``, ``momentum``, ``weight_decay`` and
+            ``device`` are shorthands for its fields; giving one that ``training`` also sets
+            raises ``ValueError``. :attr:`training` is the resolved record.
         supernet_kwargs: Keyword arguments of the relaxed and of the discrete supernet.
         batch_size, lr, warmup_lr, momentum, weight_decay, grad_clip, grad_clip_value,
             lambda_lr, lambda_momentum, gamma, warmup_fraction, prune_every, epochs: ``None``
@@ -180,9 +189,10 @@ class DSONAS(OneShotSearcher):
         data: Corpus | ImageData | None = None,
         *,
         seed: int | None = None,
+        training: TrainingConfig | None = None,
         supernet_kwargs: dict[str, Any] | None = None,
         batch_size: int | None = None,
-        bptt: int = 35,
+        bptt: int | None = None,
         train_portion: float = 0.5,
         lr: float | None = None,
         warmup_lr: float | None = None,
@@ -208,18 +218,37 @@ class DSONAS(OneShotSearcher):
         supernet: RelaxedSupernet | None = None,
     ) -> None:
         d = dsonas_defaults(space)
-        self.lr = check_positive("lr", d.lr if lr is None else lr)
+        training = fold_training(
+            training,
+            supernet_kwargs=supernet_kwargs,
+            batch_size=batch_size,
+            bptt=bptt,
+            lr=lr,
+            grad_clip=grad_clip,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            device=device,
+        )
+        # The DSO-NAS value of the kind where the record leaves a field unset.
+        t = training
+        training = dataclasses.replace(
+            t,
+            batch_size=d.batch_size if t.batch_size is None else t.batch_size,
+            lr=d.lr if t.lr is None else t.lr,
+            momentum=d.momentum if t.momentum is None else t.momentum,
+            weight_decay=d.weight_decay if t.weight_decay is None else t.weight_decay,
+            grad_clip=d.grad_clip if t.grad_clip is None else t.grad_clip,
+        )
+        assert training.lr is not None and training.momentum is not None
+        assert training.weight_decay is not None and training.grad_clip is not None
+        self.lr = training.lr
         self.warmup_lr = check_positive(
             "warmup_lr", d.warmup_lr if warmup_lr is None else warmup_lr
         )
-        self.momentum = check_fraction("momentum", d.momentum if momentum is None else momentum)
+        self.momentum = training.momentum
         self.nesterov = d.nesterov and self.momentum > 0.0
-        self.weight_decay = check_non_negative(
-            "weight_decay", d.weight_decay if weight_decay is None else weight_decay
-        )
-        self.grad_clip = check_positive(
-            "grad_clip", d.grad_clip if grad_clip is None else grad_clip, allow_inf=True
-        )
+        self.weight_decay = training.weight_decay
+        self.grad_clip = training.grad_clip
         clip_value = d.grad_clip_value if grad_clip_value is None else grad_clip_value
         self.grad_clip_value = (
             None if clip_value is None else check_positive("grad_clip_value", clip_value)
@@ -244,13 +273,10 @@ class DSONAS(OneShotSearcher):
             space,
             data,
             seed=seed,
-            supernet_kwargs=supernet_kwargs,
-            batch_size=d.batch_size if batch_size is None else batch_size,
-            bptt=bptt,
+            training=training,
             train_portion=train_portion,
             eval_batches=eval_batches,
             default_epochs=check_int("epochs", d.epochs if epochs is None else epochs),
-            device=device,
             checkpoint_path=checkpoint_path,
             collapse_threshold=collapse_threshold,
             early_stop=early_stop,

@@ -56,6 +56,7 @@ from optuna_enas._validation import check_fraction
 from optuna_enas._validation import check_int
 from optuna_enas._validation import check_seed
 from optuna_enas._validation import fresh_seed
+from optuna_enas.data._corpus import DEFAULT_BPTT
 from optuna_enas.data._corpus import Corpus
 from optuna_enas.data._images import ImageData
 from optuna_enas.oneshot._build import build_relaxed
@@ -73,6 +74,7 @@ from optuna_enas.spaces._search_space import Architecture
 from optuna_enas.spaces._search_space import SearchSpace
 from optuna_enas.training._checkpoint import load_checkpoint
 from optuna_enas.training._checkpoint import save_checkpoint
+from optuna_enas.training._config import TrainingConfig
 from optuna_enas.training._tasks import Task
 from optuna_enas.training._tasks import data_fingerprint
 from optuna_enas.training._tasks import default_data
@@ -212,7 +214,9 @@ class OneShotSearcher:
     :class:`~optuna_enas.oneshot.DSONAS` (not used directly).
 
     Subclasses set :attr:`method`, build the optimisers and implement :meth:`_train_step` and
-    :meth:`_weight_lr`.
+    :meth:`_weight_lr`. They fold their flat training keywords and ``training=`` into one
+    :class:`~optuna_enas.training._config.TrainingConfig` (their defaults filled in: the
+    ``batch_size`` at least) and pass only that here; its optimizer fields are theirs to read.
     """
 
     method: str = "oneshot"
@@ -224,13 +228,10 @@ class OneShotSearcher:
         data: Corpus | ImageData | None,
         *,
         seed: int | None,
-        supernet_kwargs: dict[str, Any] | None,
-        batch_size: int,
-        bptt: int,
+        training: TrainingConfig,
         train_portion: float,
         eval_batches: int | None,
         default_epochs: int,
-        device: str | torch.device | None,
         checkpoint_path: str | Path | None,
         collapse_threshold: float | None,
         early_stop: bool,
@@ -243,14 +244,14 @@ class OneShotSearcher:
         self.data = default_data(space, data)
         self.seed = check_seed("seed", seed)
         seed_value = fresh_seed() if self.seed is None else self.seed
-        kwargs = dict(supernet_kwargs or {})
-        if "generator" in kwargs:
+        if not isinstance(training, TrainingConfig) or training.batch_size is None:
             raise ValueError(
-                "supernet_kwargs must not hold 'generator'; the seed argument sets it."
+                f"training must be a TrainingConfig with a batch_size, but got {training!r}."
             )
+        kwargs = dict(training.supernet_kwargs)
         self.supernet_kwargs = kwargs
-        self.batch_size = check_int("batch_size", batch_size, 1)
-        self.bptt = check_int("bptt", bptt, 1)
+        self.batch_size = training.batch_size
+        self.bptt = DEFAULT_BPTT if training.bptt is None else training.bptt
         portion = check_fraction("train_portion", train_portion)
         if portion <= 0.0:
             raise ValueError(
@@ -261,7 +262,9 @@ class OneShotSearcher:
             None if eval_batches is None else check_int("eval_batches", eval_batches)
         )
         self.default_epochs = check_int("epochs", default_epochs)
-        self.device = resolve_device(device)
+        self.device = resolve_device(training.device)
+        self.training = dataclasses.replace(training, bptt=self.bptt, device=str(self.device))
+        """The training settings resolved (every field set): what this search trains with."""
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         threshold = default_threshold(space) if collapse_threshold is None else collapse_threshold
         self.collapse = CollapseMonitor(threshold, early_stop=early_stop)
