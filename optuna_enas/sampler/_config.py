@@ -35,10 +35,10 @@ class ControllerConfig:
     ``benchmarks/sampler_quality.py`` for the evidence). The presets named after the ENAS
     paper and its official code keep ENAS's math; get them with :meth:`from_preset`.
     ``"enas-official-ptb"`` is the official PTB controller exactly (each item pinned by a test in
-    ``tests/test_official.py``); the two CIFAR presets match the official optimizer, baseline,
-    entropy, shared op softmax and skip KL, but not its attention over earlier nodes for the
-    macro skip bits and micro inputs, nor the micro controller's decision order (see the
-    comments of :data:`PRESETS`).
+    ``tests/test_official.py``); ``"enas-official-cifar-macro"`` and
+    ``"enas-official-cifar-micro"`` are the official CIFAR controllers exactly, attention and
+    the micro decision order included (``tests/test_official_cifar.py``; see the comments of
+    :data:`PRESETS`).
 
     Args:
         lstm_size: Hidden size of the controller LSTM (ENAS: 100 for PTB, 64 for CIFAR).
@@ -90,6 +90,22 @@ class ControllerConfig:
         attention_recency: Recency prior of the attention: ``(i - j)**2 / attention_recency`` is
             subtracted from the logit of node ``j`` at node ``i`` (official PTB: 6.0). ``None``
             disables it.
+        skip_attention: Take the ``"skip"`` decisions as the official macro controller does
+            (``src/cifar10/general_controller.py`` lines 213-253): one extra LSTM step per
+            layer reads the op's embedding and gives all of the layer's skip bits, bit ``j``
+            with logits ``[-q_j, q_j]``, ``q_j = v . tanh(W1 h_j + W2 h)`` over the earlier
+            layers' anchors ``h_j`` (that step's output per layer); the next layer reads the
+            chosen anchors summed over ``1 + number of skips``. Applies where the decisions are
+            the macro space's (an op per layer, then one skip bit per earlier layer);
+            elsewhere the plain controller is used.
+        cell_attention: Take the micro space's decisions as the official micro controller
+            does (``src/cifar10/micro_controller.py`` lines 116-229): per cell two LSTM steps
+            give the two cell inputs' anchors (zero values), each block samples in1, in2, op1,
+            op2 in that order (the space's order is in1, op1, in2, op2), inputs by attention
+            over the cell's anchors reading the chosen anchor next, one more step per block
+            gives its anchor; the reduction cell starts new anchors but continues the LSTM
+            state. Applies where the decisions are the micro space's blocks; elsewhere the
+            plain controller is used.
         lstm_bias: Whether the controller LSTM has biases (torch's ``LSTMCell``). The official
             ``stack_lstm`` (``src/common_ops.py`` lines 5-14) has none.
         shared_op_head: One op head (softmax weights) and one op embedding shared by every
@@ -138,6 +154,8 @@ class ControllerConfig:
     normal_op_bias: tuple[float, ...] | None = None
     input_attention: bool = False
     attention_recency: float | None = None
+    skip_attention: bool = False
+    cell_attention: bool = False
     lstm_bias: bool = True
     shared_op_head: bool = False
     op_head_bias: bool = True
@@ -179,6 +197,8 @@ class ControllerConfig:
             )
         for name in (
             "input_attention",
+            "skip_attention",
+            "cell_attention",
             "lstm_bias",
             "shared_op_head",
             "op_head_bias",
@@ -187,6 +207,11 @@ class ControllerConfig:
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, but got {getattr(self, name)!r}.")
+        modes = [
+            n for n in ("input_attention", "skip_attention", "cell_attention") if getattr(self, n)
+        ]
+        if len(modes) > 1:
+            raise ValueError(f"at most one of {modes} can be True (one controller structure).")
         if self.entropy_form not in _ENTROPY_FORMS:
             raise ValueError(
                 f"entropy_form must be one of {_ENTROPY_FORMS}, but got {self.entropy_form!r}."
@@ -299,13 +324,15 @@ PRESETS: dict[str, ControllerConfig] = {
     # src/cifar10/general_controller.py never reads it (lines 152-155: tanh_constant only), so
     # op logits are not reduced here. Skip KL: summed within a layer (line 233), averaged over
     # layers (line 268), on sigmoid(q) while sampling uses softmax([-q, q]) (lines 217-230).
-    # Op softmax without bias (search_whole_channels), entropy of the sampled action.
-    # NOT exact: the official skip bits of layer i come from ONE extra LSTM step per layer and
-    # attention over earlier layers' LSTM states (q_j = v . tanh(W1 h_j + W2 h), lines
-    # 208-215), and that step reads the mean of the skipped layers' states (lines 241-242);
-    # here every skip bit is its own LSTM step with its own linear head and embedding.
+    # Op softmax without bias (search_whole_channels, lines 149-170), entropy of the sampled
+    # action (lines 168, 240-241). Skip bits: the skip bits of layer i from ONE extra LSTM step
+    # that reads the op's embedding (lines 213-214), by attention over the earlier layers'
+    # anchors, logits [-q_j, q_j] with q_j = v . tanh(W1 h_j + W2 h) (lines 216-224); the
+    # next layer reads the chosen anchors summed over 1 + number of skips (lines 244-248),
+    # layer 1 reads g_emb (line 250). Exact (tests/test_official_cifar.py).
     "enas-official-cifar-macro": ControllerConfig(
         **_OFFICIAL,  # type: ignore[arg-type]
+        skip_attention=True,
         op_head_bias=False,
         entropy_form="sampled",
         skip_kl_half_logit=True,
@@ -324,14 +351,16 @@ PRESETS: dict[str, ControllerConfig] = {
     # Op bias: src/cifar10/micro_controller.py lines 100-104 (learned, initialised to
     # [10, 10, 0, ...]) and 106-109 + 184-185 (constant [0.25, 0.25, -0.25, ...] added to the
     # normal cell's op logits after the tanh squash). Full entropy (lines 167-169, 190-192).
-    # NOT exact: the official controller samples a block's decisions in the order in1, in2,
-    # op1, op2 (recording them as in1, op1, in2, op2), picks inputs by attention over the
-    # earlier nodes' LSTM states (lines 150-160; the two cell inputs have zero anchors), runs
-    # two extra LSTM steps per cell and one per block, and the reduction cell continues the
-    # normal cell's LSTM state; here the decisions run in the space's order (in1, op1, in2,
-    # op2), one LSTM step each, inputs by linear heads.
+    # Structure (cell_attention): a block's decisions are sampled in the order in1, in2, op1,
+    # op2 (lines 150-196; recorded as in1, op1, in2, op2, lines 165 and 189), inputs by
+    # attention over the cell's anchors (lines 153-161), the next step reading the chosen
+    # anchor (lines 172-173; the two cell inputs' anchors are zeros, lines 135-140), one extra
+    # LSTM step per block for its anchor (lines 198-201); the reduction cell starts new anchors
+    # and continues the normal cell's LSTM state (lines 79-80). Exact
+    # (tests/test_official_cifar.py).
     "enas-official-cifar-micro": ControllerConfig(
         **_OFFICIAL,  # type: ignore[arg-type]
+        cell_attention=True,
         lstm_size=64,
         temperature=None,
         tanh_constant=1.10,

@@ -18,6 +18,12 @@ controller): at an ``"input"`` decision whose choices are the earlier nodes,
 runs twice on the start vector, the first output is node 0's anchor and the second gives node
 0's op logits (``src/ptb/ptb_enas_controller.py`` lines 112-116, 141-146).
 
+The official CIFAR controllers (``skip_attention``: ``src/cifar10/general_controller.py``;
+``cell_attention``: ``src/cifar10/micro_controller.py``) do not take one LSTM step per decision:
+where the decisions are the macro or micro space's, a plan (:func:`_macro_plan`,
+:func:`_micro_plan`) schedules the LSTM steps, the anchors and the decisions as the official
+code does (the micro blocks in the order in1, in2, op1, op2), and both paths follow it.
+
 Two paths share :meth:`_logits`: :meth:`sample` (no grad, batch 1, numpy inverse-CDF draws from
 caller-given uniforms, so sampling never touches a global RNG) and :meth:`log_prob_steps`
 (teacher forcing on a batch of given actions, with grad, for the REINFORCE update).
@@ -97,7 +103,7 @@ class LSTMController(nn.Module):
         self.attn_w1: nn.Parameter | None = None
         self.attn_w2: nn.Parameter | None = None
         self.attn_v: nn.Parameter | None = None
-        if config.input_attention:
+        if config.input_attention or config.skip_attention or config.cell_attention:
             self.attn_w1 = nn.Parameter(torch.empty(size, size))
             self.attn_w2 = nn.Parameter(torch.empty(size, size))
             self.attn_v = nn.Parameter(torch.empty(size))
@@ -112,6 +118,7 @@ class LSTMController(nn.Module):
         self._fixed_bias: list[np.ndarray | None] = []
         self._anchors: list[list[int] | None] = []  # per step: anchor steps it attends over
         self._anchor_steps: list[int] = []
+        self._plan_cache: tuple[int, _Plan | None] | None = None
         self._snapshot: _Snapshot | None = None
         self._init(list(self.parameters()), generator)
         for n, kind in zip(n_choices, kinds, strict=True):
@@ -157,7 +164,7 @@ class LSTMController(nn.Module):
         self._fixed_bias.append(fixed)
         if t == 0 or kind == "input":
             attend = (
-                self.attn_v is not None
+                self.config.input_attention
                 and kind == "input"
                 and (n_choices == len(self._anchor_steps) and t > 0)
             )
@@ -198,6 +205,10 @@ class LSTMController(nn.Module):
     def fingerprint(self) -> str:
         """A checksum of the structure and every parameter: equal iff the policy is equal."""
         crc = zlib.crc32(repr(self.n_choices).encode())
+        if self.config.skip_attention or self.config.cell_attention:
+            # The official CIFAR structures: which one applies depends on the kinds too.
+            tag = (self.kinds, self._plan() is not None, self.config.skip_attention)
+            crc = zlib.crc32(repr(tag).encode(), crc)
         adler = 1
         for p in self.parameters():
             b = p.detach().cpu().contiguous().numpy().tobytes()
@@ -251,7 +262,7 @@ class LSTMController(nn.Module):
     @property
     def _phantom_first_step(self) -> bool:
         """Official PTB: node 0's anchor comes from an extra LSTM step on the start vector."""
-        return self.attn_v is not None
+        return self.config.input_attention
 
     def _entropy(self, p: torch.Tensor, logp: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         if self.config.entropy_form == "sampled":
@@ -292,6 +303,9 @@ class LSTMController(nn.Module):
             current policy, and the summed entropy of the per-step distributions.
         """
         forced = forced or {}
+        plan = self._plan()
+        if plan is not None:
+            return self._sample_plan(plan, uniforms, forced)
         snap = self._numpy_snapshot()
         temperature = self.config.temperature
         actions: list[int] = []
@@ -379,6 +393,9 @@ class LSTMController(nn.Module):
         batch, n_steps = actions.shape
         if n_steps != len(self.n_choices):
             raise ValueError(f"actions must have {len(self.n_choices)} columns, got {n_steps}.")
+        plan = self._plan()
+        if plan is not None:
+            return self._log_prob_plan(plan, actions)
         x = self.start.expand(batch, -1)
         state = self._zero_state(batch)
         logps, ents, skips = [], [], []
@@ -407,6 +424,269 @@ class LSTMController(nn.Module):
                 assert isinstance(emb, nn.Embedding)
                 x = torch.nn.functional.embedding(a, emb.weight)
         return torch.stack(logps, 1), torch.stack(ents, 1), torch.stack(skips, 1)
+
+    # -- the official CIFAR controllers: one plan of LSTM steps and decisions ------------------
+    def _plan(self) -> _Plan | None:
+        """The official macro or micro controller's schedule for the current decisions, or
+        ``None`` (the plain controller: one LSTM step per decision, in order)."""
+        n = len(self.n_choices)
+        if self._plan_cache is None or self._plan_cache[0] != n:
+            plan = None
+            if self.config.skip_attention:
+                plan = _macro_plan(self.kinds, self.n_choices)
+            elif self.config.cell_attention:
+                plan = _micro_plan(self.kinds, self.n_choices)
+            self._plan_cache = (n, plan)
+        return self._plan_cache[1]
+
+    def _squash(self, t: int, logits: torch.Tensor) -> torch.Tensor:
+        """Temperature, ``tanh_constant * tanh``, the constant op bias (as :meth:`_logits`)."""
+        if self.config.temperature is not None:
+            logits = logits / self.config.temperature
+        scale = self._scales[t]
+        if scale is not None:
+            logits = scale * torch.tanh(logits)
+        fixed = self._fixed_bias[t]
+        if fixed is not None:
+            logits = logits + torch.from_numpy(fixed).to(logits.dtype)
+        return logits
+
+    def _sample_plan(
+        self, plan: _Plan, uniforms: np.ndarray, forced: Mapping[int, int]
+    ) -> tuple[list[int], list[float], float]:
+        """:meth:`sample` under a plan (numpy, batch 1)."""
+        snap = self._numpy_snapshot()
+        assert snap.attn is not None
+        w1, w2, v = snap.attn
+        size = self.config.lstm_size
+        temperature = self.config.temperature
+        sampled_entropy = self.config.entropy_form == "sampled"
+        n = len(self.n_choices)
+        actions = [0] * n
+        step_logps = [0.0] * n
+        entropy = 0.0
+        state = [(np.zeros(size, np.float32), np.zeros(size, np.float32)) for _ in snap.cells]
+        x = snap.start
+        h = x
+        keys: list[np.ndarray] = []  # anchors_w_1: each anchor's LSTM output times w_attn_1
+        values: list[np.ndarray] = []  # anchors: what a chosen anchor feeds to the next step
+        for kind, args in plan:
+            if kind == "step":  # the input x stays until a decision or "start" changes it
+                h = x
+                for layer, (w_ih, w_hh, bias) in enumerate(snap.cells):
+                    hh, c = state[layer]
+                    gates = h @ w_ih + hh @ w_hh + bias
+                    i_g = _sigmoid(gates[:size])
+                    f_g = _sigmoid(gates[size : 2 * size])
+                    g_g = np.tanh(gates[2 * size : 3 * size])
+                    o_g = _sigmoid(gates[3 * size :])
+                    c = f_g * c + i_g * g_g
+                    hh = o_g * np.tanh(c)
+                    state[layer] = (hh, c)
+                    h = hh
+                continue
+            if kind == "start":
+                x = snap.start
+                continue
+            if kind == "cell":
+                keys, values = [], []
+                continue
+            if kind == "anchor":
+                keys.append(h @ w1)
+                values.append(np.zeros(size, np.float32) if args[0] else h)
+                continue
+            if kind == "mix":
+                bits = np.asarray([actions[t] for t in args], np.float32)
+                x = (bits @ np.stack(values[: len(args)])) / np.float32(1.0 + bits.sum())
+                continue
+            t = args[0]
+            if kind == "head":
+                w, b = snap.heads[t]
+                logits = (h @ w + b).astype(np.float64)
+            elif kind == "attend":
+                logits = (np.tanh(np.stack(keys) + h @ w2) @ v).astype(np.float64)
+            else:  # "bit": logits [-q, q] of skip bit j
+                q = float(np.tanh(keys[args[1]] + h @ w2) @ v)
+                logits = np.array([-q, q])
+            if temperature is not None:
+                logits = logits / temperature
+            scale = self._scales[t]
+            if scale is not None:
+                logits = scale * np.tanh(logits)
+            fixed = self._fixed_bias[t]
+            if fixed is not None:
+                logits = logits + fixed
+            logits -= logits.max()
+            logp = logits - np.log(np.exp(logits).sum())
+            p = np.exp(logp)
+            if t in forced:
+                a = forced[t]
+            else:
+                cdf = np.cumsum(p)
+                a = min(int(np.searchsorted(cdf, uniforms[t] * cdf[-1], side="right")), len(p) - 1)
+            actions[t] = a
+            step_logps[t] = float(logp[a])
+            if sampled_entropy:
+                entropy -= float(p[a] * logp[a])
+            else:
+                entropy -= float(np.dot(p, logp))
+            if kind == "head":
+                x = snap.embeddings[t][a]
+            elif kind == "attend":
+                x = values[a]
+        return actions, step_logps, entropy
+
+    def _log_prob_plan(
+        self, plan: _Plan, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`log_prob_steps` under a plan (torch, teacher-forced batch)."""
+        assert self.attn_w1 is not None and self.attn_w2 is not None
+        assert self.attn_v is not None
+        batch, n_steps = actions.shape
+        x = self.start.expand(batch, -1)
+        h = x
+        state = self._zero_state(batch)
+        zero = self.start.new_zeros(batch)
+        logps: list[torch.Tensor] = [zero] * n_steps
+        ents: list[torch.Tensor] = [zero] * n_steps
+        skips: list[torch.Tensor] = [zero] * n_steps
+        keys: list[torch.Tensor] = []
+        values: list[torch.Tensor] = []
+        for kind, args in plan:
+            if kind == "step":
+                h = self._step(x, state)  # x stays until a decision or "start" changes it
+                continue
+            if kind == "start":
+                x = self.start.expand(batch, -1)
+                continue
+            if kind == "cell":
+                keys, values = [], []
+                continue
+            if kind == "anchor":
+                keys.append(h @ self.attn_w1)
+                values.append(torch.zeros_like(h) if args[0] else h)
+                continue
+            if kind == "mix":
+                bits = actions[:, list(args)].to(h.dtype)  # (B, k)
+                mixed = torch.bmm(bits[:, None, :], torch.stack(values[: len(args)], 1))[:, 0]
+                x = mixed / (1.0 + bits.sum(1))[:, None]
+                continue
+            t = args[0]
+            if kind == "head":
+                head = self.heads[t]
+                assert isinstance(head, nn.Linear)
+                raw = torch.nn.functional.linear(h, head.weight, head.bias)
+            elif kind == "attend":
+                query = torch.tanh(torch.stack(keys, 1) + (h @ self.attn_w2)[:, None, :])
+                raw = query @ self.attn_v
+            else:  # "bit"
+                q = torch.tanh(keys[args[1]] + h @ self.attn_w2) @ self.attn_v
+                raw = torch.stack([-q, q], 1)
+            logp = torch.log_softmax(self._squash(t, raw), dim=-1)
+            a = actions[:, t]
+            logps[t] = logp.gather(1, a[:, None])[:, 0]
+            p = logp.exp()
+            ents[t] = self._entropy(p, logp, a)
+            if self.kinds[t] == "skip" and p.shape[1] == 2:
+                skips[t] = p[:, 1]
+            if kind == "head":
+                emb = self.embeddings[t]
+                assert isinstance(emb, nn.Embedding)
+                x = torch.nn.functional.embedding(a, emb.weight)
+            elif kind == "attend":
+                x = torch.stack(values, 1)[torch.arange(batch), a]
+        return torch.stack(logps, 1), torch.stack(ents, 1), torch.stack(skips, 1)
+
+
+_Plan = list[tuple[str, tuple[int, ...]]]
+"""A schedule: ``("step", ())`` runs the LSTM on the current input; ``("start", ())`` makes
+the start vector (``g_emb``) the input; ``("cell", ())`` empties the anchors; ``("anchor", (z,))``
+stores the last LSTM output as an anchor (its attention key ``h @ w_attn_1`` and, unless ``z``,
+its value ``h``; ``z``: the value is zeros); ``("head", (t,))``, ``("attend", (t,))``,
+``("bit", (t, j))`` take decision ``t`` from the last LSTM output by its linear head, by
+attention over the anchors, or as skip bit ``j`` (logits ``[-q_j, q_j]``); ``("mix", ts)``: the
+input becomes the skip bits ``ts``'s chosen anchors' values summed, over ``1 + their count``."""
+
+
+def _macro_plan(kinds: Sequence[str], n_choices: Sequence[int]) -> _Plan | None:
+    """The official macro controller (``src/cifar10/general_controller.py``, commit 4bcfd73,
+    lines 147-253, ``search_whole_channels``), or ``None`` unless the decisions are (a prefix
+    of) the macro space's: per layer ``i`` an op, then ``i`` skip bits (two choices each).
+
+    Layer ``i``: one LSTM step gives the op (lines 149-170); one more step reads the op's
+    embedding (lines 213-214) and gives all of the layer's skip bits, bit ``j`` from
+    ``q_j = v . tanh(w_attn_1 h_j + w_attn_2 h)`` over the earlier layers' anchors ``h_j`` as
+    logits ``[-q_j, q_j]`` (lines 216-229); the next layer reads the chosen anchors summed,
+    divided by ``1 + number of skips`` (lines 244-248), layer 0's successor ``g_emb`` (line
+    250); that second step's output is the layer's anchor (lines 252-253).
+    """
+    plan: _Plan = []
+    layer = -1
+    group: list[int] = []
+    for t, (kind, n) in enumerate(zip(kinds, n_choices, strict=True)):
+        if kind == "op":
+            if layer >= 0:
+                if len(group) != layer:
+                    return None
+                if group:
+                    plan += [("mix", tuple(group)), ("anchor", (0,))]
+                else:  # layer 0: the extra step, its anchor, then g_emb
+                    plan += [("step", ()), ("anchor", (0,)), ("start", ())]
+            layer += 1
+            group = []
+            plan += [("step", ()), ("head", (t,))]
+        elif kind == "skip" and n == 2 and 0 <= len(group) < layer:
+            if not group:
+                plan.append(("step", ()))
+            plan.append(("bit", (t, len(group))))
+            group.append(t)
+        else:
+            return None
+    return plan if plan else None
+
+
+def _micro_plan(kinds: Sequence[str], n_choices: Sequence[int]) -> _Plan | None:
+    """The official micro controller (``src/cifar10/micro_controller.py``, commit 4bcfd73,
+    lines 78-83 and 116-229), or ``None`` unless the decisions are cells of the micro space's
+    blocks: ``(input, op, input, op)``, the inputs of block ``b`` with ``b`` choices, ``b``
+    running ``2, 3, ...`` within a cell.
+
+    Per cell: the input is ``g_emb`` and two LSTM steps give the two cell inputs' anchors, whose
+    values are zeros (lines 133-140). Per block, in the order in1, in2, op1, op2 (lines
+    150-196, recorded as in1, op1, in2, op2 by line 165 and 189): each input by attention over
+    the cell's anchors, the next step reading the chosen anchor's value (lines 153-173); each op
+    by the shared op head, the next step reading its embedding (lines 175-196); one more step
+    gives the block's anchor and the input returns to ``g_emb`` (lines 198-201). The next cell
+    starts new anchors but continues the LSTM state (lines 79-80, 126-132).
+    """
+    if not kinds or len(kinds) % 4:
+        return None
+    plan: _Plan = []
+    previous = 0
+    for s in range(0, len(kinds), 4):
+        if list(kinds[s : s + 4]) != ["input", "op", "input", "op"]:
+            return None
+        b = n_choices[s]
+        if n_choices[s + 2] != b or not (b == 2 or b == previous + 1):
+            return None
+        if b == 2:
+            zero = ("anchor", (1,))
+            plan += [("cell", ()), ("start", ()), ("step", ()), zero, ("step", ()), zero]
+        plan += [
+            ("step", ()),
+            ("attend", (s,)),
+            ("step", ()),
+            ("attend", (s + 2,)),
+            ("step", ()),
+            ("head", (s + 1,)),
+            ("step", ()),
+            ("head", (s + 3,)),
+            ("step", ()),
+            ("anchor", (0,)),
+            ("start", ()),
+        ]
+        previous = b
+    return plan
 
 
 def _padded(values: tuple[float, ...], n: int) -> np.ndarray:
