@@ -38,4 +38,5 @@ from optuna_enas.storage import load_study_in_memory as load_study_in_memory
 from optuna_enas.training import ModelEvaluator as ModelEvaluator
 from optuna_enas.training import StandaloneEvaluator as StandaloneEvaluator
 from optuna_enas.training import SupernetEvaluator as SupernetEvaluator
+from optuna_enas.training import TrainingConfig as TrainingConfig
 from optuna_enas.training import objective_over as objective_over

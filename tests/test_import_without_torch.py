@@ -39,7 +39,7 @@ def test_package_spaces_configs_and_cli_parser_import_without_torch() -> None:
         import optuna_enas
         from optuna_enas import (
             PRESETS, ControllerConfig, MacroSpace, MicroSpace, RNNCellSpace, TrialMirror,
-            perplexity_reward, space_from_dict, suggest_architecture,
+            TrainingConfig, perplexity_reward, space_from_dict, suggest_architecture,
         )
         from optuna_enas.spaces._kinds import kind_of
         from optuna_enas.training._optim import OptimConfig
@@ -54,6 +54,7 @@ def test_package_spaces_configs_and_cli_parser_import_without_torch() -> None:
         assert ControllerConfig.from_preset("enas-official-ptb").lstm_size == 100
         assert kind_of(space).direction == "minimize"
         assert OptimConfig.for_kind("rnn").grad_clip == 0.25
+        assert TrainingConfig() == TrainingConfig()
         assert build_parser().parse_args(["search", "--space", "micro"]).space == "micro"
         assert "ENASSampler" in dir(optuna_enas)
         assert "torch" not in sys.modules, "torch was imported"

@@ -1,7 +1,9 @@
 """The evaluation half: evaluators that train and score architectures, checkpoints, data parallel.
 
-Names load lazily (PEP 562), so the torch-free :mod:`._optim` imports without torch.
+Names load lazily (PEP 562), so the torch-free :class:`TrainingConfig` and
+:class:`OptimConfig` import without torch.
 
+- :mod:`._config`: :class:`TrainingConfig`, the training settings every method takes;
 - :mod:`._evaluator`: :class:`SupernetEvaluator` (shared weights) and
   :class:`StandaloneEvaluator` (NAS-RL: each child trained from scratch);
 - :mod:`._model_evaluator`: :class:`ModelEvaluator` / :func:`objective_over`, the same for a

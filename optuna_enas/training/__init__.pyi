@@ -1,5 +1,6 @@
 """The public names of optuna_enas.training, for mypy and (optuna_enas._lazy) at run time."""
 
+from optuna_enas.training._config import TrainingConfig as TrainingConfig
 from optuna_enas.training._evaluator import StandaloneEvaluator as StandaloneEvaluator
 from optuna_enas.training._evaluator import SupernetEvaluator as SupernetEvaluator
 from optuna_enas.training._model_evaluator import ModelEvaluator as ModelEvaluator
