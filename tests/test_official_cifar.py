@@ -38,7 +38,8 @@ class _Official:
         size = c.config.lstm_size
         self.w_lstm = []
         for cell in c.cells:
-            w = np.concatenate([_np(cell.weight_ih).T, _np(cell.weight_hh).T])  # type: ignore[operator]
+            assert isinstance(cell, torch.nn.LSTMCell)
+            w = np.concatenate([_np(cell.weight_ih).T, _np(cell.weight_hh).T])
             i, f, g, o = np.split(w, 4, axis=1)  # torch's gate order
             self.w_lstm.append(np.concatenate([i, f, o, g], axis=1))  # official i, f, o, g
         op = c.kinds.index("op")
@@ -58,7 +59,8 @@ class _Official:
     def stack_lstm(
         self, x: np.ndarray, prev_c: list[np.ndarray], prev_h: list[np.ndarray]
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        next_c, next_h = [], []
+        next_c: list[np.ndarray] = []
+        next_h: list[np.ndarray] = []
         for layer_id, (_c, _h, _w) in enumerate(zip(prev_c, prev_h, self.w_lstm, strict=True)):
             inputs = x if layer_id == 0 else next_h[-1]
             ifog = np.concatenate([inputs, _h], axis=1) @ _w
