@@ -24,6 +24,7 @@ from optuna_enas.cli._options import _load_data
 from optuna_enas.cli._options import _metric
 from optuna_enas.cli._options import check_seed_arg
 from optuna_enas.cli._options import check_trials
+from optuna_enas.cli._options import training_from_config
 from optuna_enas.cli._search import _dashboard_hint
 from optuna_enas.cli._search import _run_search
 from optuna_enas.cli._storage import WALL_ATTR
@@ -157,17 +158,15 @@ def _retrain_value(
     from optuna_enas.final import retrain
 
     check_trials("--retrain-epochs", args.retrain_epochs, 0)
-    config = _evaluator_config(args, space.name)
+    training, _ = training_from_config(
+        _evaluator_config(args, space.name), _check_device(args.device)
+    )
     result = retrain(
         arch,
         space,
         _load_data(space.name, args.data),
         n_epochs=args.retrain_epochs,
-        supernet_kwargs=config["supernet_kwargs"],
-        batch_size=config["batch_size"],
-        bptt=config.get("bptt", 35),
-        lr=config.get("lr"),
-        device=_check_device(args.device),
+        training=training,
         seed=seed,
     )
     return float(result.valid_value)

@@ -16,6 +16,7 @@ from optuna_enas.cli._options import _check_device
 from optuna_enas.cli._options import _load_data
 from optuna_enas.cli._options import _metric
 from optuna_enas.cli._options import check_seed_arg
+from optuna_enas.cli._options import training_from_config
 from optuna_enas.cli._storage import CONFIG_ATTR
 from optuna_enas.cli._storage import _derived_study
 from optuna_enas.cli._storage import _file_name
@@ -157,18 +158,14 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     else:
         trial = _pick_trial(study, args.trial)
         arch, source = space.architecture(trial.params), f"trial {trial.number}"
-    ev = config["evaluator"]
+    training, _ = training_from_config(config["evaluator"], _check_device(args.device))
     result = retrain(
         arch,
         space,
         _load_data(space.name, config.get("data")),
         n_epochs=args.epochs,
         n_steps_per_epoch=args.steps_per_epoch,
-        supernet_kwargs=ev["supernet_kwargs"],
-        batch_size=ev["batch_size"],
-        bptt=ev.get("bptt", 35),
-        lr=ev.get("lr"),
-        device=_check_device(args.device),
+        training=training,  # the search's supernet size, batch size, BPTT and lr
         seed=args.seed,
     )
     summary = {

@@ -36,6 +36,7 @@ from optuna_enas.cli._options import _build_space
 from optuna_enas.cli._options import _check_device
 from optuna_enas.cli._options import _evaluator_config
 from optuna_enas.cli._options import _load_data
+from optuna_enas.cli._options import training_from_config
 from optuna_enas.cli._storage import CONFIG_ATTR
 from optuna_enas.cli._storage import WALL_ATTR
 from optuna_enas.cli._storage import _n_finished_in
@@ -44,6 +45,7 @@ from optuna_enas.cli._storage import check_same_config
 from optuna_enas.cli._storage import damaged_checkpoint
 from optuna_enas.cli._storage import open_storage
 from optuna_enas.spaces._kinds import kind_of
+from optuna_enas.training._config import FIELDS as TRAINING_FIELDS
 
 
 if TYPE_CHECKING:
@@ -89,15 +91,10 @@ def _oneshot_config(
     args: argparse.Namespace, method: str, evaluator_config: dict[str, Any]
 ) -> dict[str, Any]:
     """The searcher's keyword arguments from the shared evaluator options."""
-    kwargs: dict[str, Any] = {
-        "supernet_kwargs": dict(evaluator_config["supernet_kwargs"]),
-        "batch_size": evaluator_config["batch_size"],
-        "eval_batches": evaluator_config["n_eval_batches"],
-    }
-    if "bptt" in evaluator_config:
-        kwargs["bptt"] = evaluator_config["bptt"]
-    if "lr" in evaluator_config:
-        kwargs["lr"] = evaluator_config["lr"]
+    # The training settings (supernet size, batch size, BPTT, lr): those of the evaluator.
+    kwargs: dict[str, Any] = {k: v for k, v in evaluator_config.items() if k in TRAINING_FIELDS}
+    kwargs["supernet_kwargs"] = dict(kwargs["supernet_kwargs"])
+    kwargs["eval_batches"] = evaluator_config["n_eval_batches"]
     if method == "darts":
         order = getattr(args, "darts_order", 1)
         if order not in (1, 2):
@@ -124,15 +121,16 @@ def make_searcher(
     assert method in ONESHOT_METHODS
     cls = DARTS if method == "darts" else DSONAS
     try:
+        training, options = training_from_config(kwargs, device)
         return cls(
             space,
             data,
+            training=training,
             seed=seed,
-            device=device,
             checkpoint_path=checkpoint,
             resume_from=resume,
             dashboard=dashboard,
-            **kwargs,
+            **options,
         )
     except ValueError as e:
         raise UsageError(f"cannot build the {method} searcher: {_one_line(e)}") from e

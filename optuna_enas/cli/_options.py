@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -12,6 +14,9 @@ from optuna_enas._validation import check_int
 from optuna_enas._validation import check_seed
 from optuna_enas.cli._errors import UsageError
 from optuna_enas.cli._errors import _one_line
+from optuna_enas.training._config import MAX_BATCH_SIZE
+from optuna_enas.training._config import MAX_BPTT
+from optuna_enas.training._config import TrainingConfig
 
 
 if TYPE_CHECKING:
@@ -177,12 +182,12 @@ def _evaluator_config(args: argparse.Namespace, space_name: str) -> dict[str, An
     # an unrolled sequence); refused here, before anything is built or written. The network's
     # own sizes (--hidden-size, --n-filters, --n-cells) are bounded by _check_memory below.
     for flag, value, minimum, maximum in (
-        ("--batch-size", args.batch_size, 1, 65_536),
+        ("--batch-size", args.batch_size, 1, MAX_BATCH_SIZE),
         ("--eval-batches", args.eval_batches, 1, 100_000),
         ("--hidden-size", args.hidden_size, 1, None),
         ("--n-filters", args.n_filters, 2, None),
         ("--n-cells", args.n_cells, 1, None),
-        ("--bptt", args.bptt, 1, 100_000),
+        ("--bptt", args.bptt, 1, MAX_BPTT),
     ):
         if maximum is None:
             if value < minimum:
@@ -216,6 +221,18 @@ def _evaluator_config(args: argparse.Namespace, space_name: str) -> dict[str, An
     size = args.n_layers if space_name == "macro" else args.n_nodes
     _check_memory(space_name, _SPACE_DEFAULTS[space_name] if size is None else size, args)
     return config
+
+
+def training_from_config(
+    config: Mapping[str, Any], device: str | None
+) -> tuple[TrainingConfig, dict[str, Any]]:
+    """The training settings of a stored evaluator config (:func:`_evaluator_config`, a study's
+    ``"evaluator"``) as one record on ``device``, and the config's other keywords.
+
+    Every command that trains (``search``, ``compare``, ``retrain``, the one-shot methods) builds
+    its evaluator, searcher or retraining from this one record rather than from the keys."""
+    training, rest = TrainingConfig.split(config)
+    return dataclasses.replace(training, device=device), rest
 
 
 def _metric(space_name: str) -> str:

@@ -27,6 +27,7 @@ from optuna_enas.cli._options import _load_data
 from optuna_enas.cli._options import _metric
 from optuna_enas.cli._options import check_seed_arg
 from optuna_enas.cli._options import check_trials
+from optuna_enas.cli._options import training_from_config
 from optuna_enas.cli._storage import CONFIG_ATTR
 from optuna_enas.cli._storage import WALL_ATTR
 from optuna_enas.cli._storage import _best_trial
@@ -235,15 +236,16 @@ def _run_locked(
             "trial; delete the file or choose another --study-name or --checkpoint."
         )
     try:
+        training, options = training_from_config(evaluator_config, device)
         evaluator = SupernetEvaluator(
             space,
             data,
+            training=training,
             seed=seed,
-            device=device,
             checkpoint_path=checkpoint,
             checkpoint_every=_CHECKPOINT_EVERY,
             resume_from=resume,
-            **evaluator_config,
+            **options,
         )
     except ValueError as e:
         raise UsageError(f"cannot build the evaluator: {_one_line(e)}") from e
