@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 
@@ -37,15 +37,16 @@ class StubError(ImportError):
     """A package's ``__init__.pyi`` holds something other than the lines listed above."""
 
 
-def read_stub(path: str | Path) -> tuple[dict[str, str], list[str]]:
+def read_stub(path: str | os.PathLike[str]) -> tuple[dict[str, str], list[str]]:
     """``({name: module}, declared names)`` of the stub at ``path`` (see the module docstring)."""
-    path = Path(path)
+    path = os.fspath(path)
     try:
-        source = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
     except OSError as e:
         raise StubError(f"{path}: the package's list of public names cannot be read ({e})") from e
     try:
-        tree = ast.parse(source, filename=str(path))
+        tree = ast.parse(source, filename=path)
     except SyntaxError as e:
         raise StubError(f"{path}:{e.lineno}: not valid Python: {e.msg}") from e
     exports: dict[str, str] = {}
@@ -93,7 +94,7 @@ def exports_from_stub(
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """``(__getattr__, __dir__, __all__)`` of ``package`` from the ``__init__.pyi`` beside
     ``init_file`` (its ``__init__.py``): each listed name is imported on first access."""
-    stub = Path(init_file).with_suffix(".pyi")
+    stub = os.path.splitext(init_file)[0] + ".pyi"
     exports, declared = read_stub(stub)
     namespace = sys.modules[package].__dict__
     missing = [name for name in declared if name not in namespace]
