@@ -123,6 +123,11 @@ def test_values_are_canonical_and_a_torch_device_is_stored_by_name() -> None:
     assert TrainingConfig(device=torch.device("cpu")).device == "cpu"  # type: ignore[arg-type]
     assert TrainingConfig(grad_clip=math.inf).grad_clip == math.inf
     assert TrainingConfig() == TrainingConfig(supernet_kwargs={})
+    assert hash(TrainingConfig(**_FLAT)) == hash(TrainingConfig(**_FLAT))
+    assert len({TrainingConfig(lr=1.0), TrainingConfig(lr=1), TrainingConfig()}) == 2
+    assert repr(TrainingConfig(supernet_kwargs=_KW, lr=2.0)) == (
+        "TrainingConfig(supernet_kwargs={'hidden_size': 8, 'embed_size': 8}, lr=2.0)"
+    )
     assert not any(TrainingConfig().is_set(name) for name in FIELDS)
 
 

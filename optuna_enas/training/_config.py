@@ -134,6 +134,14 @@ class TrainingConfig:
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
+    def __repr__(self) -> str:  # the set fields only, supernet_kwargs as a dict
+        shown = [f"{k}={v!r}" for k, v in self.to_dict().items() if self.is_set(k)]
+        return f"TrainingConfig({', '.join(shown)})"
+
+    def __hash__(self) -> int:  # supernet_kwargs by its keys (its values may be unhashable)
+        rest = tuple(getattr(self, k) for k in FIELDS if k != "supernet_kwargs")
+        return hash((tuple(sorted(self.supernet_kwargs)), rest))
+
     # The read-only mapping does not pickle (nor deep-copy): rebuild from plain values.
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
         return _rebuild, (self.to_dict(),)
