@@ -6,29 +6,49 @@ batch norms and classifiers, under the same names, so
 :meth:`~optuna_enas.oneshot.RelaxedSupernet.discrete_state_dict` feeds the discrete supernet.
 
 **Micro** (:class:`RelaxedMicroSupernet`). Block ``b`` of a cell reads *every* earlier state
-``0..b+1``; edge ``j -> b`` is a mixture of the space's five ops plus zero:
+``0..b+1``:
 
-* ``"darts"``: ``softmax(alpha_cell[e])`` over ``(*ops, zero)`` (DARTS ``MixedOp`` and
-  ``Cell.forward``, ``cnn/model_search.py`` lines 10-58 of quark0/darts, one ``alpha`` table
-  for the normal and one for the reduction cell, lines 119-128);
-* ``"dsonas"``: ``lambda_in[e] * lambda_op[e, o]``: a factor on the connection ``j -> b`` (one
-  exact zero removes the whole input) and one per op on it (DSO-NAS Sec. 3.1, scaling factors
-  on every connection of the fully connected block).
+* ``"darts"``: edge ``j -> b`` is a mixture of the space's five ops plus zero,
+  ``softmax(alpha_cell[e])`` over ``(*ops, zero)`` (DARTS ``MixedOp`` and ``Cell.forward``,
+  ``cnn/model_search.py`` lines 10-58 of quark0/darts, one ``alpha`` table for the normal and
+  one for the reduction cell, lines 119-128), one module per (edge, op);
+* ``"dsonas"``: block ``b`` has one module per op; op ``o`` reads
+  ``sum_j lambda_in[e(b, j), o] * state_j`` and the block sums ``lambda_op[b, o] * op_o(...)``:
+  one factor per (op, input) before the op and one per op output, every factor initialised
+  to 1 (DSO-NAS's search block: ``dsonas_layer`` and ``lambda_after`` in
+  ``Cifar/symbol/dsonas_search_full.py`` lines 6-35 and 53-58, ``init_param`` in
+  ``Cifar/train_search.py`` lines 57-58 of XinbangZhang/DSO-NAS). An exact zero removes its
+  input from the op, or the op from the block. The official block keeps each op output as a
+  state of its own; here the block's op outputs are summed into one node, the ENAS block.
 
-DARTS follows every pooling op of a mixture with a parameter-free batch norm (``MixedOp``, lines
-17-18); the ops here are the discrete supernet's as they are, so that each term of a mixture is the
-term the derived network computes. Each relaxed edge owns one module per op; the discrete supernet
-has two input slots per block, each with its own modules per (input, op);
-:meth:`RelaxedMicroSupernet.discrete_state_dict` copies the edge's modules into *both* slots, so
-the derived architecture inherits the trained weights whichever slot an input lands in. The cell
-output is ReLU, the 1x1 convolution with the shared ``(C, (B + 2) C)`` ``out_weight`` and batch
-norm over the concatenation of *all* ``B + 2`` states (DARTS concatenates the intermediate nodes,
-``states[-multiplier:]``; the discrete cell concatenates its loose ends, which may include the cell
-inputs, so every slice of ``out_weight`` is trained here). Derivation: DARTS ``genotype()._parse``
-(lines 135-152): per block the two inputs with the largest non-zero op weight, each with its
-strongest op; dsonas the same on ``|lambda_in * lambda_op|``, inputs whose factors are all 0
-excluded; a block with fewer than two surviving inputs is filled with the previous state
-(index ``b + 1``) and the first op, counted in ``arch_summary()["derive_fallbacks"]``.
+Batch norm (darts): DARTS's search cell has no affine batch norm (``MixedOp`` builds
+``OPS[primitive](C, stride, False)``, line 16; ``preprocess0/1`` ``affine=False``, lines
+31-35); here every batch norm after the stem (calibrations, the ops, the output norm and the
+reductions before a reduction cell, which play the part of DARTS's stride-2 edges) is
+non-affine, and :meth:`RelaxedMicroSupernet.discrete_state_dict` gives the discrete supernet
+the affine norm it equals (weight 1, bias 0). DARTS also follows each pooling op of a mixture
+with a non-affine batch norm (lines 17-18); ours does not, so that each term of a mixture is
+the term the derived network computes. DSO-NAS's batch norms stay affine, as the official ones
+(``Cifar/symbol/operation.py`` line 6: ``fix_gamma`` is off in the search, and MXNet's
+``BatchNorm`` always learns its offset).
+
+The discrete supernet has two input slots per block, each with its own modules per (input,
+op); :meth:`RelaxedMicroSupernet.discrete_state_dict` copies the edge's (darts) or the block's
+(dsonas) op modules into both slots of every input they serve, so the derived architecture
+inherits the trained weights whichever slot an input lands in. The relaxed cell output is
+ReLU, the 1x1 convolution with the shared ``(C, (B + 2) C)`` ``out_weight`` and batch norm over
+the concatenation of *all* ``B + 2`` states (DARTS concatenates the intermediate nodes,
+``states[-multiplier:]``; so every slice of ``out_weight`` is trained here). Inside
+:meth:`~RelaxedMicroSupernet.projected` every cell instead computes exactly the projected
+architecture's discrete cell (:class:`~optuna_enas.supernet.MicroSupernet`'s): each block the
+sum of its two picks' ops on their inputs (a block that reads one input twice applies the op
+twice), the output over the loose ends only (the states no block reads); dsonas keeps the
+kept factors' scale, ``lambda_op[b, o] * op_o(lambda_in[e, o] * state_j)``. Derivation: DARTS
+``genotype()._parse`` (lines 135-152): per block the two inputs with the largest non-zero op
+weight, each with its strongest op; dsonas the same on ``|lambda_in[e, o] * lambda_op[b, o]|``,
+inputs whose products are all 0 excluded; a block with fewer than two surviving inputs is
+filled with the previous state (index ``b + 1``) and the first op, counted in
+``arch_summary()["derive_fallbacks"]``.
 
 **Macro** (:class:`RelaxedMacroSupernet`). Layer ``i`` applies every op of the space to the
 previous layer's output and mixes them (darts: ``softmax(alpha_ops[i])``, no zero op: a layer
@@ -38,15 +58,16 @@ always exists; dsonas: raw ``lambda_ops[i]``); each skip ``j -> i`` adds entry `
 ``lambda_ij`` (present iff ``lambda_ij != 0``). The sum is batch-normalised as in the discrete
 layer. Derived op: the largest ``alpha`` / ``|lambda|`` (all zero: the first op, a fallback).
 
-DSO-NAS's factors start at the uniform mixture (``1 / (number of inputs)`` per connection,
-``1 / (number of ops)`` per op, 1/2 per macro skip, as DARTS's near-uniform softmax and
-``sigmoid(0)``): our choice; the paper's blocks end in batch normalisation, which makes the
-initial scale matter little. DARTS ``alpha``/``beta`` start at ``1e-3 * randn``.
+DSO-NAS's factors all start at 1 (:data:`DSONAS_INIT`, the official ``init_param``); the
+macro layer already has the official placement (one factor per op output, one per skip).
+DARTS ``alpha``/``beta`` start at ``1e-3 * randn``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
 from typing import cast
@@ -85,6 +106,9 @@ from optuna_enas.supernet._ops import make_micro_op
 
 
 _CELLS = ("normal", "reduce")
+DSONAS_INIT = 1.0
+"""Every DSO-NAS scaling factor starts at 1: ``init_param`` of ``Cifar/train_search.py``
+(lines 57-58 of XinbangZhang/DSO-NAS: ``if k.startswith('lambda'): init_one``)."""
 
 
 def _check_image_size(value: Any) -> tuple[int, int]:
@@ -131,13 +155,42 @@ def macro_op_flops(name: str, channels: int, pixels: int) -> float:
 
 
 # -- micro -------------------------------------------------------------------------------------
+def _without_affine(module: nn.Module) -> nn.Module:
+    """``module`` with every affine :class:`~torch.nn.BatchNorm2d` in it (itself included)
+    replaced by a non-affine one with the same settings (DARTS's search cell, see module)."""
+    if isinstance(module, nn.BatchNorm2d) and module.affine:
+        return nn.BatchNorm2d(
+            module.num_features,
+            eps=module.eps,
+            momentum=module.momentum,
+            affine=False,
+            track_running_stats=module.track_running_stats,
+        )
+    for name, child in module.named_children():
+        setattr(module, name, _without_affine(child))
+    return module
+
+
+class _CellPicks:
+    """A projected cell: per block the ``(input, op index)`` pairs it sums, and the loose ends."""
+
+    def __init__(self, blocks: tuple[tuple[tuple[int, int], ...], ...], loose: tuple[int, ...]):
+        self.blocks = blocks
+        self.loose = loose
+
+
 class _RelaxedMicroCell(nn.Module):
-    """One cell position: calibration, a mixed op per (block, input) edge, the output conv."""
+    """One cell position: calibration, the mixed ops of every block, the output conv.
+
+    darts: ``edges[b][j]``, one :class:`MixedOp` per edge ``j -> b``; dsonas: ``block_ops[b]``,
+    one :class:`MixedOp` per block whose op ``o`` reads ``sum_j lambda_in[b, j, o] * state_j``.
+    """
 
     def __init__(
         self,
         *,
         space: MicroSpace,
+        relaxation: Relaxation,
         channels: int,
         prev_prev: tuple[int, bool],
         prev_channels: int,
@@ -148,6 +201,8 @@ class _RelaxedMicroCell(nn.Module):
         c = channels
         prev_prev_channels, prev_prev_larger = prev_prev
         self.channels = c
+        self.relaxation = relaxation
+        self.ops = tuple(space.ops)
         # As the discrete _Cell (supernet/_micro.py), so the names and shapes agree.
         if prev_prev_larger:
             self.calibrate0: nn.Module = nn.Sequential(
@@ -162,35 +217,92 @@ class _RelaxedMicroCell(nn.Module):
         else:
             self.calibrate1 = nn.Identity()
         n_nodes = space.n_nodes
-        # edges[b][j]: input j -> block b (j = 0..b+1).
-        self.edges = nn.ModuleList(
-            nn.ModuleList(
-                MixedOp(
-                    {
-                        op: make_micro_op(op, c, sep_stack=sep_stack, generator=generator)
-                        for op in space.ops
-                    }
-                )
-                for _ in range(b + 2)
+        self.n_nodes = n_nodes
+
+        def mixed() -> MixedOp:
+            return MixedOp(
+                {
+                    op: make_micro_op(op, c, sep_stack=sep_stack, generator=generator)
+                    for op in space.ops
+                }
             )
-            for b in range(n_nodes)
-        )
+
+        if relaxation == "darts":
+            # edges[b][j]: input j -> block b (j = 0..b+1).
+            self.edges = nn.ModuleList(
+                nn.ModuleList(mixed() for _ in range(b + 2)) for b in range(n_nodes)
+            )
+        else:
+            self.block_ops = nn.ModuleList(mixed() for _ in range(n_nodes))
         self.out_weight = conv_weight(c, (n_nodes + 2) * c, 1, generator=generator)
         self.out_bn = batch_norm(c)
+        if relaxation == "darts":
+            for name in ("calibrate0", "calibrate1", "edges", "out_bn"):
+                setattr(self, name, _without_affine(getattr(self, name)))
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``weights``: ``(n_edges, n_ops)`` effective op weights, rows in (block, input) order."""
+    def _op(self, block: int, input_index: int, op: int) -> nn.Module:
+        mixed = (
+            cast(nn.ModuleList, self.edges[block])[input_index]
+            if self.relaxation == "darts"
+            else self.block_ops[block]
+        )
+        return cast(MixedOp, mixed).ops[self.ops[op]]
+
+    def forward(
+        self,
+        s0: torch.Tensor,
+        s1: torch.Tensor,
+        weights: Sequence[torch.Tensor],
+        picks: _CellPicks | None = None,
+    ) -> torch.Tensor:
+        """``weights``: darts ``(w,)``, the ``(n_edges, n_ops)`` op weights, rows in (block,
+        input) order; dsonas ``(lambda_in, lambda_op)``, ``(n_edges, n_ops)`` and ``(B, n_ops)``.
+        ``picks``: compute only this architecture (the discrete cell, see ``projected``)."""
         states = [self.calibrate0(s0), self.calibrate1(s1)]
+        if picks is not None:
+            return self._derived(states, weights, picks)
         e = 0
-        for block in self.edges:
-            edges = cast(nn.ModuleList, block)
-            node = edges[0](states[0], weights[e])
-            for j in range(1, len(edges)):
-                node = node + edges[j](states[j], weights[e + j])
-            e += len(edges)
+        for b in range(self.n_nodes):
+            n_in = b + 2
+            if self.relaxation == "darts":
+                edges = cast(nn.ModuleList, self.edges[b])
+                node = edges[0](states[0], weights[0][e])
+                for j in range(1, n_in):
+                    node = node + edges[j](states[j], weights[0][e + j])
+            else:
+                lam_in, lam_op = weights[0][e : e + n_in], weights[1][b]
+                mixed = cast(MixedOp, self.block_ops[b])
+                terms = [
+                    op(scaled_sum(states[:n_in], lam_in[:, o]))
+                    for o, op in enumerate(mixed.ops.values())
+                ]
+                node = scaled_sum(terms, lam_op)
+            e += n_in
             states.append(node)
         out = torch.cat(states, dim=1)
         return self.out_bn(F.conv2d(F.relu(out), self.out_weight))
+
+    def _derived(
+        self, states: list[torch.Tensor], weights: Sequence[torch.Tensor], picks: _CellPicks
+    ) -> torch.Tensor:
+        # The discrete cell: each pick's op on its input, summed; output over the loose ends.
+        e = 0
+        for b, block in enumerate(picks.blocks):
+            node: torch.Tensor | None = None
+            for j, o in block:
+                op = self._op(b, j, o)
+                if self.relaxation == "darts":
+                    y = op(states[j])
+                else:
+                    y = weights[1][b, o] * op(weights[0][e + j, o] * states[j])
+                node = y if node is None else node + y
+            assert node is not None
+            e += b + 2
+            states.append(node)
+        c = self.channels
+        out = torch.cat([states[k] for k in picks.loose], dim=1)
+        weight = torch.cat([self.out_weight[:, k * c : (k + 1) * c] for k in picks.loose], dim=1)
+        return self.out_bn(F.conv2d(F.relu(out), weight))
 
 
 class RelaxedMicroSupernet(RelaxedSupernet):
@@ -256,6 +368,7 @@ class RelaxedMicroSupernet(RelaxedSupernet):
             cells.append(
                 _RelaxedMicroCell(
                     space=space,
+                    relaxation=self.relaxation,
                     channels=c,
                     prev_prev=(prev_prev[0], prev_prev[1] < prev[1]),
                     prev_channels=prev[0],
@@ -267,17 +380,19 @@ class RelaxedMicroSupernet(RelaxedSupernet):
             prev_prev, prev = prev, (c, prev[1])
         self.cells = nn.ModuleList(cells)
         self.reduce_inputs = nn.ModuleList(reduce_inputs)
+        if self.relaxation == "darts":  # the stride-2 edges of DARTS's reduction cell
+            self.reduce_inputs = cast(nn.ModuleList, _without_affine(self.reduce_inputs))
         self.classifier_weight, self.classifier_bias = classifier(n_classes, c, generator)
 
         n_ops = len(space.ops)
         self.n_edges = sum(b + 2 for b in range(space.n_nodes))
+        self._picks: dict[str, _CellPicks] | None = None  # set inside projected()
         for cell in _CELLS:
             if self.relaxation == "darts":
                 self.arch[cell] = darts_alpha((self.n_edges, n_ops + 1), generator)
             else:
-                inputs = [1.0 / (b + 2) for b in range(space.n_nodes) for _ in range(b + 2)]
-                self.arch[f"{cell}_in"] = nn.Parameter(torch.tensor(inputs))
-                self.arch[f"{cell}_op"] = constant_lambda((self.n_edges, n_ops), 1.0 / n_ops)
+                self.arch[f"{cell}_in"] = constant_lambda((self.n_edges, n_ops), DSONAS_INIT)
+                self.arch[f"{cell}_op"] = constant_lambda((space.n_nodes, n_ops), DSONAS_INIT)
 
     @property
     def op_names(self) -> tuple[str, ...]:
@@ -294,17 +409,27 @@ class RelaxedMicroSupernet(RelaxedSupernet):
         return sum(b + 2 for b in range(block)) + input_index
 
     def op_weights(self, cell: str) -> torch.Tensor:
-        """``(n_edges, n_ops)`` effective weights of the non-zero ops of ``cell``'s edges."""
+        """``(n_edges, n_ops)`` effective weights of the non-zero ops of ``cell``'s edges:
+        darts ``softmax(alpha)``; dsonas ``lambda_in[e, o] * lambda_op[b, o]`` (edge ``e`` into
+        block ``b``), the product of the factors before and after op ``o``."""
         if self.relaxation == "darts":
             return F.softmax(self.arch[cell], dim=-1)[:, :-1]
-        return self.arch[f"{cell}_in"][:, None] * self.arch[f"{cell}_op"]
+        lam_op = self.arch[f"{cell}_op"]
+        per_edge = torch.cat([lam_op[b].expand(b + 2, -1) for b in range(lam_op.shape[0])])
+        return self.arch[f"{cell}_in"] * per_edge
+
+    def _cell_weights(self, cell: str) -> tuple[torch.Tensor, ...]:
+        if self.relaxation == "darts":
+            return (self.op_weights(cell),)
+        return (self.arch[f"{cell}_in"], self.arch[f"{cell}_op"])
 
     def forward(self, x: torch.Tensor, arch: Architecture | None = None) -> torch.Tensor:
         """Logits ``(N, n_classes)`` of the relaxed network; ``arch`` must be ``None``."""
         check_arch_none(arch)
         check_images(x, self.in_channels)
-        normal = self.op_weights("normal")
-        reduce = self.op_weights("reduce")
+        normal = self._cell_weights("normal")
+        reduce = self._cell_weights("reduce")
+        picks = self._picks or {}
         s = self.stem_bn(F.conv2d(x, self.stem_weight, padding=1))
         s0, s1 = s, s
         n_reduce = 0
@@ -313,9 +438,9 @@ class RelaxedMicroSupernet(RelaxedSupernet):
                 reduced = self.reduce_inputs[n_reduce](s1)
                 n_reduce += 1
                 s0, s1 = s1, reduced
-                out = cell(s0, s1, reduce)
+                out = cell(s0, s1, reduce, picks.get("reduce"))
             else:
-                out = cell(s0, s1, normal)
+                out = cell(s0, s1, normal, picks.get("normal"))
             s0, s1 = s1, out
         pooled = F.relu(s1).mean(dim=(2, 3))
         return F.linear(pooled, self.classifier_weight, self.classifier_bias)
@@ -369,11 +494,40 @@ class RelaxedMicroSupernet(RelaxedSupernet):
                 continue
             lam_in, lam_op = self.arch[f"{cell}_in"].detach(), self.arch[f"{cell}_op"].detach()
             new_in, new_op = torch.zeros_like(lam_in), torch.zeros_like(lam_op)
-            for e, o in picks:
-                new_in[e] = lam_in[e] if float(lam_in[e]) != 0.0 else 1.0
-                new_op[e, o] = lam_op[e, o] if float(lam_op[e, o]) != 0.0 else 1.0
+            for k, (e, o) in enumerate(picks):
+                b = k // 2
+                new_in[e, o] = lam_in[e, o] if float(lam_in[e, o]) != 0.0 else 1.0
+                new_op[b, o] = lam_op[b, o] if float(lam_op[b, o]) != 0.0 else 1.0
             out[f"{cell}_in"], out[f"{cell}_op"] = new_in, new_op
         return out
+
+    @contextlib.contextmanager
+    def projected(self, arch: Architecture | None = None) -> Iterator[Architecture]:
+        """As :meth:`RelaxedSupernet.projected`, and every cell computes exactly the projected
+        architecture's discrete cell: each block the sum of its two picks (a pick's op on its
+        input; dsonas scaled by the kept ``lambda_op[b, o] * op(lambda_in[e, o] * input)``),
+        the output over its loose ends (the states no block reads), as
+        :class:`~optuna_enas.supernet.MicroSupernet`'s cell."""
+        with super().projected(arch) as chosen:
+            space = self.micro_space
+            cells = space.cells(chosen)
+            picks: dict[str, _CellPicks] = {}
+            for cell in _CELLS:
+                nodes = cells.normal if cell == "normal" else cells.reduction
+                used = {n.in1 for n in nodes} | {n.in2 for n in nodes}
+                picks[cell] = _CellPicks(
+                    tuple(
+                        ((n.in1, space.ops.index(n.op1)), (n.in2, space.ops.index(n.op2)))
+                        for n in nodes
+                    ),
+                    tuple(k for k in range(space.n_nodes + 2) if k not in used),
+                )
+            saved = self._picks
+            self._picks = picks
+            try:
+                yield chosen
+            finally:
+                self._picks = saved
 
     def derive(self) -> Architecture:
         """The ``MicroSpace`` architecture the architecture parameters encode (see module)."""
@@ -394,12 +548,12 @@ class RelaxedMicroSupernet(RelaxedSupernet):
     def _distributions(self) -> list[torch.Tensor]:
         if self.relaxation == "darts":
             return [row for cell in _CELLS for row in F.softmax(self.arch[cell].detach(), -1)]
-        dists = []
-        for cell in _CELLS:
+        dists: list[torch.Tensor] = []
+        for cell in _CELLS:  # per (block, op) over its inputs; per block over its ops
             lam_in = self.arch[f"{cell}_in"].detach()
             for b in range(self.micro_space.n_nodes):
                 start = self.edge_index(b, 0)
-                dists.append(abs_distribution(lam_in[start : start + b + 2]))
+                dists.extend(abs_distribution(col) for col in lam_in[start : start + b + 2].T)
             dists.extend(abs_distribution(row) for row in self.arch[f"{cell}_op"].detach())
         return dists
 
@@ -416,9 +570,10 @@ class RelaxedMicroSupernet(RelaxedSupernet):
         return {}
 
     def sparse_groups(self) -> list[tuple[nn.Parameter, torch.Tensor]]:
-        """dsonas: ``{cell}_op[e, o]`` gates op ``o`` of edge ``e`` in every cell of that type
-        (FLOPs summed over those positions, at :attr:`image_size`); ``{cell}_in[e]`` gates all
-        ops of the edge (their sum)."""
+        """dsonas: ``{cell}_op[b, o]`` gates op ``o`` of block ``b`` in every cell of that type
+        (its FLOPs summed over those positions, at :attr:`image_size`); ``{cell}_in[e, o]``
+        gates the scaling and addition of edge ``e``'s input into that op's input
+        (``2 * C * H * W`` per position)."""
         if self.relaxation != "dsonas":
             return []
         groups = []
@@ -438,29 +593,46 @@ class RelaxedMicroSupernet(RelaxedSupernet):
                 ],
                 dtype=torch.float64,
             )
+            per_in = sum(2.0 * c * px for c, px in (self._cell_shapes[p] for p in positions))
             lam_in = self.arch[f"{cell}_in"]
             lam_op = self.arch[f"{cell}_op"]
-            op_flops = per_op.expand(self.n_edges, -1).to(lam_op)
-            groups.append((lam_in, op_flops.sum(dim=1).detach()))
-            groups.append((lam_op, op_flops.clone().detach()))
+            groups.append((lam_in, torch.full(lam_in.shape, per_in).to(lam_in)))
+            groups.append((lam_op, per_op.expand(lam_op.shape[0], -1).clone().to(lam_op)))
         return groups
 
     # -- weight transfer -------------------------------------------------------------------------
     _EDGE_KEY = re.compile(r"^cells\.(\d+)\.edges\.(\d+)\.(\d+)\.ops\.(.+)$")
+    _BLOCK_KEY = re.compile(r"^cells\.(\d+)\.block_ops\.(\d+)\.ops\.(.+)$")
 
     def discrete_state_dict(self) -> dict[str, torch.Tensor]:
-        """The discrete ``MicroSupernet`` names: each edge's op weights into both input slots
-        (``cells.{p}.branches.{b}.{slot}.{j}.{op}...``), every other weight as is, then under
-        the supernet's current names (:func:`upgrade_micro_state_dict`)."""
+        """The discrete ``MicroSupernet`` names: darts each edge's op weights into both input
+        slots (``cells.{p}.branches.{b}.{slot}.{j}.{op}...``), dsonas each block's op weights
+        into both slots of every input ``j``; a non-affine batch norm (darts) as the affine one
+        it equals (weight 1, bias 0); every other weight as is, then under the supernet's
+        current names (:func:`upgrade_micro_state_dict`)."""
+        flat = super().discrete_state_dict()
+        for name, module in self.named_modules():
+            if isinstance(module, nn.BatchNorm2d) and not module.affine:
+                ref = next(iter(self.parameters()))
+                ones = torch.ones(module.num_features, dtype=ref.dtype, device=ref.device)
+                flat[f"{name}.weight"] = ones
+                flat[f"{name}.bias"] = torch.zeros_like(ones)
         out: dict[str, torch.Tensor] = {}
-        for k, v in super().discrete_state_dict().items():
+        for k, v in flat.items():
             m = self._EDGE_KEY.match(k)
-            if m is None:
-                out[k] = v
+            if m is not None:
+                p, b, j, rest = m.groups()
+                for slot in (0, 1):
+                    out[f"cells.{p}.branches.{b}.{slot}.{j}.{rest}"] = v
                 continue
-            p, b, j, rest = m.groups()
-            for slot in (0, 1):
-                out[f"cells.{p}.branches.{b}.{slot}.{j}.{rest}"] = v
+            m = self._BLOCK_KEY.match(k)
+            if m is not None:
+                p, b, rest = m.groups()
+                for j in range(int(b) + 2):
+                    for slot in (0, 1):
+                        out[f"cells.{p}.branches.{b}.{slot}.{j}.{rest}"] = v
+                continue
+            out[k] = v
         return upgrade_micro_state_dict(out)
 
     def extra_repr(self) -> str:
@@ -552,8 +724,8 @@ class RelaxedMacroSupernet(RelaxedSupernet):
             self.arch["ops"] = darts_alpha((n_layers, n_ops), generator)
             self.arch["skips"] = darts_alpha((self.n_skips,), generator)
         else:
-            self.arch["ops"] = constant_lambda((n_layers, n_ops), 1.0 / n_ops)
-            self.arch["skips"] = constant_lambda((self.n_skips,), 0.5)
+            self.arch["ops"] = constant_lambda((n_layers, n_ops), DSONAS_INIT)
+            self.arch["skips"] = constant_lambda((self.n_skips,), DSONAS_INIT)
 
     @staticmethod
     def skip_index(layer: int, input_index: int) -> int:
