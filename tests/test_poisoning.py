@@ -19,6 +19,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from optuna_enas.sampler import ControllerConfig
+from optuna_enas.sampler import EliteConfig
 from optuna_enas.sampler import ENASSampler
 from optuna_enas.sampler import perplexity_reward
 from optuna_enas.sampler._sampler import SAMPLE_KEY
@@ -39,15 +40,28 @@ CONFIGS = {
     "enas-official-ptb": ControllerConfig.from_preset(
         "enas-official-ptb", lstm_size=16, n_aggregate=2, learning_rate=0.1, baseline_init=None
     ),
+    "elite": ControllerConfig(lstm_size=16),
+}
+# Every config but "elite" runs REINFORCE; "elite" leaves its uniform start-up after 4 trials.
+RULES = {
+    "default": "reinforce",
+    "enas-official-ptb": "reinforce",
+    "elite": EliteConfig(n_startup_trials=4),
 }
 # The ENAS presets are run as ENAS runs them: reward 80 / perplexity. (With the plain reward
 # -value, a 1e300 would dominate ENAS's moving-average baseline for ~1 / (1 - d) trials: the
 # controller stays finite but learns little meanwhile; docs/guarantees.md.)
-REWARDS = {"default": None, "enas-official-ptb": perplexity_reward(80.0)}
+REWARDS = {"default": None, "enas-official-ptb": perplexity_reward(80.0), "elite": None}
 
 
 def sampler_for(name: str, seed: int) -> ENASSampler:
-    return ENASSampler(SPACE, seed=seed, config=CONFIGS[name], reward_fn=REWARDS[name])
+    return ENASSampler(
+        SPACE,
+        seed=seed,
+        config=CONFIGS[name],
+        reward_fn=REWARDS[name],
+        rule=RULES[name],  # type: ignore[arg-type]
+    )
 
 
 # Values that broke the controller before: exp(700) is what SupernetEvaluator returns for a

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import optuna
@@ -20,12 +21,26 @@ from optuna_enas import RNNCellSpace
 from optuna_enas import SearchSpace
 from optuna_enas import perplexity_reward
 from optuna_enas import suggest_architecture
+from optuna_enas.sampler import EliteConfig
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 SPACE = RNNCellSpace(n_nodes=4)
 FAST = ControllerConfig(lstm_size=16, n_aggregate=2, learning_rate=0.02)
+# Tests of generic sampler properties run under both rules (a ``rule`` argument); "elite" leaves
+# its uniform start-up after 2 trials here. Tests of REINFORCE itself pass rule="reinforce".
+RULES = {"reinforce": "reinforce", "elite": EliteConfig(n_startup_trials=2)}
+
+
+@pytest.fixture(params=sorted(RULES))
+def rule(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def fast(rule: str, seed: int = 0, **kwargs: Any) -> ENASSampler:
+    """``ENASSampler(SPACE, config=FAST)`` under the rule named ``rule`` (see :data:`RULES`)."""
+    return ENASSampler(SPACE, seed=seed, config=FAST, rule=RULES[rule], **kwargs)  # type: ignore[arg-type]
 
 
 def relu_count(space: SearchSpace) -> Callable[[optuna.Trial], float]:
@@ -88,27 +103,29 @@ def test_default_learns_toy_optimum_that_random_misses_in_300_trials() -> None:
     assert float(np.mean(last)) > 8.0  # random search averages 3
 
 
-def test_same_seed_same_sequence_and_different_seed_differs() -> None:
+def test_same_seed_same_sequence_and_different_seed_differs(rule: str) -> None:
     runs = []
     for seed in (3, 3, 4):
-        study = optuna.create_study(sampler=ENASSampler(SPACE, seed=seed, config=FAST))
+        study = optuna.create_study(sampler=fast(rule, seed))
         study.optimize(relu_count(SPACE), n_trials=20)
         runs.append(params_seq(study))
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
 
 
-def test_resume_in_new_sampler_replays_to_identical_controller(tmp_path: object) -> None:
+def test_resume_in_new_sampler_replays_to_identical_controller(
+    tmp_path: object, rule: str
+) -> None:
     url = f"sqlite:///{tmp_path}/resume.db"
     # One uninterrupted run of 10 trials ...
-    full = ENASSampler(SPACE, seed=1, config=FAST)
+    full = fast(rule, 1)
     s_full = optuna.create_study(sampler=full, storage=url, study_name="full")
     s_full.optimize(relu_count(SPACE), n_trials=10)
     # ... equals 6 trials, a new process-like sampler on the reloaded study, then 4 more.
-    first = ENASSampler(SPACE, seed=1, config=FAST)
+    first = fast(rule, 1)
     s = optuna.create_study(sampler=first, storage=url, study_name="split")
     s.optimize(relu_count(SPACE), n_trials=6)
-    second = ENASSampler(SPACE, seed=1, config=FAST)
+    second = fast(rule, 1)
     s2 = optuna.load_study(study_name="split", storage=url, sampler=second)
     s2.optimize(relu_count(SPACE), n_trials=4)
     assert params_seq(s2) == params_seq(s_full)
@@ -118,8 +135,13 @@ def test_resume_in_new_sampler_replays_to_identical_controller(tmp_path: object)
 
 
 @pytest.mark.parametrize("failure", ["raise", "nan", "inf"])
-def test_failing_objective_leaves_controller_unchanged(failure: str) -> None:
-    sampler = ENASSampler(SPACE, seed=0, config=ControllerConfig(lstm_size=16, n_aggregate=1))
+def test_failing_objective_leaves_controller_unchanged(failure: str, rule: str) -> None:
+    sampler = ENASSampler(
+        SPACE,
+        seed=0,
+        config=ControllerConfig(lstm_size=16, n_aggregate=1),
+        rule=RULES[rule],  # type: ignore[arg-type]
+    )
     study = optuna.create_study(sampler=sampler)
     study.optimize(relu_count(SPACE), n_trials=3)
     before, baseline, n = state_of(sampler), sampler.baseline, len(sampler.history)
@@ -139,11 +161,11 @@ def test_failing_objective_leaves_controller_unchanged(failure: str) -> None:
     assert len(sampler.history) == n + 2
 
 
-def test_after_trial_never_raises_on_a_broken_reward_fn() -> None:
+def test_after_trial_never_raises_on_a_broken_reward_fn(rule: str) -> None:
     def broken(value: float, direction: object) -> float:
         raise ZeroDivisionError
 
-    sampler = ENASSampler(SPACE, seed=0, config=FAST, reward_fn=broken)
+    sampler = fast(rule, 0, reward_fn=broken)
     study = optuna.create_study(sampler=sampler)
     study.optimize(relu_count(SPACE), n_trials=3)
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
@@ -174,8 +196,8 @@ def test_unknown_params_go_to_the_independent_sampler() -> None:
     assert len({t.params["lr"] for t in study.trials}) == 5
 
 
-def test_enqueued_architecture_is_teacher_forced() -> None:
-    sampler = ENASSampler(SPACE, seed=0, config=FAST)
+def test_enqueued_architecture_is_teacher_forced(rule: str) -> None:
+    sampler = fast(rule, 0)
     study = optuna.create_study(sampler=sampler)
     fixed = {"node0_act": "sigmoid", "node2_in": 0, "node3_act": "identity"}
     study.enqueue_trial(fixed)
@@ -198,8 +220,8 @@ def test_enqueue_trial_with_wrong_param_type_fails_the_trial_not_the_study() -> 
     assert study.trials[1].state == TrialState.COMPLETE
 
 
-def test_partial_fixed_sampler_updates_on_actual_params() -> None:
-    base = ENASSampler(SPACE, seed=0, config=FAST)
+def test_partial_fixed_sampler_updates_on_actual_params(rule: str) -> None:
+    base = fast(rule, 0)
     sampler = optuna.samplers.PartialFixedSampler({"node0_act": "relu"}, base)
     study = optuna.create_study(sampler=sampler, direction="maximize")
     study.optimize(relu_count(SPACE), n_trials=6)
@@ -240,8 +262,8 @@ def test_study_whose_trials_clash_with_the_space_is_refused_by_name() -> None:
     ],
     ids=["median", "successive-halving", "hyperband"],
 )
-def test_pruners_and_pruned_trial_policy(pruner: optuna.pruners.BasePruner) -> None:
-    sampler = ENASSampler(SPACE, seed=0, config=FAST)
+def test_pruners_and_pruned_trial_policy(pruner: optuna.pruners.BasePruner, rule: str) -> None:
+    sampler = fast(rule, 0)
     study = optuna.create_study(sampler=sampler, pruner=pruner, direction="maximize")
 
     def objective(trial: optuna.Trial) -> float:
@@ -257,25 +279,25 @@ def test_pruners_and_pruned_trial_policy(pruner: optuna.pruners.BasePruner) -> N
     assert pruned, "the pruner should stop some children"
     assert len(sampler.history) == 30  # pruned trials learn from their last value
 
-    ignoring = ENASSampler(SPACE, seed=0, config=FAST, pruned_trial_policy="ignore")
+    ignoring = fast(rule, 0, pruned_trial_policy="ignore")
     study2 = optuna.create_study(sampler=ignoring, pruner=pruner, direction="maximize")
     study2.optimize(objective, n_trials=30)
     n_pruned = sum(t.state == TrialState.PRUNED for t in study2.trials)
     assert len(ignoring.history) == 30 - n_pruned
 
 
-def test_threads_share_one_controller() -> None:
-    sampler = ENASSampler(SPACE, seed=0, config=FAST)
+def test_threads_share_one_controller(rule: str) -> None:
+    sampler = fast(rule, 0)
     study = optuna.create_study(sampler=sampler, direction="maximize")
     study.optimize(relu_count(SPACE), n_trials=40, n_jobs=2)
     assert len(study.trials) == 40
     assert sorted(h["trial"] for h in sampler.history) == list(range(40))
 
 
-def test_two_samplers_on_one_storage_learn_from_each_other(tmp_path: object) -> None:
+def test_two_samplers_on_one_storage_learn_from_each_other(tmp_path: object, rule: str) -> None:
     url = f"sqlite:///{tmp_path}/workers.db"
-    a = ENASSampler(SPACE, seed=10, config=FAST)
-    b = ENASSampler(SPACE, seed=11, config=FAST)
+    a = fast(rule, 10)
+    b = fast(rule, 11)
     study_a = optuna.create_study(sampler=a, storage=url, study_name="s", direction="maximize")
     study_b = optuna.load_study(sampler=b, storage=url, study_name="s")
     for _ in range(3):
@@ -287,8 +309,8 @@ def test_two_samplers_on_one_storage_learn_from_each_other(tmp_path: object) -> 
     assert any(not h["on_policy"] for h in b.history)
 
 
-def test_sample_architectures_from_trained_controller() -> None:
-    sampler = ENASSampler(SPACE, seed=0, config=FAST)
+def test_sample_architectures_from_trained_controller(rule: str) -> None:
+    sampler = fast(rule, 0)
     optuna.create_study(sampler=sampler).optimize(relu_count(SPACE), n_trials=4)
     archs = sampler.sample_architectures(5, seed=0)
     assert len(archs) == 5 and all(a.space == "rnn" for a in archs)
@@ -395,12 +417,14 @@ def _prefilled(storage: object, name: str, n: int) -> optuna.Study:
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_sampler_reused_on_a_study_in_another_storage_learns_its_trials(
-    kind: str, tmp_path: object
+    kind: str,
+    tmp_path: object,
+    rule: str,
 ) -> None:
     def storage(i: int) -> object:
         return None if kind == "memory" else f"sqlite:///{tmp_path}/s{i}.db"
 
-    sampler = ENASSampler(SPACE, seed=0, config=FAST)
+    sampler = fast(rule, 0)
     first = optuna.create_study(
         sampler=sampler, storage=storage(0), study_name="a", direction="maximize"
     )  # type: ignore[arg-type]
@@ -415,9 +439,10 @@ def test_sampler_reused_on_a_study_in_another_storage_learns_its_trials(
 
 def test_same_sqlite_study_through_two_storage_objects_is_not_learned_twice(
     tmp_path: object,
+    rule: str,
 ) -> None:
     url = f"sqlite:///{tmp_path}/one.db"
-    sampler = ENASSampler(SPACE, seed=0, config=FAST)
+    sampler = fast(rule, 0)
     study = optuna.create_study(sampler=sampler, storage=url, study_name="s")
     study.optimize(relu_count(SPACE), n_trials=3)
     again = optuna.load_study(study_name="s", storage=url, sampler=sampler)
@@ -446,7 +471,9 @@ def test_choices_that_compare_equal_do_not_stop_the_others_from_learning(
 
 
 # -- the evaluator's training-phase trials -------------------------------------------------------
-def test_training_phase_trials_are_sampled_but_never_learned_from(tmp_path: object) -> None:
+def test_training_phase_trials_are_sampled_but_never_learned_from(
+    tmp_path: object, rule: str
+) -> None:
     def objective(trial: optuna.Trial) -> float:
         value = relu_count(SPACE)(trial)
         if trial.number % 3 != 2:
@@ -458,13 +485,13 @@ def test_training_phase_trials_are_sampled_but_never_learned_from(tmp_path: obje
     from optuna.storages.journal import JournalFileBackend
 
     url = JournalStorage(JournalFileBackend(f"{tmp_path}/phase.log"))
-    sampler = ENASSampler(SPACE, seed=0, config=FAST)
+    sampler = fast(rule, 0)
     study = optuna.create_study(sampler=sampler, storage=url, study_name="p")
     study.optimize(objective, n_trials=9)
     assert all("enas:sample" in t.system_attrs for t in study.trials)  # sampled as usual
     assert [h["trial"] for h in sampler.history] == [2, 5, 8]
     assert all("enas:stats" not in t.system_attrs for t in study.trials if t.number % 3 != 2)
-    replay = ENASSampler(SPACE, seed=0, config=FAST)
+    replay = fast(rule, 0)
     assert replay.sync(optuna.load_study(study_name="p", storage=url, sampler=replay)) == 3
     assert [h["trial"] for h in replay.history] == [2, 5, 8]
 
@@ -490,7 +517,7 @@ def test_multi_objective_with_weighted_sum_and_mnasnet_rewards() -> None:
         (weighted_sum_reward([1.0, 0.5]), lambda a, lat: a - 0.5 * lat),
         (mnasnet_reward(4.0, w=-0.07), lambda a, lat: a * (lat / 4.0) ** -0.07),
     ):
-        sampler = ENASSampler(SPACE, seed=0, config=FAST, reward_fn=reward_fn)
+        sampler = ENASSampler(SPACE, seed=0, config=FAST, reward_fn=reward_fn, rule="reinforce")
         study = optuna.create_study(sampler=sampler, directions=["maximize", "minimize"])
         study.optimize(objective, n_trials=6)
         assert len(sampler.history) == 6 and sampler.n_updates == 3
@@ -503,8 +530,8 @@ def test_multi_objective_with_weighted_sum_and_mnasnet_rewards() -> None:
 
 
 # -- what the learner is fed -----------------------------------------------------------------
-def test_learner_gets_the_actual_params_not_the_sampled_ones() -> None:
-    base = ENASSampler(SPACE, seed=0, config=FAST)
+def test_learner_gets_the_actual_params_not_the_sampled_ones(rule: str) -> None:
+    base = fast(rule, 0)
     fed: list[list[int]] = []
     observe = base._learner.observe
 
@@ -525,7 +552,7 @@ def test_learner_gets_the_actual_params_not_the_sampled_ones() -> None:
 def test_macro_space_with_its_preset_learns_with_the_layerwise_skip_penalty() -> None:
     space = MacroSpace(n_layers=4)
     config = ControllerConfig.from_preset("enas-official-cifar-macro", lstm_size=16, n_aggregate=4)
-    sampler = ENASSampler(space, seed=0, config=config)
+    sampler = ENASSampler(space, seed=0, config=config, rule="reinforce")
     study = optuna.create_study(sampler=sampler, direction="maximize")
 
     def objective(trial: optuna.Trial) -> float:

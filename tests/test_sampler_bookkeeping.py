@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -32,6 +33,7 @@ from optuna_enas import RNNCellSpace
 from optuna_enas import suggest_architecture
 from optuna_enas.cli import main
 from optuna_enas.data import load_digits_dataset
+from optuna_enas.sampler import EliteConfig
 from optuna_enas.training._evaluator import SupernetEvaluator
 
 
@@ -39,6 +41,13 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 SPACE = RNNCellSpace(n_nodes=4)
 FAST = ControllerConfig(lstm_size=16, n_aggregate=1, learning_rate=0.05)
+# The generic bookkeeping holds under both rules; "elite" refits from the second trial on.
+RULES = {"reinforce": "reinforce", "elite": EliteConfig(n_startup_trials=1)}
+
+
+def _fast(rule: str, seed: int, **kwargs: Any) -> ENASSampler:
+    """``ENASSampler(SPACE, config=FAST)`` under the rule named ``rule`` (see :data:`RULES`)."""
+    return ENASSampler(SPACE, seed=seed, config=FAST, rule=RULES[rule], **kwargs)  # type: ignore[arg-type]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -70,10 +79,13 @@ def _pruning_objective(trial: optuna.Trial) -> float:
     return value
 
 
+@pytest.mark.parametrize("rule", sorted(RULES))
 @pytest.mark.parametrize("policy", ["last_value", "ignore"])
-def test_pruned_trials_are_replayed_as_they_were_learned(policy: str, tmp_path: Path) -> None:
+def test_pruned_trials_are_replayed_as_they_were_learned(
+    policy: str, rule: str, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path}/p.db"
-    live = ENASSampler(SPACE, seed=0, config=FAST, pruned_trial_policy=policy)  # type: ignore[arg-type]
+    live = _fast(rule, 0, pruned_trial_policy=policy)
     study = optuna.create_study(
         storage=url, study_name="p", sampler=live, direction="maximize",
         pruner=optuna.pruners.NopPruner(),
@@ -88,7 +100,7 @@ def test_pruned_trials_are_replayed_as_they_were_learned(policy: str, tmp_path: 
             assert by_trial[n]["reward"] == study.trials[n].intermediate_values[0]
     else:
         assert _consumed(live) == [0, 2, 3, 5, 6]
-    replay = ENASSampler(SPACE, seed=0, config=FAST, pruned_trial_policy=policy)  # type: ignore[arg-type]
+    replay = _fast(rule, 0, pruned_trial_policy=policy)
     replay.sync(optuna.load_study(study_name="p", storage=url, sampler=replay))
     assert _consumed(replay) == _consumed(live)
     assert [h["reward"] for h in replay.history] == [h["reward"] for h in live.history]
@@ -96,14 +108,17 @@ def test_pruned_trials_are_replayed_as_they_were_learned(policy: str, tmp_path: 
 
 
 # -- learn_from_other_trials=False ---------------------------------------------------------------
-def test_learn_from_other_trials_false_learns_only_its_own_trials(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_learn_from_other_trials_false_learns_only_its_own_trials(
+    rule: str, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path}/o.db"
-    other = ENASSampler(SPACE, seed=1, config=FAST)
+    other = _fast(rule, 1)
     optuna.create_study(storage=url, study_name="o", sampler=other, direction="maximize").optimize(
         relu_count, n_trials=3
     )
-    loner = ENASSampler(SPACE, seed=0, config=FAST, learn_from_other_trials=False)
-    social = ENASSampler(SPACE, seed=0, config=FAST)
+    loner = _fast(rule, 0, learn_from_other_trials=False)
+    social = _fast(rule, 0)
     for sampler in (loner, social):
         study = optuna.load_study(study_name="o", storage=url, sampler=sampler)
         study.optimize(relu_count, n_trials=2)
@@ -114,15 +129,18 @@ def test_learn_from_other_trials_false_learns_only_its_own_trials(tmp_path: Path
 
 
 # -- RUNNING and WAITING trials ----------------------------------------------------------------
-def test_running_and_waiting_trials_are_consumed_only_once_finished(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_running_and_waiting_trials_are_consumed_only_once_finished(
+    rule: str, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path}/r.db"
-    worker = ENASSampler(SPACE, seed=1, config=FAST)
+    worker = _fast(rule, 1)
     study = optuna.create_study(storage=url, study_name="r", sampler=worker, direction="maximize")
     study.optimize(relu_count, n_trials=2)
     running = study.ask()  # another worker's trial in progress
     value = relu_count(running)
     study.enqueue_trial({"node0_act": "relu"})  # WAITING
-    observer = ENASSampler(SPACE, seed=0, config=FAST)
+    observer = _fast(rule, 0)
     view = optuna.load_study(study_name="r", storage=url, sampler=observer)
     observer.sync(view)
     states = [t.state for t in view.trials]
@@ -143,7 +161,7 @@ def test_baseline_follows_the_documented_moving_average(tmp_path: Path) -> None:
     config = ControllerConfig(
         lstm_size=16, n_aggregate=1, advantage="baseline", baseline_decay=d, entropy_weight=w
     )
-    sampler = ENASSampler(SPACE, seed=0, config=config)
+    sampler = ENASSampler(SPACE, seed=0, config=config, rule="reinforce")
     study = optuna.create_study(sampler=sampler, direction="maximize")
     study.optimize(relu_count, n_trials=6)
     b: float | None = None
@@ -166,14 +184,16 @@ def test_off_policy_trials_are_weighted_with_the_clipped_importance_weight(
     (pi/mu is of order 1) would move every parameter by about the learning rate."""
     url = f"sqlite:///{tmp_path}/iw.db"
     lr = 0.05
-    other = ENASSampler(SPACE, seed=1, config=ControllerConfig(lstm_size=16, n_aggregate=1))
+    other = ENASSampler(
+        SPACE, seed=1, config=ControllerConfig(lstm_size=16, n_aggregate=1), rule="reinforce"
+    )
     optuna.create_study(
         storage=url, study_name="iw", sampler=other, direction="maximize"
     ).optimize(relu_count, n_trials=6)
     clipped = ControllerConfig(
         lstm_size=16, n_aggregate=1, learning_rate=lr, importance_weight_clip=1e-12
     )
-    learner = ENASSampler(SPACE, seed=0, config=clipped)
+    learner = ENASSampler(SPACE, seed=0, config=clipped, rule="reinforce")
     before = _state(learner)
     learner.sync(optuna.load_study(study_name="iw", storage=url, sampler=learner))
     assert _consumed(learner) == list(range(6))
@@ -184,13 +204,14 @@ def test_off_policy_trials_are_weighted_with_the_clipped_importance_weight(
 
 # -- actual params, not the sampled ones -------------------------------------------------------
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_controller_learns_the_actual_params_of_a_partial_fixed_trial() -> None:
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_controller_learns_the_actual_params_of_a_partial_fixed_trial(rule: str) -> None:
     """PartialFixedSampler overrides node0_act after the controller sampled it. Two runs that
     differ only in the fixed value sample the same architectures until the first update; if the
     controller learned the sampled actions both would stay identical."""
     states = []
     for fixed in ("tanh", "relu"):
-        sampler = ENASSampler(SPACE, seed=0, config=FAST)
+        sampler = _fast(rule, 0)
         partial = optuna.samplers.PartialFixedSampler({"node0_act": fixed}, sampler)
         study = optuna.create_study(sampler=partial, direction="maximize")
 
@@ -228,7 +249,7 @@ def test_enas_sampler_on_macro_space_pulls_skip_probabilities_to_the_target() ->
             skip_weight=skip_weight,
             baseline_init=None,  # starts at the first reward: a constant objective gives 0
         )
-        sampler = ENASSampler(space, seed=0, config=config)
+        sampler = ENASSampler(space, seed=0, config=config, rule="reinforce")
         start = skip_probability(sampler)
         study = optuna.create_study(sampler=sampler, direction="maximize")
         study.optimize(lambda t: (suggest_architecture(t, space), 0.5)[1], n_trials=8)
