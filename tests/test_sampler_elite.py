@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from optuna_enas.sampler import ControllerConfig
 from optuna_enas.sampler import EliteConfig
 from optuna_enas.sampler import ENASSampler
+from optuna_enas.sampler import _sampler as sampler_module
 from optuna_enas.sampler import weighted_sum_reward
 from optuna_enas.spaces import Decision
 from optuna_enas.spaces import SearchSpace
@@ -293,6 +294,27 @@ def test_rule_names_and_presets() -> None:
     assert ENASSampler(rule="reinforce").elite_config is None
     with pytest.raises(ValueError, match="rule must be one of"):
         ENASSampler(rule="cem")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("default", ["elite", "reinforce"])
+def test_rule_none_is_the_default_rule_only_with_the_default_config(
+    default: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sampler_module, "DEFAULT_RULE", default)
+    for kept in ({}, {"config": "default"}, {"config": ControllerConfig()}):
+        assert ENASSampler(**kept).rule == default
+    # REINFORCE's knobs given (an ENAS preset, by name or as the CLI builds it; any other
+    # ControllerConfig): "reinforce", so the knobs are used.
+    for given in (
+        {"preset": "enas-official-ptb"},
+        {"config": "enas-official-cifar-micro"},
+        {"config": ControllerConfig.from_preset("enas-official-ptb", learning_rate=3e-3)},
+        {"config": ControllerConfig.from_preset("default", learning_rate=3e-3)},
+        {"config": SMALL},
+    ):
+        assert ENASSampler(**given).rule == "reinforce"
+    assert ENASSampler(config=SMALL, rule="elite").rule == "elite"
+    assert ENASSampler(preset="enas-paper-ptb", rule="elite").rule == "elite"
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,8 @@ _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RULES = ("elite", "reinforce")
 """The learning rules, by name (see :class:`ENASSampler`'s ``rule``)."""
 DEFAULT_RULE = "reinforce"
-"""The rule of ``ENASSampler()`` (an ENAS preset always gets ``"reinforce"``)."""
+"""The rule of ``ENASSampler()`` with the default controller config (given any other ``config``
+or ``preset``, an ENAS preset included, ``rule=None`` is ``"reinforce"``)."""
 
 
 class ENASSampler(BaseSampler):
@@ -120,8 +121,11 @@ class ENASSampler(BaseSampler):
             :class:`EliteConfig`: maximum likelihood on the best trials of the whole history,
             candidates screened TPE-style, no architecture evaluated twice (see
             ``optuna_enas.sampler._elite``); the controller's shape still comes from
-            ``config``, its REINFORCE knobs are unused. ``None``: :data:`DEFAULT_RULE`, or
-            ``"reinforce"`` with an ENAS preset.
+            ``config``, its REINFORCE knobs are unused. ``None``: :data:`DEFAULT_RULE` when
+            ``config`` and ``preset`` are left at the default; ``"reinforce"`` when either is
+            given (an ENAS preset, the CLI's ``--preset`` or ``--controller-lr``, any other
+            :class:`ControllerConfig`), so that its REINFORCE knobs are used, not silently
+            ignored. For your own controller shape under the elite rule pass ``rule="elite"``.
     """
 
     def __init__(
@@ -173,8 +177,7 @@ class ENASSampler(BaseSampler):
         if isinstance(rule, EliteConfig):
             elite = rule
         elif rule is None:
-            enas_preset = isinstance(config, str) and config != "default"
-            if DEFAULT_RULE == "elite" and not enas_preset:
+            if DEFAULT_RULE == "elite" and _is_default_config(config):
                 elite = EliteConfig()
         elif rule == "elite":
             elite = EliteConfig()
@@ -633,6 +636,13 @@ def _study_key(storage: BaseStorage, study_id: int, study_name: str) -> _StudyKe
         if isinstance(path, str):
             return ("journal", os.path.abspath(path), study_id, study_name)
     return ("object", str(id(storage)), study_id, study_name)
+
+
+def _is_default_config(config: object) -> bool:
+    """Whether ``config`` is the default: ``None``, ``"default"`` or ``ControllerConfig()``."""
+    if config is None or (isinstance(config, str) and config == "default"):
+        return True
+    return isinstance(config, ControllerConfig) and config == ControllerConfig()
 
 
 def _is_training_phase(trial: FrozenTrial) -> bool:
