@@ -19,7 +19,7 @@ choice modules, the same ones that :meth:`Supernet.activate` routes discretely.
   initialised to 1 as the official code (XinbangZhang/DSO-NAS ``Cifar/train_search.py``
   ``init_param``); the mixing weights are the factors themselves, so a factor at exactly 0
   removes its candidate. The factors are meant to be trained with the L1-penalised APG
-  (:class:`~optuna_enas.oneshot.APG`). Derived architecture: the choice with the largest
+  (:class:`~optuna_enas.oneshot._apg.APG`). Derived architecture: the choice with the largest
   ``|lambda|`` per decision; an any-subset input is kept iff its factor is non-zero (as the
   built-in macro supernet's skips).
 

@@ -519,7 +519,7 @@ class ModelDARTS(_ModelOneShot):
     ``cnn/train_search.py``: first order uses ``grad_alpha`` of the loss on an architecture
     batch (the paper's ``xi = 0``); ``order=2`` the unrolled hypergradient with the
     finite-difference Hessian-vector product
-    (:func:`~optuna_enas.oneshot.darts_hypergradient`; the unrolled step is SGD with the
+    (:func:`~optuna_enas.oneshot._darts.darts_hypergradient`; the unrolled step is SGD with the
     weight optimizer's lr, momentum buffer and weight decay, exact for the default SGD, an
     approximation for other optimizers). Defaults: the official CNN search
     (:data:`~optuna_enas.oneshot._darts.DARTS_CNN`).
@@ -738,7 +738,7 @@ class ModelDSONAS(_ModelOneShot):
     DSONASRelaxation`). The search trains the weights alone for ``warmup_fraction`` of the
     weight steps (lambda fixed), then alternates a weight step and a ``lambda`` step that
     minimises ``loss + gamma * sum |lambda|`` with the modified APG
-    (:class:`~optuna_enas.oneshot.APG`: soft-thresholding makes exact zeros; clamped at 0 as
+    (:class:`~optuna_enas.oneshot._apg.APG`: soft-thresholding makes exact zeros; clamped at 0 as
     the official ``APGNAG``); every ``prune_every`` epochs of the joint phase the zeros are
     frozen for good. The derived architecture takes the largest ``|lambda|`` per decision;
     its trial value is the discrete path's metric (the factors' scale is not part of it: the

@@ -210,6 +210,6 @@ class MacroSupernet(CNNSupernet):
 
 def upgrade_macro_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A :class:`MacroSupernet` state dict of the layout before the choice primitives (also the
-    names :class:`~optuna_enas.oneshot.RelaxedMacroSupernet` shares) under the current names;
-    a current one passes unchanged."""
+    names :class:`~optuna_enas.oneshot._relaxed_cnn.RelaxedMacroSupernet` shares) under the
+    current names; a current one passes unchanged."""
     return MacroSupernet.upgrade_state_dict(state_dict)

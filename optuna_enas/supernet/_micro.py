@@ -301,6 +301,6 @@ class MicroSupernet(CNNSupernet):
 
 def upgrade_micro_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A :class:`MicroSupernet` state dict of the layout before the choice primitives (also the
-    names :class:`~optuna_enas.oneshot.RelaxedMicroSupernet` shares) under the current names;
-    a current one passes unchanged."""
+    names :class:`~optuna_enas.oneshot._relaxed_cnn.RelaxedMicroSupernet` shares) under the
+    current names; a current one passes unchanged."""
     return MicroSupernet.upgrade_state_dict(state_dict)

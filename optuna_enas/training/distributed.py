@@ -21,7 +21,7 @@ Example (``torchrun --nproc-per-node 2 search.py``):
         from optuna_enas.training.distributed import make_distributed_objective
         from optuna_enas.training.distributed import run_follower
         from optuna_enas.training.distributed import shard_training_data
-        from optuna_enas.training._evaluator import SupernetEvaluator
+        from optuna_enas import SupernetEvaluator
         from optuna_enas.data import load_corpus
 
         dist.init_process_group("gloo")
