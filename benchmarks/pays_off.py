@@ -17,11 +17,17 @@ search + derive + the final retrain, ``time.process_time``):
   (issue #20's rule measured inside a weight-sharing search); their final candidates are the
   best distinct trials, as for Random and TPE (the rule learns from the history, not a policy
   gradient).
+- ``darts-ws`` / ``dsonas-ws``: the one-shot searchers DARTS (first order, Liu et al. 2019) and
+  DSO-NAS (Zhang et al. 2019), run by ``benchmarks/end_to_end.py``'s ``run_oneshot`` with its
+  settings (§7.5 of BENCHMARKS.md): ``B`` weight steps cut into ``--oneshot-epochs`` epochs,
+  each weight step with its architecture step, the ground truth's weight optimizer; their
+  final architecture is the last derived one (no candidate re-scoring, so no derive cost).
 
-Each derives its final architecture as ``benchmarks/end_to_end.py`` does (``--candidates``
-re-scored on the whole validation slice with the final weights: ENAS samples of its policy,
-the others their best distinct trials), retrains it with exactly the ground-truth protocol and
-places it as a percentile of the table (100 = better than all 200).
+Each sampler method derives its final architecture as ``benchmarks/end_to_end.py`` does
+(``--candidates`` re-scored on the whole validation slice with the final weights: ENAS samples
+of its policy, the others their best distinct trials). Every method retrains its final
+architecture with exactly the ground-truth protocol and places it as a percentile of the
+table (100 = better than all 200).
 
 From-scratch methods (simulated by table lookup, so hundreds of seeds cost nothing; cost = the
 table's recorded CPU-seconds of every architecture trained):
@@ -37,12 +43,14 @@ table value, and that same value places it (no retraining noise); the weight-sha
 are placed by an independent retrain. The from-scratch curves are therefore an upper bound.
 
 Results are appended to ``--runs`` (JSON lines) as each run finishes; a rerun skips finished
-(method, budget, seed) runs. ``--summarize`` writes the table, Mann-Whitney U verdicts and an
+(method, budget, seed) runs. ``summarize`` writes the table, Mann-Whitney U verdicts and an
 SVG plot from whatever has finished.
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/pays_off.py scratch --seeds 100
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/pays_off.py ws --methods spos-enas \\
         random-ws enas-ws --budgets 300 1000 3000 --seeds 0 1 2
+    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/pays_off.py ws --methods darts-ws \\
+        dsonas-ws --budgets 1000 --seeds 0 1 2 3 4
     python benchmarks/pays_off.py summarize
 """
 
@@ -73,7 +81,17 @@ from benchmarks.ground_truth import make_space  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "pays_off_rnn_runs.jsonl"
-WS_METHODS = ("enas-ws", "random-ws", "tpe-ws", "spos-enas", "fair-enas", "elite-ws", "fair-elite")
+ONESHOT_METHODS = {"darts-ws": "darts", "dsonas-ws": "dsonas"}  # -> end_to_end.py's names
+WS_METHODS = (
+    "enas-ws",
+    "random-ws",
+    "tpe-ws",
+    "spos-enas",
+    "fair-enas",
+    "elite-ws",
+    "fair-elite",
+    *ONESHOT_METHODS,
+)
 SCRATCH_METHODS = ("random-scratch", "tpe-scratch", "nasrl-scratch")
 SCRATCH_TRIALS = (1, 2, 3, 5, 10, 20, 50)
 
@@ -183,6 +201,8 @@ def ws_run(
     from optuna_enas import derive
 
     config, space = table["config"], table["space"]
+    if method in ONESHOT_METHODS:
+        return oneshot_run(method, budget, seed, table, data, args)
     c0 = time.process_time()
     kwargs: dict[str, Any] = {}
     if method in ("spos-enas", "fair-enas", "fair-elite"):
@@ -230,6 +250,47 @@ def ws_run(
         "shared_weight_value": float(best.value),
         "final_value": retrained,
         "percentile": percentile(table["values"], retrained),
+    }
+
+
+def oneshot_run(
+    method: str, budget: int, seed: int, table: dict[str, Any], data: Any, args: argparse.Namespace
+) -> dict[str, Any]:
+    """DARTS / DSO-NAS with ``budget`` weight steps; the last derived architecture, retrained."""
+    from benchmarks.end_to_end import run_oneshot
+    from benchmarks.ground_truth import make_evaluator
+
+    config, space = table["config"], table["space"]
+    c0 = time.process_time()
+    arch, shared_value, info = run_oneshot(
+        ONESHOT_METHODS[method],
+        seed,
+        config=config,
+        space=space,
+        data=data,
+        n_steps=budget,
+        n_epochs=args.oneshot_epochs,
+    )
+    search_cpu = time.process_time() - c0
+    retrained = float(make_evaluator(config, space, data)(FixedTrial(arch.to_params(), 0)))
+    return {
+        "method": method,
+        "budget": budget,
+        "budget_unit": "shared steps",
+        "seed": seed,
+        "trials": info["epochs"],
+        "shared_steps": budget,
+        "cpu_s": time.process_time() - c0,
+        "search_cpu_s": search_cpu,
+        "derive_cpu_s": 0.0,
+        "architecture": space.describe(arch),
+        "shared_weight_value": shared_value,
+        "final_value": retrained,
+        "percentile": percentile(table["values"], retrained),
+        "final_entropy": info["final_entropy"],
+        "final_sparsity": info["final_sparsity"],
+        "param_free_share": info["param_free_share"],
+        "stopped_early": info["stopped_early"],
     }
 
 
@@ -335,6 +396,8 @@ _COLORS = {
     "fair-enas": "#17becf",
     "elite-ws": "#e377c2",
     "fair-elite": "#8c564b",
+    "darts-ws": "#000000",
+    "dsonas-ws": "#393b79",
     "random-scratch": "#2ca02c",
     "tpe-scratch": "#bcbd22",
     "nasrl-scratch": "#ff7f0e",
@@ -426,6 +489,9 @@ def main() -> None:
     ws.add_argument("--seeds", dest="seed_list", type=int, nargs="+", default=[0, 1, 2])
     ws.add_argument("--frozen-trials", type=int, default=300, help="two-stage search trials")
     ws.add_argument("--candidates", type=int, default=20)
+    ws.add_argument(
+        "--oneshot-epochs", type=int, default=10, help="epochs of darts-ws / dsonas-ws (§7.5)"
+    )
     sub.add_parser("summarize", help="table, verdicts and SVG of the finished runs")
     for p in (sc, ws, *sub.choices.values()):
         if not any(a.dest == "runs" for a in p._actions):
