@@ -88,7 +88,9 @@ def wait_for_finished(study: optuna.Study, n: int, timeout: float) -> int:
 # -- commands --------------------------------------------------------------------------------
 def toy(args: dict[str, Any]) -> None:
     """Run ``n_trials`` trials, wait until the study has ``n_total`` finished ones, sync."""
-    sampler = ENASSampler(SPACE, seed=args["worker"], config=CONFIG)
+    sampler = ENASSampler(
+        SPACE, seed=args["worker"], config=CONFIG, rule=args.get("rule", "reinforce")
+    )
     study = optuna.load_study(
         study_name=args["study"], storage=make_storage(args["storage"]), sampler=sampler
     )

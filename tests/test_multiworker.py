@@ -34,6 +34,7 @@ def _run_workers(
     n_trials: int,
     tmp_path: Path,
     timeout: float,
+    rule: str = "reinforce",
 ) -> tuple[optuna.Study, list[dict[str, Any]]]:
     name = f"multiworker-{uuid.uuid4().hex[:8]}"
     if "journal" in storage:
@@ -53,6 +54,7 @@ def _run_workers(
                 "n_total": n_total,
                 "out": str(tmp_path / f"worker{w}.json"),
                 "barrier_timeout": timeout,
+                "rule": rule,
             },
             log=tmp_path / f"worker{w}.log",
         )
@@ -104,8 +106,9 @@ def test_four_workers_on_postgres_lose_nothing_and_all_learn_everything(
     assert last > 2.0, last
 
 
+@pytest.mark.parametrize("rule", ["reinforce", "elite"])
 def test_journal_file_storage_workers_lose_nothing_and_all_learn_everything(
-    tmp_path: Path,
+    rule: str, tmp_path: Path
 ) -> None:
     n_workers, n_trials = 3, 40
     study, reports = _run_workers(
@@ -114,10 +117,16 @@ def test_journal_file_storage_workers_lose_nothing_and_all_learn_everything(
         n_trials=n_trials,
         tmp_path=tmp_path,
         timeout=180.0,
+        rule=rule,
     )
     n_total = n_workers * n_trials
     _assert_nothing_lost(study, reports, n_total)
     values = np.array([t.value for t in sorted(study.trials, key=lambda t: t.number)])
     first, last = float(values[:40].mean()), float(values[-40:].mean())
-    # 40-trial means under random search: standard deviation 0.14, difference 0.19.
-    assert last > first + 0.6, (first, last)
+    # 40-trial means under random search: mean 1, standard deviation 0.14, difference 0.19.
+    if rule == "reinforce":
+        assert last > first + 0.6, (first, last)
+    else:
+        # The elite rule never asks for an architecture twice, so its later trials cannot all
+        # score 4 (6 of the 1536 cells do) and its first 40 are already good: no gain test.
+        assert last > 2.0, (first, last)
