@@ -1,4 +1,4 @@
-"""ENASSampler: an LSTM controller trained with REINFORCE, as an Optuna sampler."""
+"""ENASSampler: an LSTM controller that learns from each trial, as an Optuna sampler."""
 
 from __future__ import annotations
 
@@ -54,9 +54,11 @@ _logger = logging.getLogger(__name__)
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RULES = ("elite", "reinforce")
 """The learning rules, by name (see :class:`ENASSampler`'s ``rule``)."""
-DEFAULT_RULE = "reinforce"
+DEFAULT_RULE = "elite"
 """The rule of ``ENASSampler()`` with the default controller config (given any other ``config``
-or ``preset``, an ENAS preset included, ``rule=None`` is ``"reinforce"``)."""
+or ``preset``, an ENAS preset included, ``rule=None`` is ``"reinforce"``). The evidence for
+``"elite"`` (held-out seeds, against TPE, Random and REINFORCE): BENCHMARKS.md, "Sampler
+quality: the elite rule"."""
 
 
 class ENASSampler(BaseSampler):
@@ -64,18 +66,22 @@ class ENASSampler(BaseSampler):
 
     At the first suggest of a trial the controller samples the whole architecture; every
     ``suggest_categorical`` of a decision is answered from it. Other parameters (a learning
-    rate, say) go to ``independent_sampler``. After the trial the reward feeds a policy-gradient
-    update (see :class:`ControllerConfig` for the knobs and their sources).
+    rate, say) go to ``independent_sampler``. After the trial the controller learns from the
+    reward by its ``rule``.
 
-    The default controller is ours, tuned for Optuna budgets: rank-based advantages (any
-    increasing transformation of the objective gives the same search), Adam at 0.01, one update
-    per 10 trials. ``preset="enas-official-ptb"`` (or ``-cifar-macro``, ``-cifar-micro``,
-    ``enas-paper-ptb``) gives ENAS's exact REINFORCE.
+    The default rule, ``"elite"`` (:data:`DEFAULT_RULE`): after each trial the controller is
+    refit by maximum likelihood on the best trials of the whole history, candidates are
+    screened TPE-style and no architecture is evaluated twice (:class:`EliteConfig`;
+    BENCHMARKS.md, "Sampler quality: the elite rule", for where it stands against TPE and
+    REINFORCE).
 
-    ``rule="elite"`` learns differently: after each trial the controller is refit by maximum
-    likelihood on the best trials of the whole history, candidates are screened TPE-style and
-    no architecture is evaluated twice (:class:`EliteConfig`; BENCHMARKS.md, "Sampler quality:
-    the elite rule", for where it stands against TPE and REINFORCE).
+    ``rule="reinforce"`` is ENAS's rule, a policy-gradient update (see :class:`ControllerConfig`
+    for the knobs and their sources). Its default controller is ours, tuned for Optuna budgets:
+    rank-based advantages (any increasing transformation of the objective gives the same
+    search), Adam at 0.01, one update per 10 trials. ``preset="enas-official-ptb"`` (or
+    ``-cifar-macro``, ``-cifar-micro``, ``enas-paper-ptb``) gives ENAS's exact REINFORCE; a
+    preset, or any ``config`` other than the default, means ``"reinforce"`` unless ``rule``
+    says otherwise.
 
     Where the controller's state lives: nowhere but in the study. Each trial stores the
     sampling policy's fingerprint and log-probabilities under the system attr ``enas:sample``.
@@ -84,9 +90,10 @@ class ENASSampler(BaseSampler):
     same controller bit for bit (on CPU, with the same torch build and
     ``torch.get_num_threads()``: the backward pass sums in a thread-dependent order), and
     with several processes on one RDB or journal storage each sampler also learns from the
-    others' trials, with a clipped importance weight. What it has consumed is keyed by the
-    storage's location (database URL, journal file) or, for other storages, the storage object,
-    together with the study's id and name, so one sampler can serve studies in several storages.
+    others' trials (REINFORCE: with a clipped importance weight). What it has consumed is keyed
+    by the storage's location (database URL, journal file) or, for other storages, the storage
+    object, together with the study's id and name, so one sampler can serve studies in several
+    storages.
 
     Trials whose user attr ``enas:phase`` is ``"train"`` (the evaluator trained shared weights
     with them) are sampled as usual but never learned from.
@@ -116,16 +123,17 @@ class ENASSampler(BaseSampler):
             processes, earlier sessions). With ``False`` only this object's trials count.
         record_stats: Write reward, baseline, advantage and entropy to each trial's system attr
             ``enas:stats`` (one storage write per trial).
-        rule: How the controller learns. ``"reinforce"``: the policy gradient of
-            :class:`ControllerConfig` (ENAS's rule; the presets are exact). ``"elite"`` or an
+        rule: How the controller learns. ``"elite"`` (the default) or an
             :class:`EliteConfig`: maximum likelihood on the best trials of the whole history,
             candidates screened TPE-style, no architecture evaluated twice (see
             ``optuna_enas.sampler._elite``); the controller's shape still comes from
-            ``config``, its REINFORCE knobs are unused. ``None``: :data:`DEFAULT_RULE` when
-            ``config`` and ``preset`` are left at the default; ``"reinforce"`` when either is
-            given (an ENAS preset, the CLI's ``--preset`` or ``--controller-lr``, any other
-            :class:`ControllerConfig`), so that its REINFORCE knobs are used, not silently
-            ignored. For your own controller shape under the elite rule pass ``rule="elite"``.
+            ``config``, its REINFORCE knobs are unused. ``"reinforce"``: the policy gradient of
+            :class:`ControllerConfig` (ENAS's rule; the presets are exact). ``None``:
+            :data:`DEFAULT_RULE` when ``config`` and ``preset`` are left at the default;
+            ``"reinforce"`` when either is given (an ENAS preset, the CLI's ``--preset`` or
+            ``--controller-lr``, any other :class:`ControllerConfig`), so that its REINFORCE
+            knobs are used, not silently ignored. For your own controller shape under the
+            elite rule pass ``rule="elite"``.
     """
 
     def __init__(
