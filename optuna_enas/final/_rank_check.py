@@ -277,7 +277,7 @@ def rank_check(
             :class:`~optuna_enas.StandaloneEvaluator` with the evaluator's data, ``training``,
             ``n_epochs`` and ``n_steps_per_epoch``, seeded from ``seed``.
         training: The from-scratch training settings
-            (:class:`~optuna_enas.training._config.TrainingConfig`) when ``standalone`` is
+            (:class:`~optuna_enas.TrainingConfig`) when ``standalone`` is
             ``None``; ``None``: the evaluator's (``evaluator.training``: its supernet size,
             batch size, BPTT, optimizer settings and device). Not with ``standalone``.
         storage: Optuna storage of the run (URL or object); ``None`` keeps it in memory (not

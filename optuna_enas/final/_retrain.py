@@ -79,7 +79,7 @@ def retrain(
         n_epochs: Training epochs.
         n_steps_per_epoch: Minibatches per epoch; ``None``: one pass over the training data.
         training: The training settings as one
-            :class:`~optuna_enas.training._config.TrainingConfig` (e.g. a search evaluator's
+            :class:`~optuna_enas.TrainingConfig` (e.g. a search evaluator's
             ``evaluator.training``; defaults as the evaluators). The flat keywords
             ``supernet_kwargs``, ``batch_size``, ``bptt``, ``lr``, ``grad_clip``, ``momentum``,
             ``weight_decay`` and ``device`` are shorthands for its fields; giving one that

@@ -268,7 +268,7 @@ class DARTS(OneShotSearcher):
             Hessian-vector product).
         seed: Seeds everything (initialisation, shuffling, dropout); ``None``: fresh.
         training: The training settings shared with the evaluators (supernet size, minibatch,
-            weight SGD, device) as one :class:`~optuna_enas.training._config.TrainingConfig`;
+            weight SGD, device) as one :class:`~optuna_enas.TrainingConfig`;
             a field left ``None`` takes the official DARTS value of the space's kind. The flat
             keywords ``supernet_kwargs``, ``batch_size``, ``bptt``, ``lr``, ``grad_clip``,
             ``momentum``, ``weight_decay`` and ``device`` are shorthands for its fields; giving

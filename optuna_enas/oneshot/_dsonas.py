@@ -162,7 +162,7 @@ class DSONAS(OneShotSearcher):
         data: Its data (``None``: the embedded default).
         seed: Seeds everything; ``None``: fresh.
         training: The training settings shared with the evaluators as one
-            :class:`~optuna_enas.training._config.TrainingConfig`; a field left ``None`` takes
+            :class:`~optuna_enas.TrainingConfig`; a field left ``None`` takes
             the DSO-NAS value of the space's kind. The flat keywords ``supernet_kwargs``,
             ``batch_size``, ``bptt``, ``lr``, ``grad_clip``, ``momentum``, ``weight_decay`` and
             ``device`` are shorthands for its fields; giving one that ``training`` also sets

@@ -215,7 +215,7 @@ class OneShotSearcher:
 
     Subclasses set :attr:`method`, build the optimisers and implement :meth:`_train_step` and
     :meth:`_weight_lr`. They fold their flat training keywords and ``training=`` into one
-    :class:`~optuna_enas.training._config.TrainingConfig` (their defaults filled in: the
+    :class:`~optuna_enas.TrainingConfig` (their defaults filled in: the
     ``batch_size`` at least) and pass only that here; its optimizer fields are theirs to read.
     """
 

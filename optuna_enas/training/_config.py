@@ -76,7 +76,7 @@ class TrainingConfig:
 
             import dataclasses
             from optuna_enas import MicroSpace, StandaloneEvaluator, SupernetEvaluator
-            from optuna_enas.training._config import TrainingConfig
+            from optuna_enas import TrainingConfig
 
             training = TrainingConfig(supernet_kwargs={"n_filters": 8}, batch_size=32)
             space = MicroSpace(n_nodes=2)

@@ -155,7 +155,7 @@ class SupernetEvaluator:
         data: A :class:`~optuna_enas.data.Corpus` (RNN) or :class:`~optuna_enas.data.ImageData`
             (CNN). ``None``: the synthetic corpus (RNN) or scikit-learn's digits (CNN).
         training: The training settings (supernet size, minibatch, SGD, device) as one
-            :class:`~optuna_enas.training._config.TrainingConfig`, shared with
+            :class:`~optuna_enas.TrainingConfig`, shared with
             :class:`StandaloneEvaluator`, ``retrain`` and the one-shot searchers. The flat
             keywords ``supernet_kwargs``, ``batch_size``, ``bptt``, ``lr``, ``grad_clip``,
             ``momentum``, ``weight_decay`` and ``device`` are shorthands for its fields; giving
@@ -731,7 +731,7 @@ class StandaloneEvaluator:
         space: An RNN, macro or micro ENAS space.
         data: A Corpus (RNN) or ImageData (CNN); ``None``: the embedded defaults.
         training: The training settings as one
-            :class:`~optuna_enas.training._config.TrainingConfig` (defaults as
+            :class:`~optuna_enas.TrainingConfig` (defaults as
             :class:`SupernetEvaluator`). The flat keywords ``supernet_kwargs``, ``batch_size``,
             ``bptt``, ``lr``, ``grad_clip``, ``momentum``, ``weight_decay`` and ``device`` are
             shorthands for its fields; giving one that ``training`` also sets raises

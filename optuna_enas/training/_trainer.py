@@ -1,7 +1,7 @@
 """The trainer: a supernet, its SGD optimizer and a task, and training one child from scratch.
 
 :meth:`TrainingSetup.from_config` resolves the training settings that both evaluators and
-``retrain`` take (a :class:`~optuna_enas.training._config.TrainingConfig`), once, into a
+``retrain`` take (a :class:`~optuna_enas.TrainingConfig`), once, into a
 :class:`TrainingSetup`; :class:`Trainer` holds the state they share;
 :func:`train_from_scratch` is the standalone (NAS-RL) training of one architecture.
 
