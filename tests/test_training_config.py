@@ -203,7 +203,9 @@ def test_every_trainer_refuses_a_field_given_twice(
 def test_resolution_fills_the_enas_defaults_as_the_flat_resolver(
     corpus: Corpus, space: RNNCellSpace
 ) -> None:
-    setup = TrainingConfig(supernet_kwargs=_KW, device="cpu").resolve(space, corpus)
+    setup = TrainingSetup.from_config(
+        space, corpus, TrainingConfig(supernet_kwargs=_KW, device="cpu")
+    )
     assert isinstance(setup, TrainingSetup)
     assert (setup.batch_size, setup.bptt, setup.optim) == (64, 35, DEFAULTS["rnn"])
     flat = resolve_training(

@@ -182,14 +182,6 @@ class TrainingConfig:
         value = getattr(self, name)
         return bool(value) if name == "supernet_kwargs" else value is not None
 
-    def resolve(self, space: Any, data: Any = None) -> Any:
-        """The :class:`~optuna_enas.training._trainer.TrainingSetup` of ``space`` and ``data``
-        with the ENAS defaults filled in (what the evaluators and ``retrain`` train with).
-        Imports torch."""
-        from optuna_enas.training._trainer import TrainingSetup
-
-        return TrainingSetup.from_config(space, data, self)
-
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainingConfig))
 """The field names, i.e. the flat keywords that are shorthands for ``training=``."""
