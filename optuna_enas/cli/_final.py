@@ -92,7 +92,10 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     config, space, evaluator = _trained_evaluator(study, args.checkpoint, args.device)
     source: Any
     if config["sampler"] == "enas":
-        sampler = ENASSampler(space, seed=int(config["seed"]))
+        # the rule the search learned with (studies from before --rule: REINFORCE)
+        sampler = ENASSampler(
+            space, seed=int(config["seed"]), rule=config.get("rule", "reinforce")
+        )
         sampler.sync(study)  # replay the study: the trained controller
         source, how = sampler, "sampled from the trained controller"
     else:

@@ -87,6 +87,14 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--controller-lr", type=float, default=None, help="controller Adam learning rate"
     )
+    c.add_argument(
+        "--rule",
+        choices=("elite", "reinforce"),
+        default=None,
+        help="how the controller learns: 'elite' (refit on the best of the whole history; the "
+        "default) or 'reinforce' (ENAS's policy gradient; always with --preset). A resumed "
+        "study keeps the rule it was created with",
+    )
     g = p.add_argument_group("evaluator (shared-weight supernet; small CPU defaults)")
     g.add_argument("--hidden-size", type=int, default=32, help="rnn: embedding/hidden size (32)")
     g.add_argument("--n-filters", type=int, default=8, help="macro/micro: channels (even; 8)")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import cast
 
 from optuna_enas.cli._errors import PROG
 from optuna_enas.cli._errors import UsageError
@@ -106,8 +107,40 @@ def _controller_config(args: argparse.Namespace) -> Any:
     return ControllerConfig.from_preset(preset or "default", **overrides)
 
 
+def resolve_rule(
+    args: argparse.Namespace, sampler_name: str, controller: Any, old_config: Any
+) -> str | None:
+    """The ENAS controller's learning rule for this run (``None`` for other samplers).
+
+    A study keeps the rule it was created with (studies from before ``--rule`` existed were
+    REINFORCE's); ``--rule`` that disagrees with it is refused. A new study takes ``--rule``,
+    else ``ENASSampler``'s default (the ENAS presets and ``--controller-lr`` mean REINFORCE).
+    """
+    if sampler_name != "enas":
+        return None
+    from optuna_enas.sampler._sampler import DEFAULT_RULE
+
+    given = getattr(args, "rule", None)
+    if isinstance(old_config, dict):
+        stored = str(old_config.get("rule", "reinforce"))
+        if given is not None and given != stored:
+            raise UsageError(
+                f"--rule {given} disagrees with the study, which was created with --rule "
+                f"{stored}; rerun it with --rule {stored} or choose another --study-name."
+            )
+        return stored
+    if given is not None:
+        return str(given)
+    return DEFAULT_RULE if controller is None else "reinforce"
+
+
 def _make_sampler(
-    name: str, space: SearchSpace, seed: int, n_done: int, controller: Any = None
+    name: str,
+    space: SearchSpace,
+    seed: int,
+    n_done: int,
+    controller: Any = None,
+    rule: str | None = None,
 ) -> Any:
     import numpy as np
     import optuna
@@ -122,7 +155,9 @@ def _make_sampler(
 
         ppl = space.name == "rnn" and getattr(controller, "advantage", None) == "baseline"
         reward_fn = perplexity_reward() if ppl else None
-        return ENASSampler(space, seed=seed, config=controller, reward_fn=reward_fn)
+        return ENASSampler(
+            space, seed=seed, config=controller, reward_fn=reward_fn, rule=cast(Any, rule)
+        )
     # Random and TPE draw from one stream per process; a resumed search gets a new stream so
     # it does not repeat the architectures it already tried.
     sub = seed if n_done == 0 else int(np.random.SeedSequence([seed, n_done]).generate_state(1)[0])
@@ -167,6 +202,9 @@ def _run_search(
         "evaluator": evaluator_config,
         "checkpoint": str(checkpoint.resolve()),
     }
+    rule = resolve_rule(args, sampler_name, _controller_config(args), old_config)
+    if rule is not None and not (isinstance(old_config, dict) and "rule" not in old_config):
+        config["rule"] = rule  # not added to a study from before --rule (nothing to compare)
     direction = kind_of(space).direction
     # Check an existing study before anything is written.
     if existing is not None:
@@ -265,7 +303,12 @@ def _run_locked(
         study.set_user_attr(CONFIG_ATTR, config)
     set_metric_name(study, kind_of(space).metric_label)  # dashboard axes: not "Objective 0"
     study.sampler = _make_sampler(
-        sampler_name, space, seed, n_done, controller=_controller_config(args)
+        sampler_name,
+        space,
+        seed,
+        n_done,
+        controller=_controller_config(args),
+        rule=resolve_rule(args, sampler_name, _controller_config(args), config),
     )
     if n_done and resume is None and not quiet:
         print(

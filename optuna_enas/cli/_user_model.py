@@ -271,6 +271,7 @@ def run_model_search(
     from optuna_enas.cli._search import _make_sampler
     from optuna_enas.cli._search import _ProgressLines
     from optuna_enas.cli._search import _reload_after_lock
+    from optuna_enas.cli._search import resolve_rule
     from optuna_enas.dashboard import DashboardCallback
     from optuna_enas.dashboard import set_metric_name
     from optuna_enas.training._model_evaluator import ModelEvaluator
@@ -312,6 +313,9 @@ def run_model_search(
         },
         "checkpoint": str(checkpoint.resolve()),
     }
+    rule = resolve_rule(args, sampler_name, controller, old_config)
+    if rule is not None and not (isinstance(old_config, dict) and "rule" not in old_config):
+        config["rule"] = rule
     n_done = 0 if existing is None else _n_finished_in(storage, existing._study_id)
     if existing is not None and (CONFIG_ATTR in existing.user_attrs or n_done > 0):
         check_same_config(study_name, old_config, config)
@@ -355,7 +359,9 @@ def run_model_search(
         if existing is None or CONFIG_ATTR not in existing.user_attrs:
             study.set_user_attr(CONFIG_ATTR, config)
         set_metric_name(study, evaluator.metric)
-        study.sampler = _make_sampler(sampler_name, space, seed, n_done, controller=controller)
+        study.sampler = _make_sampler(
+            sampler_name, space, seed, n_done, controller=controller, rule=rule
+        )
         remaining = n_trials - n_done
         if not quiet:
             state = f"resuming at {n_done} trials" if n_done else "new study"
