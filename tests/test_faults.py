@@ -73,7 +73,14 @@ def test_killed_worker_is_retried_with_same_architecture_and_restart_resumes(
     )
     survivor = _workers.Worker(
         "fault",
-        fault_args("survivor", 1, tmp_path / "survivor.pt", min_trials=5, deadline=150.0),
+        fault_args(
+            "survivor",
+            1,
+            tmp_path / "survivor.pt",
+            min_trials=5,
+            deadline=150.0,
+            deadline_after=str(marker),
+        ),
         log=tmp_path / "survivor.log",
     )
     try:
