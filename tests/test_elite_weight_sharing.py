@@ -145,9 +145,20 @@ def test_derive_from_an_elite_sampler_rescores_what_it_learned(corpus: Corpus) -
     searched = {_key(t) for t in study.trials}
     drawn = sampler.sample_architectures(40, seed=0)
     assert sum(tuple(sorted(a.to_params().items())) in searched for a in drawn) >= 20
+    # The candidates start with the elite itself: the best finished trials, best first.
+    finished = [t for t in study.trials if t.value is not None]
+    ranked = sorted(finished, key=lambda t: (t.value, t.number))
+    kept = len(sampler._learner.best_actions())  # type: ignore[union-attr]
+    assert 1 <= kept <= 25
+    assert [_key_of(a) for a in drawn[:kept]] == [_key(t) for t in ranked[:kept]]
+    assert len({_key_of(a) for a in drawn[:kept]}) == kept  # distinct
     # The derive scores live in their own study and never reach the sampler.
     target = derive_study(study, create=False)
     assert target is not None and len(target.trials) >= 3
     assert len(study.trials) == 30
     sampler.sync(study)
     assert len(sampler.history) == n_learned
+
+
+def _key_of(arch: object) -> tuple:  # type: ignore[type-arg]
+    return tuple(sorted(arch.to_params().items()))  # type: ignore[attr-defined]

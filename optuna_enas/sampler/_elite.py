@@ -184,6 +184,11 @@ class EliteLearner:
     def elite_size(self) -> int:
         return len(self._elite())
 
+    def best_actions(self) -> list[list[int]]:
+        """The action lists of the best finished trials kept (up to ``max_elite``), best
+        first; distinct, as no architecture is evaluated twice."""
+        return [list(e.actions) for e in self._top]
+
     def _elite(self) -> list[_Entry]:
         n = self.n_observed
         k = min(math.ceil(self.config.gamma * n), self.config.max_elite, len(self._top))
