@@ -210,8 +210,9 @@ def gap_worker(space_name: str, variant: str, steps: int) -> dict[str, Any]:
         "architecture": space.describe(arch),
         **{k: float(v) for k, v in model.arch_summary().items()},
     }
-    if space_name == "micro":  # last: it overwrites the model
-        row.update(_micro_diagnosis(model, arch, score))
+    # (Until 2026-12-07 a micro diagnosis followed: the relaxed net set one-hot by hand, then
+    # cut to the loose ends. ``projected()`` now computes exactly the discrete cell, so
+    # ``relaxed_projected`` is that number; results/relaxed_cost_gap.json predates the change.)
     return row
 
 
@@ -219,45 +220,6 @@ def _projected_score(model: Any, score: Any) -> float:
     """The relaxed net with its architecture parameters projected onto ``derive()``."""
     with model.projected():
         return float(score(model, None))
-
-
-def _micro_diagnosis(model: Any, arch: Any, score: Any) -> dict[str, float]:
-    """Where the micro gap comes from: the relaxed net with its architecture parameters set
-    one-hot to ``arch`` (each block = op1(in1) + op2(in2), every other edge 0), then also with
-    the output convolution cut to ``arch``'s loose ends (which makes it the discrete network).
-    Run after the other scores: it overwrites the architecture parameters and ``out_weight``."""
-    import torch
-
-    space = model.micro_space
-    cells = space.cells(arch)
-    with torch.no_grad():
-        for cell in ("normal", "reduce"):
-            nodes = cells.normal if cell == "normal" else cells.reduction
-            if model.relaxation == "darts":
-                alpha = model.arch[cell]
-                alpha.fill_(-1e4)
-                alpha[:, -1] = 1e4  # every edge the zero op (exact 0 after the softmax) ...
-            else:
-                model.arch[f"{cell}_in"].zero_()
-                model.arch[f"{cell}_op"].zero_()
-            for b, n in enumerate(nodes):
-                for j, op in ((n.in1, n.op1), (n.in2, n.op2)):  # ... but the chosen ones
-                    e = model.edge_index(b, j)
-                    o = space.ops.index(op)
-                    if model.relaxation == "darts":
-                        model.arch[cell][e, -1] = -1e4
-                        model.arch[cell][e, o] = 1e4
-                    else:
-                        model.arch[f"{cell}_in"][e] = 1.0
-                        model.arch[f"{cell}_op"][e, o] = 1.0
-        one_hot = score(model, None)
-        for position, module in enumerate(model.cells):
-            nodes = cells.reduction if position in model.reduction_cells else cells.normal
-            c = module.channels
-            for k in {n.in1 for n in nodes} | {n.in2 for n in nodes}:
-                module.out_weight[:, k * c : (k + 1) * c] = 0.0
-        loose = score(model, None)
-    return {"relaxed_one_hot": one_hot, "relaxed_one_hot_loose_ends": loose}
 
 
 def main() -> None:

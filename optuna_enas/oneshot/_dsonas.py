@@ -1,8 +1,8 @@
 """DSO-NAS (Zhang, Huang and Wang, 2018, "You Only Search Once"): search by sparse pruning.
 
 The relaxed supernet (``relaxation="dsonas"``) scales every connection (and every op where the
-space has op choice) by a factor ``lambda``, initialised by the supernet (the uniform mixture;
-the official ``train_search.py`` ``init_param`` sets 1, which its batch norms make equivalent).
+space has op choice) by a factor ``lambda``, initialised to 1 as the official
+``train_search.py`` ``init_param`` does (the relaxed RNN cell keeps its uniform ``1 / n``).
 The search
 
 1. *warm-up*: trains the weights only, ``lambda`` fixed (the official README's step 1 trains
@@ -27,9 +27,11 @@ sizes that weights a separable conv's entries 16-25x a pooling's and ~200x an id
 favours cheap ops. The official FLOPs variant (``core/optimizer_split_flops.py`` l.53-61)
 instead rescales one scalar ``gamma`` per tensor by the share of ops still alive.
 
-Structure: the official search network has one ``lambda`` per (op, input) before the op and one
-per op output, initialised to 1; ours (the relaxed supernet's ``"dsonas"`` relaxation) is one
-factor per connection and per op after the op, initialised to ``1 / n``.
+Structure (CNN spaces): as the official search network (``dsonas_search_full.py``), one
+``lambda`` per (input, op) in front of the op (``{cell}_in``) and one per op output
+(``{cell}_op``), all initialised to 1; a block's op reads the ``lambda``-weighted sum of its
+inputs (``optuna_enas/oneshot/_relaxed_cnn.py``). The RNN cell, which DSO-NAS never searched,
+has one factor per connection and one per activation.
 
 Defaults (CNN spaces), from the official CIFAR search (XinbangZhang/DSO-NAS ``Cifar/``):
 weight lr 0.1 (``cfgs.py``: ``lr = 0.1 if model_search``), 0.05 during warm-up (the baseline
