@@ -145,7 +145,7 @@ def scratch_run(method: str, seed: int, n_trials: int, table: dict[str, Any]) ->
 
     space = table["space"]
     sampler: optuna.samplers.BaseSampler = (
-        ENASSampler(space, seed=seed)
+        ENASSampler(space, seed=seed, rule="reinforce")
         if method == "nasrl-scratch"
         else optuna.samplers.TPESampler(seed=seed)
     )
@@ -214,7 +214,7 @@ def ws_run(
     ev = make_supernet_evaluator(config, space, data, seed=seed, **kwargs)
     sampler: optuna.samplers.BaseSampler
     if method in ("enas-ws", "spos-enas", "fair-enas"):
-        sampler = ENASSampler(space, seed=seed)
+        sampler = ENASSampler(space, seed=seed, rule="reinforce")
     elif method in ("elite-ws", "fair-elite"):
         sampler = ENASSampler(space, seed=seed, rule="elite")
     elif method == "random-ws":
