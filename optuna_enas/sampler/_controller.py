@@ -317,18 +317,7 @@ class LSTMController(nn.Module):
         outputs: list[np.ndarray] = []
 
         def step(x: np.ndarray) -> np.ndarray:
-            for layer, (w_ih, w_hh, bias) in enumerate(snap.cells):
-                h, c = state[layer]
-                gates = x @ w_ih + h @ w_hh + bias
-                i_g = _sigmoid(gates[:size])
-                f_g = _sigmoid(gates[size : 2 * size])
-                g_g = np.tanh(gates[2 * size : 3 * size])
-                o_g = _sigmoid(gates[3 * size :])
-                c = f_g * c + i_g * g_g
-                h = o_g * np.tanh(c)
-                state[layer] = (h, c)
-                x = h
-            return x
+            return _lstm_step(snap.cells, state, x, size)
 
         sampled_entropy = self.config.entropy_form == "sampled"
         for t in range(len(self.n_choices)):
@@ -472,18 +461,7 @@ class LSTMController(nn.Module):
         values: list[np.ndarray] = []  # anchors: what a chosen anchor feeds to the next step
         for kind, args in plan:
             if kind == "step":  # the input x stays until a decision or "start" changes it
-                h = x
-                for layer, (w_ih, w_hh, bias) in enumerate(snap.cells):
-                    hh, c = state[layer]
-                    gates = h @ w_ih + hh @ w_hh + bias
-                    i_g = _sigmoid(gates[:size])
-                    f_g = _sigmoid(gates[size : 2 * size])
-                    g_g = np.tanh(gates[2 * size : 3 * size])
-                    o_g = _sigmoid(gates[3 * size :])
-                    c = f_g * c + i_g * g_g
-                    hh = o_g * np.tanh(c)
-                    state[layer] = (hh, c)
-                    h = hh
+                h = _lstm_step(snap.cells, state, x, size)
                 continue
             if kind == "start":
                 x = snap.start
@@ -693,6 +671,28 @@ def _padded(values: tuple[float, ...], n: int) -> np.ndarray:
     """``values`` cut or padded with its last element to length ``n`` (float32)."""
     out = list(values[:n]) + [values[-1]] * max(0, n - len(values))
     return np.asarray(out, dtype=np.float32)
+
+
+def _lstm_step(
+    cells: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    state: list[tuple[np.ndarray, np.ndarray]],
+    x: np.ndarray,
+    size: int,
+) -> np.ndarray:
+    """One step of the stacked LSTM in numpy (torch's ``LSTMCell`` gate order i, f, g, o):
+    ``state`` is updated in place; returns the top layer's output."""
+    for layer, (w_ih, w_hh, bias) in enumerate(cells):
+        h, c = state[layer]
+        gates = x @ w_ih + h @ w_hh + bias
+        i_g = _sigmoid(gates[:size])
+        f_g = _sigmoid(gates[size : 2 * size])
+        g_g = np.tanh(gates[2 * size : 3 * size])
+        o_g = _sigmoid(gates[3 * size :])
+        c = f_g * c + i_g * g_g
+        h = o_g * np.tanh(c)
+        state[layer] = (h, c)
+        x = h
+    return x
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
