@@ -337,3 +337,12 @@ def test_the_cli_splits_a_stored_evaluator_config_into_one_record() -> None:
     )  # fmt: skip
     assert rest == {"n_train_steps": 1.0, "n_eval_batches": 2}
     assert training_from_config({"supernet_kwargs": {}, "batch_size": 8}, None)[0].bptt is None
+
+
+def test_with_defaults_fills_only_the_unset_fields() -> None:
+    record = TrainingConfig(lr=2.0, batch_size=None)
+    filled = record.with_defaults(lr=9.0, batch_size=16, grad_clip=0.25)
+    assert (filled.lr, filled.batch_size, filled.grad_clip) == (2.0, 16, 0.25)
+    assert record.with_defaults(lr=9.0) is record  # nothing unset among them: unchanged
+    with pytest.raises(ValueError, match="batch_size"):
+        record.with_defaults(batch_size=0)  # the filled record is validated as any other

@@ -63,7 +63,6 @@ trials stays unseen by the search.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -351,14 +350,12 @@ class DARTS(OneShotSearcher):
             device=device,
         )
         # The official DARTS value of the kind where the record leaves a field unset.
-        t = training
-        training = dataclasses.replace(
-            t,
-            batch_size=d.batch_size if t.batch_size is None else t.batch_size,
-            lr=d.lr if t.lr is None else t.lr,
-            momentum=d.momentum if t.momentum is None else t.momentum,
-            weight_decay=d.weight_decay if t.weight_decay is None else t.weight_decay,
-            grad_clip=d.grad_clip if t.grad_clip is None else t.grad_clip,
+        training = training.with_defaults(
+            batch_size=d.batch_size,
+            lr=d.lr,
+            momentum=d.momentum,
+            weight_decay=d.weight_decay,
+            grad_clip=d.grad_clip,
         )
         assert training.lr is not None and training.momentum is not None
         assert training.weight_decay is not None and training.grad_clip is not None

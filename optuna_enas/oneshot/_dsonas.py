@@ -51,7 +51,6 @@ perplexity 89.5 / 25.2 / 26.5 and sparsity 0.87 / 0 / 0 for ``lambda_lr`` 0.1 / 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,14 +231,12 @@ class DSONAS(OneShotSearcher):
             device=device,
         )
         # The DSO-NAS value of the kind where the record leaves a field unset.
-        t = training
-        training = dataclasses.replace(
-            t,
-            batch_size=d.batch_size if t.batch_size is None else t.batch_size,
-            lr=d.lr if t.lr is None else t.lr,
-            momentum=d.momentum if t.momentum is None else t.momentum,
-            weight_decay=d.weight_decay if t.weight_decay is None else t.weight_decay,
-            grad_clip=d.grad_clip if t.grad_clip is None else t.grad_clip,
+        training = training.with_defaults(
+            batch_size=d.batch_size,
+            lr=d.lr,
+            momentum=d.momentum,
+            weight_decay=d.weight_decay,
+            grad_clip=d.grad_clip,
         )
         assert training.lr is not None and training.momentum is not None
         assert training.weight_decay is not None and training.grad_clip is not None

@@ -177,6 +177,13 @@ class TrainingConfig:
         training = cls.from_kwargs(**{k: v for k, v in kwargs.items() if k in FIELDS})
         return training, {k: v for k, v in kwargs.items() if k not in FIELDS}
 
+    def with_defaults(self, **defaults: Any) -> TrainingConfig:
+        """This record with the fields it leaves unset filled from ``defaults`` (a method's
+        own paper values, e.g. DARTS's); the fields it sets are kept."""
+        assert set(defaults) <= set(FIELDS), sorted(set(defaults) - set(FIELDS))
+        fill = {k: v for k, v in defaults.items() if not self.is_set(k)}
+        return dataclasses.replace(self, **fill) if fill else self
+
     def is_set(self, name: str) -> bool:
         """Whether field ``name`` holds a value (not ``None``; a non-empty ``supernet_kwargs``)."""
         value = getattr(self, name)
