@@ -111,6 +111,9 @@ class EliteConfig:
     prior_weight: float = 1.0
     dedupe: bool = True
     screen: Literal["policy", "marginal", "both"] = "both"
+    kernel_weight: float = 0.0
+    mutation_rate: float | None = None
+    density: Literal["marginal", "parzen"] = "marginal"
 
     def __post_init__(self) -> None:
         check_positive("gamma", self.gamma)
@@ -125,10 +128,15 @@ class EliteConfig:
         if self.policy_draws is not None:
             check_int("policy_draws", self.policy_draws, 1, MAX_CANDIDATES)
         check_non_negative("prior_weight", self.prior_weight)
+        check_non_negative("kernel_weight", self.kernel_weight)
+        if self.mutation_rate is not None:
+            check_fraction("mutation_rate", self.mutation_rate, closed=True)
         if self.screen not in ("policy", "marginal", "both"):
             raise ValueError(
                 f"screen must be 'policy', 'marginal' or 'both', but got {self.screen!r}."
             )
+        if self.density not in ("marginal", "parzen"):
+            raise ValueError(f"density must be 'marginal' or 'parzen', but got {self.density!r}.")
         if not isinstance(self.dedupe, bool):
             raise ValueError(f"dedupe must be a bool, but got {self.dedupe!r}.")
 
@@ -161,7 +169,7 @@ class EliteLearner:
         self._counts: list[np.ndarray] = []  # per decision: choice counts over all trials
         self._seen: set[tuple[int, ...]] = set()
         self._running: dict[int, tuple[int, ...]] = {}  # token -> proposed, not yet finished
-        self._log_l_marginal: list[np.ndarray] = []  # per decision, set by _log_g
+        self._obs: list[tuple[int, ...]] = []  # every consumed trial's key, in order
         self.fingerprint = controller.fingerprint()
 
     # -- structure -----------------------------------------------------------------------------
@@ -172,6 +180,7 @@ class EliteLearner:
         for e in self._top:  # trials before this decision existed did not take it
             e.actions.append(0)
             e.mask.append(False)
+        self._obs = [key + (-1,) for key in self._obs]
         self.optimizer.add_param_group({"params": params})
         self.fingerprint = self.controller.fingerprint()
 
@@ -217,6 +226,7 @@ class EliteLearner:
             if m and 0 <= a < self.n_choices[t]:
                 self._counts[t][a] += 1.0
         self._seen.add(_key(actions, mask))
+        self._obs.append(_key(actions, mask))
         # Insert into the top list (best first; an equal reward goes after the earlier trial).
         i = len(self._top)
         while i > 0 and self._top[i - 1].reward < entry.reward:
@@ -282,26 +292,35 @@ class EliteLearner:
         """The proposal ``token`` finished (in any state): it is no longer 'running'."""
         self._running.pop(token, None)
 
-    def _log_g(self) -> list[np.ndarray]:
-        """Per decision: log of the non-elite categorical (counts + uniform prior)."""
+    def _densities(self) -> _Densities:
+        """The screen's densities for this proposal, from the finished trials: the elite's and
+        the other trials' per-decision categoricals (counts plus ``prior_weight`` spread over
+        the choices, plus ``kernel_weight`` per choice), and with ``density="parzen"`` the
+        observations of TPE's categorical Parzen estimators."""
+        elite = self._elite()
         elite_counts = [np.zeros_like(c) for c in self._counts]
-        for e in self._elite():
+        for e in elite:
             for t, (a, m) in enumerate(zip(e.actions, e.mask, strict=True)):
                 if m and 0 <= a < self.n_choices[t]:
                     elite_counts[t][a] += 1.0
         prior = self.config.prior_weight
-        out = []
-        self._log_l_marginal = []
+        kernel = self.config.kernel_weight
+        log_l: list[np.ndarray] = []
+        log_g: list[np.ndarray] = []
         for c, ec, n in zip(self._counts, elite_counts, self.n_choices, strict=True):
-            rest = np.maximum(c - ec, 0.0) + prior / n
-            total = rest.sum()
-            out.append(np.log(rest / total) if total > 0 else np.full(n, -math.log(n)))
-            good = ec + prior / n
-            total = good.sum()
-            self._log_l_marginal.append(
-                np.log(good / total) if total > 0 else np.full(n, -math.log(n))
-            )
-        return out
+            for counts, out in ((np.maximum(c - ec, 0.0), log_g), (ec, log_l)):
+                smoothed = counts + prior / n + kernel
+                total = smoothed.sum()
+                out.append(np.log(smoothed / total) if total > 0 else np.full(n, -math.log(n)))
+        good = rest = None
+        if self.config.density == "parzen":
+            d = len(self.n_choices)
+            in_elite = {e.order for e in elite}
+            keys = np.asarray(self._obs, dtype=np.int64).reshape(-1, d)
+            chosen = np.zeros(len(keys), dtype=bool)
+            chosen[list(in_elite)] = True
+            good, rest = keys[chosen], keys[~chosen]
+        return _Densities(log_l, log_g, good, rest)
 
     def propose(
         self, rng: np.random.Generator, forced: dict[int, int], token: int
@@ -320,54 +339,51 @@ class EliteLearner:
         u = rng.random((n_cand, d))
         mix = rng.random((n_cand, d))
         rand = np.minimum((rng.random((n_cand, d)) * n).astype(np.int64), n - 1)
-        log_g = None if startup else self._log_g()
+        dens = None if startup else self._densities()
         free = [t for t in range(d) if t not in forced]
-        best: tuple[float, list[int], list[float], float] | None = None
-        best_seen: tuple[float, list[int], list[float], float] | None = None
         n_draws = n_cand if startup or cfg.policy_draws is None else min(cfg.policy_draws, n_cand)
+        found: list[_Candidate] = []
         if n_draws < n_cand and free:
-            assert log_g is not None
-            found_mutant = self._best_mutant(n_cand - n_draws, rng, forced, free, log_g, eps)
-            if found_mutant is not None:
-                best = found_mutant
+            found.extend(self._mutants(n_cand - n_draws, rng, forced, free, eps))
         for c in range(n_draws):
             f = dict(forced)
             for t in free:
                 if mix[c, t] < eps:
                     f[t] = int(rand[c, t])
             actions, logps, entropy = self.controller.sample(u[c], forced=f)
-            score = 0.0 if log_g is None else self._score(actions, logps, log_g, free, eps)
-            found = (score, actions, logps, entropy)
-            if self._is_seen(actions):
-                if best_seen is None or score > best_seen[0]:
-                    best_seen = found
-            elif best is None or score > best[0]:
-                best = found
-        if best is None:
-            assert best_seen is not None
-            best = self._unseen_near(best_seen, free, log_g, eps, rng, forced) or best_seen
-        _, actions, logps, entropy = best
+            found.append(_Candidate(actions, logps, entropy))
+        scores = np.zeros(len(found)) if dens is None else self._scores(found, dens, free, eps)
+        unseen = [i for i, c in enumerate(found) if not self._is_seen(c.actions)]
+        if unseen:
+            best = found[max(unseen, key=lambda i: scores[i])]  # ties: the first
+        else:
+            start = found[int(np.argmax(scores))]
+            best = self._unseen_near(start, free, dens, eps, rng, forced) or start
+        if best.entropy is None:  # a mutant: the policy's log-probabilities and entropy
+            forced_all = dict(enumerate(best.actions))
+            best = _Candidate(*self.controller.sample(np.zeros(d), forced=forced_all))
         if cfg.dedupe:
-            self._running[token] = tuple(actions)
-        return actions, logps, entropy
+            self._running[token] = tuple(best.actions)
+        return best.actions, best.logps, float(best.entropy or 0.0)
 
-    def _best_mutant(
+    def _mutants(
         self,
         n: int,
         rng: np.random.Generator,
         forced: dict[int, int],
         free: list[int],
-        log_g: list[np.ndarray],
         eps: float,
-    ) -> tuple[float, list[int], list[float], float] | None:
-        """The best-scoring unseen of ``n`` mutants of elite members (``None``: all seen)."""
+    ) -> list[_Candidate]:
+        """The unseen among ``n`` mutants of elite members, with their step log-probabilities
+        under the policy (one teacher-forced batch)."""
         elite = self._elite()
         if not elite:
-            return None
+            return []
         k = np.asarray(self.n_choices)
         pick = rng.integers(len(elite), size=n)
         which = rng.integers(len(free), size=n)
-        redraw = rng.random((n, len(k))) < eps
+        rate = eps if self.config.mutation_rate is None else self.config.mutation_rate
+        redraw = rng.random((n, len(k))) < rate
         values = np.minimum((rng.random((n, len(k))) * k).astype(np.int64), k - 1)
         shift = rng.random(n)
         mutants: list[list[int]] = []
@@ -386,19 +402,15 @@ class EliteLearner:
                 cand[t] = a
             if not self._is_seen(cand):
                 mutants.append(cand)
-        if not mutants:
-            return None
+        return self._with_log_probs(mutants)
+
+    def _with_log_probs(self, actions: list[list[int]]) -> list[_Candidate]:
+        if not actions:
+            return []
         with torch.no_grad(), single_thread():
-            step_logp, _, _ = self.controller.log_prob_steps(torch.tensor(mutants))
+            step_logp, _, _ = self.controller.log_prob_steps(torch.tensor(actions))
         rows = step_logp.double().tolist()
-        scores = [
-            self._score(c, lp, log_g, free, eps) for c, lp in zip(mutants, rows, strict=True)
-        ]
-        i = int(np.argmax(scores))
-        actions, logps, entropy = self.controller.sample(
-            np.zeros(len(k)), forced=dict(enumerate(mutants[i]))
-        )
-        return (scores[i], actions, logps, entropy)
+        return [_Candidate(a, lp, None) for a, lp in zip(actions, rows, strict=True)]
 
     def _is_seen(self, actions: list[int]) -> bool:
         if not self.config.dedupe:
@@ -406,39 +418,73 @@ class EliteLearner:
         key = tuple(actions)
         return key in self._seen or key in self._running.values()
 
-    def _score(
-        self,
-        actions: list[int],
-        logps: list[float],
-        log_g: list[np.ndarray],
-        free: list[int],
-        eps: float,
-    ) -> float:
+    def _scores(
+        self, found: list[_Candidate], dens: _Densities, free: list[int], eps: float
+    ) -> np.ndarray:
+        """``log l - log g`` of each candidate, summed over the free decisions."""
+        x = np.asarray([c.actions for c in found], dtype=np.int64)
+        cols = np.asarray(free, dtype=np.int64)
+        if len(cols) == 0:
+            return np.zeros(len(found))
+        k = np.asarray(self.n_choices, dtype=np.float64)[cols]
+        log_pi = np.asarray([c.logps for c in found], dtype=np.float64)[:, cols]
+        log_policy = np.log((1.0 - eps) * np.exp(log_pi) + eps / k).sum(1)
+        if dens.good is not None and dens.rest is not None:
+            log_marginal = self._parzen_log(x[:, cols], dens.good[:, cols], k)
+            log_g = self._parzen_log(x[:, cols], dens.rest[:, cols], k)
+        else:
+            rows = np.arange(len(found))
+            log_marginal = np.zeros(len(found))
+            log_g = np.zeros(len(found))
+            for t in free:
+                log_marginal += dens.log_l[t][x[rows, t]]
+                log_g += dens.log_g[t][x[rows, t]]
         screen = self.config.screen
-        score = 0.0
-        for t in free:
-            a = actions[t]
-            if screen == "marginal":
-                log_l = float(self._log_l_marginal[t][a])
-            else:
-                k = self.n_choices[t]
-                log_l = math.log((1.0 - eps) * math.exp(logps[t]) + eps / k)
-                if screen == "both":
-                    log_l = 0.5 * (log_l + float(self._log_l_marginal[t][a]))
-            score += log_l - float(log_g[t][a])
-        return score
+        if screen == "policy":
+            log_l = log_policy
+        elif screen == "marginal":
+            log_l = log_marginal
+        else:
+            log_l = 0.5 * (log_policy + log_marginal)
+        return log_l - log_g
+
+    def _parzen_log(self, x: np.ndarray, obs: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """log of a categorical Parzen estimator at each row of ``x``, built as TPE builds its
+        categorical kernels (Optuna's ``_ParzenEstimator``): one kernel per observation, its
+        choice plus ``prior_weight / n_kernels`` on every choice, normalised, a product over the
+        decisions, plus one uniform prior kernel; the kernels averaged. A decision an
+        observation did not take (-1) counts as uniform. A kernel's log depends only on how
+        many decisions match, which keeps it one comparison per (row, observation, decision)."""
+        n_obs = len(obs)
+        n_kernels = n_obs + 1
+        fill = self.config.prior_weight / n_kernels
+        log_uniform = -np.log(k)
+        logs = np.empty((len(x), n_kernels))
+        logs[:, n_obs] = log_uniform.sum()
+        if n_obs:
+            matches = (x[:, None, :] == obs[None, :, :]).sum(2)
+            if fill > 0:
+                unmatched = math.log(fill) - np.log1p(k * fill)
+                base = np.where(obs < 0, log_uniform, unmatched).sum(1)
+                logs[:, :n_obs] = base[None, :] + matches * math.log1p(1.0 / fill)
+            else:  # no prior: a kernel is its observation exactly
+                taken = (obs >= 0).sum(1)
+                untaken = np.where(obs < 0, log_uniform, 0.0).sum(1)
+                logs[:, :n_obs] = np.where(matches == taken[None, :], untaken[None, :], -np.inf)
+        top = logs.max(1, keepdims=True)
+        return (top[:, 0] + np.log(np.exp(logs - top).sum(1))) - math.log(n_kernels)
 
     def _unseen_near(
         self,
-        start: tuple[float, list[int], list[float], float],
+        start: _Candidate,
         free: list[int],
-        log_g: list[np.ndarray] | None,
+        dens: _Densities | None,
         eps: float,
         rng: np.random.Generator,
         forced: dict[int, int],
-    ) -> tuple[float, list[int], list[float], float] | None:
+    ) -> _Candidate | None:
         """The best unseen single-decision neighbour of ``start``, else an unseen uniform draw."""
-        base = start[1]
+        base = start.actions
         neighbours = []
         for t in free:
             for a in range(self.n_choices[t]):
@@ -448,26 +494,20 @@ class EliteLearner:
                     if not self._is_seen(cand):
                         neighbours.append(cand)
         if neighbours:
-            with torch.no_grad(), single_thread():
-                step_logp, _, _ = self.controller.log_prob_steps(torch.tensor(neighbours))
-            scores = [
-                0.0 if log_g is None else self._score(nb, lp, log_g, free, eps)
-                for nb, lp in zip(neighbours, step_logp.double().tolist(), strict=True)
-            ]
-            chosen = neighbours[int(np.argmax(scores))]
-            full = dict(enumerate(chosen))
-            actions, logps, entropy = self.controller.sample(np.zeros(len(chosen)), forced=full)
-            return (max(scores), actions, logps, entropy)
+            found = self._with_log_probs(neighbours)
+            if dens is None:
+                return found[0]
+            return found[int(np.argmax(self._scores(found, dens, free, eps)))]
         n = np.asarray(self.n_choices)
-        found: list[int] | None = None
+        pick: list[int] | None = None
         for _ in range(64):
             cand = np.minimum((rng.random(len(n)) * n).astype(np.int64), n - 1).tolist()
             for t, a in forced.items():
                 cand[t] = a
             if not self._is_seen(cand):
-                found = cand
+                pick = cand
                 break
-        if found is None and math.prod(int(n[t]) for t in free) <= _ENUMERATE:
+        if pick is None and math.prod(int(n[t]) for t in free) <= _ENUMERATE:
             # A small space nearly exhausted: walk it from a random start.
             sizes = [int(n[t]) for t in free]
             total = math.prod(sizes)
@@ -478,14 +518,24 @@ class EliteLearner:
                 for t, size in zip(free, sizes, strict=True):
                     rest, cand[t] = divmod(rest, size)
                 if not self._is_seen(cand):
-                    found = cand
+                    pick = cand
                     break
-        if found is None:
-            return None
-        actions, logps, entropy = self.controller.sample(
-            np.zeros(len(found)), forced=dict(enumerate(found))
-        )
-        return (0.0, actions, logps, entropy)
+        return None if pick is None else _Candidate(pick, [], None)
+
+
+@dataclass
+class _Candidate:
+    actions: list[int]
+    logps: list[float]
+    entropy: float | None  # None: not drawn from the policy (its log-probs may be missing)
+
+
+@dataclass
+class _Densities:
+    log_l: list[np.ndarray]  # per decision: the elite's categorical
+    log_g: list[np.ndarray]  # per decision: the other trials' categorical
+    good: np.ndarray | None  # density="parzen": the elite's keys (trials x decisions)
+    rest: np.ndarray | None  # and the other trials'
 
 
 def _key(actions: list[int], mask: list[bool]) -> tuple[int, ...]:
