@@ -21,6 +21,7 @@ from optuna_enas.sampler import EliteConfig
 from optuna_enas.sampler import ENASSampler
 from optuna_enas.sampler import _sampler as sampler_module
 from optuna_enas.sampler import weighted_sum_reward
+from optuna_enas.sampler._elite import EliteLearner
 from optuna_enas.spaces import Decision
 from optuna_enas.spaces import SearchSpace
 from optuna_enas.spaces import suggest_architecture
@@ -332,6 +333,10 @@ def test_rule_none_is_the_default_rule_only_with_the_default_config(
         ({"dedupe": 1}, "dedupe"),
         ({"screen": "tpe"}, "screen"),
         ({"policy_draws": 0}, "policy_draws"),
+        ({"kernel_weight": -0.5}, "kernel_weight"),
+        ({"mutation_rate": 1.5}, "mutation_rate"),
+        ({"density": "kde"}, "density"),
+        ({"uniform_draws": -1}, "uniform_draws"),
     ],
 )
 def test_bad_elite_config(kwargs: dict[str, object], match: str) -> None:
@@ -353,3 +358,54 @@ def test_failed_trials_are_not_learned_and_the_study_goes_on() -> None:
     study.optimize(objective, n_trials=20, catch=(RuntimeError,))
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(failed) == 5 and len(sampler.history) == 15
+
+
+def _parzen_brute(x: list[int], obs: list[list[int]], k: list[int], prior: float) -> float:
+    """TPE's categorical Parzen estimator written out kernel by kernel."""
+    n_kernels = len(obs) + 1
+    fill = prior / n_kernels
+    total = math.prod(1.0 / n for n in k)  # the uniform prior kernel
+    for o in obs:
+        p = 1.0
+        for t, n in enumerate(k):
+            if o[t] < 0:
+                p *= 1.0 / n
+            else:
+                p *= ((1.0 if o[t] == x[t] else 0.0) + fill) / (1.0 + n * fill)
+        total += p
+    return math.log(total / n_kernels)
+
+
+@pytest.mark.parametrize("prior", [1.0, 0.3, 0.0])
+def test_parzen_density_equals_the_kernel_by_kernel_sum(prior: float) -> None:
+    sampler = elite(density="parzen", prior_weight=prior)
+    learner = sampler._learner
+    assert isinstance(learner, EliteLearner)
+    rng = np.random.default_rng(0)
+    k = [3, 4, 2, 5]
+    obs = rng.integers(0, 2, size=(9, 4))
+    obs[2, 1] = -1  # a decision that trial did not take
+    x = np.vstack([obs[0], obs[2].clip(0), rng.integers(0, 2, size=(3, 4))])
+    got = learner._parzen_log(x, obs, np.asarray(k, dtype=np.float64))
+    want = [_parzen_brute(list(r), obs.tolist(), k, prior) for r in x]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"density": "parzen"}, {"density": "parzen", "uniform_draws": 8, "mutation_rate": 0.2}],
+)
+def test_parzen_screen_keeps_the_rule_properties(kw: dict[str, object]) -> None:
+    """Rank-based (increasing transforms give the same trials), never repeats, finds the
+    optimum of the toy problem."""
+    runs = []
+    for scale in (float, lambda h: math.exp(50 * h)):
+        study = optuna.create_study(sampler=elite(seed=5, **kw), direction="maximize")
+        study.optimize(hits(SPACE, scale), n_trials=80)
+        runs.append(arch_keys(study))
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) == 80
+    assert ("d0", "a") in runs[0][int(np.argmax([sum(v == "a" for _, v in r) for r in runs[0]]))]
+    tiny = optuna.create_study(sampler=elite(TINY, n_startup_trials=3, **kw), direction="maximize")
+    tiny.optimize(hits(TINY), n_trials=27)
+    assert len(set(arch_keys(tiny))) == 27

@@ -114,6 +114,7 @@ class EliteConfig:
     kernel_weight: float = 0.0
     mutation_rate: float | None = None
     density: Literal["marginal", "parzen"] = "marginal"
+    uniform_draws: int = 0
 
     def __post_init__(self) -> None:
         check_positive("gamma", self.gamma)
@@ -129,6 +130,7 @@ class EliteConfig:
             check_int("policy_draws", self.policy_draws, 1, MAX_CANDIDATES)
         check_non_negative("prior_weight", self.prior_weight)
         check_non_negative("kernel_weight", self.kernel_weight)
+        check_int("uniform_draws", self.uniform_draws, 0, MAX_CANDIDATES)
         if self.mutation_rate is not None:
             check_fraction("mutation_rate", self.mutation_rate, closed=True)
         if self.screen not in ("policy", "marginal", "both"):
@@ -344,7 +346,9 @@ class EliteLearner:
         n_draws = n_cand if startup or cfg.policy_draws is None else min(cfg.policy_draws, n_cand)
         found: list[_Candidate] = []
         if n_draws < n_cand and free:
-            found.extend(self._mutants(n_cand - n_draws, rng, forced, free, eps))
+            n_uniform = min(cfg.uniform_draws, n_cand - n_draws)
+            n_mutants = n_cand - n_draws - n_uniform
+            found.extend(self._mutants(n_mutants, rng, forced, free, eps, n_uniform))
         for c in range(n_draws):
             f = dict(forced)
             for t in free:
@@ -373,13 +377,15 @@ class EliteLearner:
         forced: dict[int, int],
         free: list[int],
         eps: float,
+        n_uniform: int = 0,
     ) -> list[_Candidate]:
-        """The unseen among ``n`` mutants of elite members, with their step log-probabilities
-        under the policy (one teacher-forced batch)."""
+        """The unseen among ``n`` mutants of elite members and ``n_uniform`` uniform draws,
+        with their step log-probabilities under the policy (one teacher-forced batch)."""
         elite = self._elite()
         if not elite:
             return []
         k = np.asarray(self.n_choices)
+        uniform = np.minimum((rng.random((n_uniform, len(k))) * k).astype(np.int64), k - 1)
         pick = rng.integers(len(elite), size=n)
         which = rng.integers(len(free), size=n)
         rate = eps if self.config.mutation_rate is None else self.config.mutation_rate
@@ -398,6 +404,12 @@ class EliteLearner:
             t = free[which[m]]
             if k[t] > 1:  # one decision surely changes
                 cand[t] = (e.actions[t] + 1 + int(shift[m] * (k[t] - 1))) % int(k[t])
+            for t, a in forced.items():
+                cand[t] = a
+            if not self._is_seen(cand):
+                mutants.append(cand)
+        for row in uniform:
+            cand = [int(v) for v in row]
             for t, a in forced.items():
                 cand[t] = a
             if not self._is_seen(cand):
