@@ -333,7 +333,6 @@ def test_rule_none_is_the_default_rule_only_with_the_default_config(
         ({"dedupe": 1}, "dedupe"),
         ({"screen": "tpe"}, "screen"),
         ({"policy_draws": 0}, "policy_draws"),
-        ({"kernel_weight": -0.5}, "kernel_weight"),
         ({"mutation_rate": 1.5}, "mutation_rate"),
         ({"density": "kde"}, "density"),
         ({"uniform_draws": -1}, "uniform_draws"),
