@@ -183,7 +183,8 @@ class EliteLearner:
         self._counts: list[np.ndarray] = []  # per decision: choice counts over all trials
         self._seen: set[tuple[int, ...]] = set()
         self._running: dict[int, tuple[int, ...]] = {}  # token -> proposed, not yet finished
-        self._obs: list[tuple[int, ...]] = []  # every consumed trial's key, in order
+        # Every consumed trial's key, in order: a numpy buffer that doubles when full.
+        self._obs = np.zeros((0, 0), dtype=np.int64)
         self.fingerprint = controller.fingerprint()
 
     # -- structure -----------------------------------------------------------------------------
@@ -194,7 +195,7 @@ class EliteLearner:
         for e in self._top:  # trials before this decision existed did not take it
             e.actions.append(0)
             e.mask.append(False)
-        self._obs = [key + (-1,) for key in self._obs]
+        self._obs = np.hstack([self._obs, np.full((len(self._obs), 1), -1, dtype=np.int64)])
         self.optimizer.add_param_group({"params": params})
         self.fingerprint = self.controller.fingerprint()
 
@@ -240,7 +241,11 @@ class EliteLearner:
             if m and 0 <= a < self.n_choices[t]:
                 self._counts[t][a] += 1.0
         self._seen.add(_key(actions, mask))
-        self._obs.append(_key(actions, mask))
+        if entry.order >= len(self._obs):
+            grown = np.full((max(16, 2 * len(self._obs)), d), -1, dtype=np.int64)
+            grown[: len(self._obs)] = self._obs
+            self._obs = grown
+        self._obs[entry.order] = _key(actions, mask)
         # Insert into the top list (best first; an equal reward goes after the earlier trial).
         i = len(self._top)
         while i > 0 and self._top[i - 1].reward < entry.reward:
@@ -329,7 +334,7 @@ class EliteLearner:
         if self.config.density == "parzen":
             d = len(self.n_choices)
             in_elite = {e.order for e in elite}
-            keys = np.asarray(self._obs, dtype=np.int64).reshape(-1, d)
+            keys = self._obs[: self.n_observed].reshape(-1, d)
             chosen = np.zeros(len(keys), dtype=bool)
             chosen[list(in_elite)] = True
             good, rest = keys[chosen], keys[~chosen]
