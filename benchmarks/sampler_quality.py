@@ -427,6 +427,22 @@ def compare(rows: list[dict[str, Any]], a: str, b: str, min_trials: int) -> list
     return out
 
 
+# EliteConfig fields added after runs were stored, with the values that reproduce those runs
+# (the first, per-decision screen): a stored tag without them gets them.
+_ELITE_BEFORE_PARZEN = {"density": "marginal", "uniform_draws": 0, "mutation_rate": None}
+
+
+def _upgraded(tag: Any) -> Any:
+    if not isinstance(tag, dict) or not tag.get("elite_config"):
+        return tag
+    elite = dict(tag["elite_config"])
+    if elite.get("kernel_weight", 0.0) == 0.0:  # a development knob, 0 = off, since removed
+        elite.pop("kernel_weight", None)
+    for key, value in _ELITE_BEFORE_PARZEN.items():
+        elite.setdefault(key, value)
+    return {**tag, "elite_config": elite}
+
+
 def _load_runs(path: str, tag: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
     """Finished runs of an earlier invocation with the same settings (``--runs``)."""
     done: dict[tuple[str, str, int], dict[str, Any]] = {}
@@ -438,7 +454,7 @@ def _load_runs(path: str, tag: dict[str, Any]) -> dict[tuple[str, str, int], dic
                 rec = json.loads(line)
             except json.JSONDecodeError:  # a line cut by a kill
                 continue
-            if rec.get("tag") == tag:
+            if _upgraded(rec.get("tag")) == tag:
                 done[(rec["problem"], rec["sampler"], rec["seed"])] = rec
     return done
 
