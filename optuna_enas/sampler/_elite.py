@@ -127,7 +127,7 @@ class EliteConfig:
     screen: Literal["policy", "marginal", "both"] = "both"
     density: Literal["marginal", "parzen"] = "parzen"
     uniform_draws: int = 8
-    mutation_rate: float | None = 0.15
+    mutation_rate: float | Literal["kernel"] | None = "kernel"
 
     def __post_init__(self) -> None:
         check_positive("gamma", self.gamma)
@@ -143,8 +143,13 @@ class EliteConfig:
             check_int("policy_draws", self.policy_draws, 1, MAX_CANDIDATES)
         check_non_negative("prior_weight", self.prior_weight)
         check_int("uniform_draws", self.uniform_draws, 0, MAX_CANDIDATES)
-        if self.mutation_rate is not None:
-            check_fraction("mutation_rate", self.mutation_rate, closed=True)
+        if self.mutation_rate is not None and self.mutation_rate != "kernel":
+            rate = self.mutation_rate
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+                raise ValueError(
+                    "mutation_rate must be a float in [0, 1], 'kernel' or None, but got "
+                    f"{rate!r}."
+                )
         if self.screen not in ("policy", "marginal", "both"):
             raise ValueError(
                 f"screen must be 'policy', 'marginal' or 'both', but got {self.screen!r}."
@@ -404,7 +409,14 @@ class EliteLearner:
         uniform = np.minimum((rng.random((n_uniform, len(k))) * k).astype(np.int64), k - 1)
         pick = rng.integers(len(elite), size=n)
         which = rng.integers(len(free), size=n)
-        rate = eps if self.config.mutation_rate is None else self.config.mutation_rate
+        rate: float | np.ndarray
+        if self.config.mutation_rate == "kernel":  # TPE's kernel: broad early, narrow later
+            fill = self.config.prior_weight / (len(elite) + 1)
+            rate = k * fill / (1.0 + k * fill)  # a uniform redraw: exactly its kernel
+        elif self.config.mutation_rate is None:
+            rate = eps
+        else:
+            rate = self.config.mutation_rate
         redraw = rng.random((n, len(k))) < rate
         values = np.minimum((rng.random((n, len(k))) * k).astype(np.int64), k - 1)
         shift = rng.random(n)
