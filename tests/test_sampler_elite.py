@@ -334,6 +334,7 @@ def test_rule_none_is_the_default_rule_only_with_the_default_config(
         ({"screen": "tpe"}, "screen"),
         ({"policy_draws": 0}, "policy_draws"),
         ({"mutation_rate": 1.5}, "mutation_rate"),
+        ({"mutation_rate": "wide"}, "mutation_rate"),
         ({"density": "kde"}, "density"),
         ({"uniform_draws": -1}, "uniform_draws"),
     ],
@@ -408,3 +409,24 @@ def test_parzen_screen_keeps_the_rule_properties(kw: dict[str, object]) -> None:
     tiny = optuna.create_study(sampler=elite(TINY, n_startup_trials=3, **kw), direction="maximize")
     tiny.optimize(hits(TINY), n_trials=27)
     assert len(set(arch_keys(tiny))) == 27
+
+
+def test_kernel_mutants_are_broad_with_a_small_elite_and_narrow_with_a_large_one() -> None:
+    """``mutation_rate="kernel"`` redraws as TPE's categorical kernel does at the elite's size."""
+
+    def mean_distance(n_trials: int) -> float:
+        sampler = elite(n_startup_trials=1000, mutation_rate="kernel")  # no refits needed
+        learner = sampler._learner
+        assert isinstance(learner, EliteLearner)
+        rng = np.random.default_rng(0)
+        for i in range(n_trials):
+            actions = rng.integers(0, 4, size=6).tolist()
+            learner.observe(actions=actions, mask=[True] * 6, reward=float(i), entropy=0.0)
+        members = np.asarray([e.actions for e in learner._elite()])
+        found = learner._mutants(300, rng, {}, list(range(6)), 0.05)
+        x = np.asarray([c.actions for c in found])
+        return float((x[:, None, :] != members[None]).sum(2).min(1).mean())
+
+    early, late = mean_distance(5), mean_distance(250)  # elite of 1 and of 25
+    assert early > 2.5  # 1 forced change + each other one redrawn with p = 2/3
+    assert late < 2.0  # 1 forced change + p = 2/15 per other decision

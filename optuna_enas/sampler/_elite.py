@@ -16,7 +16,8 @@ far; the cross-entropy method is the same idea):
   decision, with the uniform distribution, ``l_t = (1 - uniform_mix) pi_t + uniform_mix / n_t``
   (the LSTM conditions on whatever was drawn), ``uniform_draws`` uniform draws, and the rest
   mutants of elite members (one decision changed, each other redrawn uniformly with
-  probability ``mutation_rate``), whose ``pi`` the LSTM computes in one teacher-forced batch.
+  probability ``mutation_rate``, by default that of TPE's categorical kernel at the elite's
+  size), whose ``pi`` the LSTM computes in one teacher-forced batch.
   The candidate with the largest ``log l(x) - log g(x)`` is proposed: TPE's acquisition. By
   default (``density="parzen"``) ``g`` is a Parzen estimator over the trials outside the elite
   built from TPE's categorical kernels (one kernel per trial, a product over the decisions, so
@@ -110,8 +111,14 @@ class EliteConfig:
             ``"parzen"`` won 8 of 24 cells against TPE where ``"marginal"`` won 4.
         uniform_draws: Uniform candidates in each screen (TPE's prior kernel plays this part):
             the way out of a local optimum's basin once its neighbourhood is crowded.
-        mutation_rate: Probability that a mutant also redraws each other decision (``None``:
-            ``uniform_mix``). 0.15 is close to what TPE's kernel changes per decision.
+        mutation_rate: Probability that a mutant also redraws each other decision uniformly:
+            a number, ``None`` (``uniform_mix``, the rule's first version) or ``"kernel"``
+            (the default): ``n_t f / (1 + n_t f)`` with ``f = prior_weight / (elite size + 1)``,
+            which makes the mutant exactly a draw from TPE's categorical kernel around that
+            elite member (but for the one forced change): 2/3 of the decisions redrawn with an
+            elite of one, 2/15 with 25 (4 choices). Broad early, narrow late; a fixed 0.15
+            left NAS-Bench-201 CIFAR-10 in a local optimum's basin in 2 of 12 development
+            seeds at 100 trials, the kernel rate in none.
     """
 
     gamma: float = 0.1
@@ -147,8 +154,7 @@ class EliteConfig:
             rate = self.mutation_rate
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
                 raise ValueError(
-                    "mutation_rate must be a float in [0, 1], 'kernel' or None, but got "
-                    f"{rate!r}."
+                    f"mutation_rate must be a float in [0, 1], 'kernel' or None, but got {rate!r}."
                 )
         if self.screen not in ("policy", "marginal", "both"):
             raise ValueError(
