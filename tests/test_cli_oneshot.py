@@ -104,3 +104,43 @@ def test_bad_oneshot_options_name_the_flag(
     assert main(["search", "--storage", url, *_TINY, "--trials", "2", *extra]) == 2
     assert needle in capsys.readouterr().err
     assert not (tmp_path / "b.db").exists()  # refused before anything was written
+
+
+def test_sigterm_turned_into_a_storage_error_still_ends_like_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SIGTERM that lands inside a storage write comes out as the storage's own error
+    (Optuna wraps what interrupted its commit): the search still ends with 143, lock released."""
+    import os
+    import signal
+
+    from optuna_enas.oneshot._searcher import OneShotSearcher
+
+    def search(self: OneShotSearcher, *args: object, **kwargs: object) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the CLI's handler raises Terminated here
+        except KeyboardInterrupt as e:
+            raise optuna.exceptions.StorageInternalError("commit failed") from e
+
+    monkeypatch.setattr(OneShotSearcher, "search", search)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    argv = ["search", "--storage", url, *_TINY, "--sampler", "darts", "--oneshot-epochs", "3"]
+    assert main([*argv, "--trials", "6"]) == 143
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main([*argv, "--trials", "6"]) == 0  # the lock was released: the search resumes
+
+
+def test_a_storage_error_without_a_signal_is_still_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optuna_enas.oneshot._searcher import OneShotSearcher
+
+    def search(self: OneShotSearcher, *args: object, **kwargs: object) -> None:
+        raise optuna.exceptions.StorageInternalError("commit failed")
+
+    monkeypatch.setattr(OneShotSearcher, "search", search)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    argv = ["search", "--storage", url, *_TINY, "--sampler", "darts", "--oneshot-epochs", "3"]
+    assert main([*argv, "--trials", "6"]) == 1
+    assert "StorageInternalError: commit failed" in capsys.readouterr().err

@@ -233,6 +233,12 @@ def run_oneshot(
                 )
         except KeyboardInterrupt as e:
             interrupted, exit_code = True, 143 if isinstance(e, Terminated) else 130
+        except Exception:
+            # SIGTERM landed inside a storage write, which reported it as its own error (seen
+            # once in a fresh-clone suite run: Optuna's StorageInternalError): still SIGTERM.
+            if pending is None or pending.signum is None:
+                raise
+            interrupted, exit_code = True, 143
         seconds = time.perf_counter() - start
         study.set_user_attr(WALL_ATTR, float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds)
         dashboard.save_figures(study)
