@@ -351,3 +351,67 @@ def test_a_swallowed_sigterm_is_raised_again_at_the_next_step() -> None:
             pass
         with pytest.raises(Terminated):
             pending.raise_if_pending()
+
+
+def test_sigterm_turned_into_a_storage_error_still_ends_like_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SIGTERM that lands inside a storage write comes out as the storage's own error
+    (Optuna wraps what interrupted its commit): the search still ends with 143, lock released."""
+    from optuna_enas.oneshot._searcher import OneShotSearcher
+
+    def search(self: OneShotSearcher, *args: object, **kwargs: object) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the CLI's handler raises Terminated here
+        except KeyboardInterrupt as e:
+            raise optuna.exceptions.StorageInternalError("commit failed") from e
+
+    monkeypatch.setattr(OneShotSearcher, "search", search)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    argv = ["search", "--storage", url, *_TINY, "--sampler", "darts", "--oneshot-epochs", "3"]
+    assert main([*argv, "--trials", "6"]) == 143
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main([*argv, "--trials", "6"]) == 0  # the lock was released: the search resumes
+
+
+def test_a_storage_error_without_a_signal_is_still_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optuna_enas.oneshot._searcher import OneShotSearcher
+
+    def search(self: OneShotSearcher, *args: object, **kwargs: object) -> None:
+        raise optuna.exceptions.StorageInternalError("commit failed")
+
+    monkeypatch.setattr(OneShotSearcher, "search", search)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    argv = ["search", "--storage", url, *_TINY, "--sampler", "darts", "--oneshot-epochs", "3"]
+    assert main([*argv, "--trials", "6"]) == 1
+    assert "StorageInternalError: commit failed" in capsys.readouterr().err
+
+
+def test_enas_search_sigterm_turned_into_a_storage_error_still_ends_like_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same for ``search`` with the ENAS sampler: an interrupt inside the objective that
+    a storage write reports as its own error ends with 143, the checkpoint saved."""
+    from optuna_enas.training._evaluator import SupernetEvaluator
+
+    real_call = SupernetEvaluator.__call__
+
+    def call(self: SupernetEvaluator, trial: optuna.Trial) -> float:
+        if trial.number == 1:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)  # SignalGuard raises Terminated here
+            except KeyboardInterrupt as e:
+                raise optuna.exceptions.StorageInternalError("commit failed") from e
+        return real_call(self, trial)
+
+    monkeypatch.setattr(SupernetEvaluator, "__call__", call)
+    db = tmp_path / "s.db"
+    argv = ["search", "--storage", f"sqlite:///{db}", *_TINY, "--trials", "4"]
+    assert main(argv) == 143
+    assert list(tmp_path.glob("s.*.supernet.pt"))  # the checkpoint was saved
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(argv) == 0  # resumes and finishes

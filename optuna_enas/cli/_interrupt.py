@@ -61,14 +61,17 @@ class SignalGuard:
 
     Use :meth:`installed` around ``optimize``, wrap the objective with :meth:`objective` and
     pass :meth:`callback` among the callbacks. ``signal`` is the signal that stopped the
-    search between trials (``None``: none did).
+    search between trials (``None``: none did); ``received`` the last one handled anywhere (an
+    interrupt that a storage write reported as its own error is still that signal).
     """
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.received: int | None = None  # the last signal handled, wherever it landed
         self._in_objective = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
         if self._in_objective or self.signal is not None:
             raise _interrupt(signum)
         self.signal = signum  # between trials: stop after this one (callback)

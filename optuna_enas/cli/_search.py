@@ -332,9 +332,9 @@ def _run_locked(
         callbacks.append(_ProgressLines(progress_label, remaining, args.log_every, metric))
     start = time.perf_counter()
     interrupted, exit_code = False, 0
+    guard = SignalGuard()  # Ctrl-C and SIGTERM: a FAIL trial and a saved checkpoint
     try:
         if remaining > 0:
-            guard = SignalGuard()  # Ctrl-C and SIGTERM: a FAIL trial and a saved checkpoint
             with guard.installed():
                 study.optimize(
                     guard.objective(callback.wrap(evaluator)),
@@ -346,6 +346,11 @@ def _run_locked(
                 interrupted, exit_code = True, 128 + guard.signal
     except KeyboardInterrupt as e:
         interrupted, exit_code = True, 143 if isinstance(e, Terminated) else 130
+    except Exception:
+        # The interrupt landed inside a storage write, which reported it as its own error.
+        if guard.received is None:
+            raise
+        interrupted, exit_code = True, 128 + guard.received
     finally:
         seconds = time.perf_counter() - start
         if remaining > 0:
