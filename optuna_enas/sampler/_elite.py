@@ -325,8 +325,8 @@ class EliteLearner:
     def _densities(self) -> _Densities:
         """The screen's densities for this proposal, from the finished trials: the elite's and
         the other trials' per-decision categoricals (counts plus ``prior_weight`` spread over
-        the choices), and with ``density="parzen"`` the
-        observations of TPE's categorical Parzen estimators."""
+        the choices), and with ``density="parzen"`` the two sets of observations of the Parzen
+        estimators (the elite's architectures and the other trials')."""
         elite = self._elite()
         elite_counts = [np.zeros_like(c) for c in self._counts]
         for e in elite:
