@@ -13,10 +13,12 @@ search + derive + the final retrain, ``time.process_time``):
 - ``spos-enas``: ``schedule="two_stage"``: ``B`` shared steps on uniform paths (SPOS, Guo et
   al. 2020), then ENASSampler searches ``--frozen-trials`` trials on the frozen weights;
 - ``fair-enas``: the same with ``train_paths="fair"`` (FairNAS, Chu et al. 2021);
-- ``elite-ws`` / ``fair-elite``: ``enas-ws`` / ``fair-enas`` with ``ENASSampler(rule="elite")``
-  (issue #20's rule measured inside a weight-sharing search); their final candidates are the
-  best distinct trials, as for Random and TPE (the rule learns from the history, not a policy
-  gradient).
+- ``elite-ws`` / ``fair-elite``: ``enas-ws`` / ``fair-enas`` with the first version of the
+  elite rule (issue #20; ``EliteConfig(density="marginal", uniform_draws=0,
+  mutation_rate=None)``, what their stored rows ran); ``parzen-ws``: ``enas-ws`` with
+  ``ENASSampler(rule="elite")``, today's default (the Parzen screen). Their final candidates
+  are the best distinct trials, as for Random and TPE (the rule learns from the history, not a
+  policy gradient).
 - ``darts-ws`` / ``dsonas-ws``: the one-shot searchers DARTS (first order, Liu et al. 2019) and
   DSO-NAS (Zhang et al. 2019), run by ``benchmarks/end_to_end.py``'s ``run_oneshot`` with its
   settings (§7.5 of BENCHMARKS.md): ``B`` weight steps cut into ``--oneshot-epochs`` epochs,
@@ -90,6 +92,7 @@ WS_METHODS = (
     "fair-enas",
     "elite-ws",
     "fair-elite",
+    "parzen-ws",
     *ONESHOT_METHODS,
 )
 SCRATCH_METHODS = ("random-scratch", "tpe-scratch", "nasrl-scratch")
@@ -199,6 +202,7 @@ def ws_run(
     from benchmarks.ground_truth import make_supernet_evaluator
     from optuna_enas import ENASSampler
     from optuna_enas import derive
+    from optuna_enas.sampler import EliteConfig
 
     config, space = table["config"], table["space"]
     if method in ONESHOT_METHODS:
@@ -216,6 +220,9 @@ def ws_run(
     if method in ("enas-ws", "spos-enas", "fair-enas"):
         sampler = ENASSampler(space, seed=seed, rule="reinforce")
     elif method in ("elite-ws", "fair-elite"):
+        first = EliteConfig(density="marginal", uniform_draws=0, mutation_rate=None)
+        sampler = ENASSampler(space, seed=seed, rule=first)
+    elif method == "parzen-ws":
         sampler = ENASSampler(space, seed=seed, rule="elite")
     elif method == "random-ws":
         sampler = optuna.samplers.RandomSampler(seed=seed)
@@ -396,6 +403,7 @@ _COLORS = {
     "fair-enas": "#17becf",
     "elite-ws": "#e377c2",
     "fair-elite": "#8c564b",
+    "parzen-ws": "#ff7f0e",
     "darts-ws": "#000000",
     "dsonas-ws": "#393b79",
     "random-scratch": "#2ca02c",
