@@ -324,11 +324,17 @@ class EliteLearner:
         self._running.pop(token, None)
 
     def _densities(self) -> _Densities:
-        """The screen's densities for this proposal, from the finished trials: the elite's and
-        the other trials' per-decision categoricals (counts plus ``prior_weight`` spread over
-        the choices), and with ``density="parzen"`` the two sets of observations of the Parzen
-        estimators (the elite's architectures and the other trials')."""
+        """The screen's densities for this proposal, from the finished trials. With
+        ``density="parzen"`` the two sets of observations of the Parzen estimators (the
+        elite's architectures and the other trials'); with ``"marginal"`` the elite's and the
+        other trials' per-decision categoricals (counts plus ``prior_weight`` spread over the
+        choices)."""
         elite = self._elite()
+        if self.config.density == "parzen":
+            keys = self._obs[: self.n_observed]
+            chosen = np.zeros(len(keys), dtype=bool)
+            chosen[[e.order for e in elite]] = True
+            return _Densities([], [], keys[chosen], keys[~chosen])
         elite_counts = [np.zeros_like(c) for c in self._counts]
         for e in elite:
             for t, (a, m) in enumerate(zip(e.actions, e.mask, strict=True)):
@@ -342,15 +348,7 @@ class EliteLearner:
                 smoothed = counts + prior / n
                 total = smoothed.sum()
                 out.append(np.log(smoothed / total) if total > 0 else np.full(n, -math.log(n)))
-        good = rest = None
-        if self.config.density == "parzen":
-            d = len(self.n_choices)
-            in_elite = {e.order for e in elite}
-            keys = self._obs[: self.n_observed].reshape(-1, d)
-            chosen = np.zeros(len(keys), dtype=bool)
-            chosen[list(in_elite)] = True
-            good, rest = keys[chosen], keys[~chosen]
-        return _Densities(log_l, log_g, good, rest)
+        return _Densities(log_l, log_g, None, None)
 
     def propose(
         self, rng: np.random.Generator, forced: dict[int, int], token: int
@@ -579,8 +577,8 @@ class _Candidate:
 
 @dataclass
 class _Densities:
-    log_l: list[np.ndarray]  # per decision: the elite's categorical
-    log_g: list[np.ndarray]  # per decision: the other trials' categorical
+    log_l: list[np.ndarray]  # density="marginal", per decision: the elite's categorical
+    log_g: list[np.ndarray]  # and the other trials' (both empty with "parzen")
     good: np.ndarray | None  # density="parzen": the elite's keys (trials x decisions)
     rest: np.ndarray | None  # and the other trials'
 
