@@ -425,7 +425,7 @@ class EliteLearner:
         redraw = rng.random((n, len(k))) < rate
         values = np.minimum((rng.random((n, len(k))) * k).astype(np.int64), k - 1)
         shift = rng.random(n)
-        mutants: list[list[int]] = []
+        drafts: list[list[int]] = []
         for m in range(n):
             e = elite[pick[m]]
             cand = [
@@ -437,12 +437,10 @@ class EliteLearner:
             t = free[which[m]]
             if k[t] > 1:  # one decision surely changes
                 cand[t] = (e.actions[t] + 1 + int(shift[m] * (k[t] - 1))) % int(k[t])
-            for t, a in forced.items():
-                cand[t] = a
-            if not self._is_seen(cand):
-                mutants.append(cand)
-        for row in uniform:
-            cand = [int(v) for v in row]
+            drafts.append(cand)
+        drafts.extend([int(v) for v in row] for row in uniform)
+        mutants = []
+        for cand in drafts:
             for t, a in forced.items():
                 cand[t] = a
             if not self._is_seen(cand):
