@@ -83,6 +83,7 @@ from optuna_enas.oneshot._relaxed import RelaxedSupernet
 from optuna_enas.oneshot._searcher import OneShotSearcher
 from optuna_enas.oneshot._searcher import clip_coefficient
 from optuna_enas.oneshot._searcher import grads_of
+from optuna_enas.oneshot._searcher import with_paper_optimizer
 from optuna_enas.spaces._kinds import kind_of
 from optuna_enas.spaces._search_space import SearchSpace
 from optuna_enas.training._config import TrainingConfig
@@ -350,13 +351,7 @@ class DARTS(OneShotSearcher):
             device=device,
         )
         # The official DARTS value of the kind where the record leaves a field unset.
-        training = training.with_defaults(
-            batch_size=d.batch_size,
-            lr=d.lr,
-            momentum=d.momentum,
-            weight_decay=d.weight_decay,
-            grad_clip=d.grad_clip,
-        )
+        training = with_paper_optimizer(training, d)
         assert training.lr is not None and training.momentum is not None
         assert training.weight_decay is not None and training.grad_clip is not None
         self.lr = training.lr

@@ -46,6 +46,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
 import numpy as np
 import optuna
@@ -199,6 +200,33 @@ def grads_of(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.T
     """``d loss / d params``; a parameter the loss does not reach gets a zero gradient."""
     grads = torch.autograd.grad(loss, list(params), allow_unused=True)
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+
+
+class PaperOptimizer(Protocol):
+    """The weight optimizer's settings of a method's paper (``DartsDefaults``,
+    ``DSONASDefaults``)."""
+
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def momentum(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def grad_clip(self) -> float: ...
+
+
+def with_paper_optimizer(training: TrainingConfig, paper: PaperOptimizer) -> TrainingConfig:
+    """``training`` with the weight-optimizer fields it leaves unset taken from ``paper``."""
+    return training.with_defaults(
+        batch_size=paper.batch_size,
+        lr=paper.lr,
+        momentum=paper.momentum,
+        weight_decay=paper.weight_decay,
+        grad_clip=paper.grad_clip,
+    )
 
 
 def clip_coefficient(grads: Sequence[torch.Tensor], max_norm: float) -> float:
