@@ -108,13 +108,19 @@ def _controller_config(args: argparse.Namespace) -> Any:
 
 
 def resolve_rule(
-    args: argparse.Namespace, sampler_name: str, controller: Any, old_config: Any
+    args: argparse.Namespace,
+    sampler_name: str,
+    controller: Any,
+    old_config: Any,
+    config: dict[str, Any] | None = None,
 ) -> str | None:
-    """The ENAS controller's learning rule for this run (``None`` for other samplers).
+    """The ENAS controller's learning rule for this run (``None`` for other samplers), also
+    recorded as ``config["rule"]`` when ``config`` is given.
 
     A study keeps the rule it was created with (studies from before ``--rule`` existed were
-    REINFORCE's); ``--rule`` that disagrees with it is refused. A new study takes ``--rule``,
-    else ``ENASSampler``'s default (the ENAS presets and ``--controller-lr`` mean REINFORCE).
+    REINFORCE's, and get no ``"rule"``: nothing to compare); ``--rule`` that disagrees with it
+    is refused. A new study takes ``--rule``, else ``ENASSampler``'s default (the ENAS presets
+    and ``--controller-lr`` mean REINFORCE).
     """
     if sampler_name != "enas":
         return None
@@ -128,10 +134,16 @@ def resolve_rule(
                 f"--rule {given} disagrees with the study, which was created with --rule "
                 f"{stored}; rerun it with --rule {stored} or choose another --study-name."
             )
+        if config is not None and "rule" in old_config:
+            config["rule"] = stored
         return stored
     if given is not None:
-        return str(given)
-    return DEFAULT_RULE if controller is None else "reinforce"
+        rule = str(given)
+    else:
+        rule = DEFAULT_RULE if controller is None else "reinforce"
+    if config is not None:
+        config["rule"] = rule
+    return rule
 
 
 def _make_sampler(
@@ -202,9 +214,7 @@ def _run_search(
         "evaluator": evaluator_config,
         "checkpoint": str(checkpoint.resolve()),
     }
-    rule = resolve_rule(args, sampler_name, _controller_config(args), old_config)
-    if rule is not None and not (isinstance(old_config, dict) and "rule" not in old_config):
-        config["rule"] = rule  # not added to a study from before --rule (nothing to compare)
+    rule = resolve_rule(args, sampler_name, _controller_config(args), old_config, config)
     direction = kind_of(space).direction
     # Check an existing study before anything is written.
     if existing is not None:
@@ -226,7 +236,7 @@ def _run_search(
             args, storage, space, config, checkpoint, artifact_dir, existing, n_done,
             device=device, data=data, sampler_name=sampler_name, seed=seed,
             study_name=study_name, n_trials=n_trials, progress_label=progress_label,
-            quiet=quiet,
+            quiet=quiet, rule=rule,
         )  # fmt: skip
     finally:
         lock.release()
@@ -258,6 +268,7 @@ def _run_locked(
     n_trials: int,
     progress_label: str,
     quiet: bool,
+    rule: str | None,
 ) -> _Run:
     import optuna
 
@@ -308,7 +319,7 @@ def _run_locked(
         seed,
         n_done,
         controller=_controller_config(args),
-        rule=resolve_rule(args, sampler_name, _controller_config(args), config),
+        rule=rule,
     )
     if n_done and resume is None and not quiet:
         print(

@@ -313,9 +313,7 @@ def run_model_search(
         },
         "checkpoint": str(checkpoint.resolve()),
     }
-    rule = resolve_rule(args, sampler_name, controller, old_config)
-    if rule is not None and not (isinstance(old_config, dict) and "rule" not in old_config):
-        config["rule"] = rule
+    rule = resolve_rule(args, sampler_name, controller, old_config, config)
     n_done = 0 if existing is None else _n_finished_in(storage, existing._study_id)
     if existing is not None and (CONFIG_ATTR in existing.user_attrs or n_done > 0):
         check_same_config(study_name, old_config, config)
