@@ -430,3 +430,31 @@ def test_kernel_mutants_are_broad_with_a_small_elite_and_narrow_with_a_large_one
     early, late = mean_distance(5), mean_distance(250)  # elite of 1 and of 25
     assert early > 2.5  # 1 forced change + each other one redrawn with p = 2/3
     assert late < 2.0  # 1 forced change + p = 2/15 per other decision
+
+
+def test_resume_under_other_learning_settings_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path}/settings.db"
+    s = optuna.create_study(
+        sampler=elite(seed=1), storage=url, study_name="s", direction="maximize"
+    )
+    s.optimize(hits(SPACE), n_trials=6)
+    record = s.trials[0].system_attrs["enas:sample"]
+    assert record["settings"].startswith("elite:")
+
+    def resume(sampler: ENASSampler, n: int) -> list[str]:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="optuna_enas.sampler._sampler"):
+            study = optuna.load_study(study_name="s", storage=url, sampler=sampler)
+            study.optimize(hits(SPACE), n_trials=n)
+        return [r.getMessage() for r in caplog.records if "learning settings" in r.getMessage()]
+
+    assert resume(elite(seed=1), 2) == []  # the same settings: silent
+    other = ENASSampler(SPACE, seed=1, config=SMALL, rule="reinforce")
+    msgs = resume(other, 2)
+    assert len(msgs) == 1  # once, though 8 trials were proposed under elite
+    assert record["settings"] in msgs[0] and other._settings in msgs[0]
+    assert "reinforce:" in msgs[0] and "'s'" in msgs[0]
+    # Other EliteConfig knobs are other settings too.
+    assert len(resume(elite(seed=1, n_startup_trials=3), 1)) >= 1

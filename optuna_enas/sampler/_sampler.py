@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -84,7 +86,9 @@ class ENASSampler(BaseSampler):
     says otherwise.
 
     Where the controller's state lives: nowhere but in the study. Each trial stores the
-    sampling policy's fingerprint and log-probabilities under the system attr ``enas:sample``.
+    sampling policy's fingerprint, its learning settings (rule and a digest of the configs: a
+    replay under other settings logs a warning) and log-probabilities under the system attr
+    ``enas:sample``.
     A sampler replays every finished trial of the study it has not seen, in trial-number order,
     before it samples. So a study reloaded in a new process with the same ``seed`` rebuilds the
     same controller bit for bit (on CPU, with the same torch build and
@@ -222,6 +226,8 @@ class ENASSampler(BaseSampler):
             self._learner = EliteLearner(self._controller, elite)
         else:
             self._learner = Reinforce(self._controller, config)
+        self._settings = _settings_tag(self.rule, config, elite)
+        self._warned_settings: set[str] = set()
         for d in search_space.decisions if search_space is not None else ():
             self._add_decision(d)
         self._seen: dict[_StudyKey, set[int]] = {}
@@ -347,6 +353,7 @@ class ENASSampler(BaseSampler):
                 actions, step_logps, entropy = self._controller.sample(uniforms, forced=forced)
             record: dict[str, Any] = {
                 "sampler": self._id,
+                "settings": self._settings,
                 "policy": self._learner.fingerprint,
                 "actions": actions,
                 "log_probs": step_logps,
@@ -578,6 +585,8 @@ class ENASSampler(BaseSampler):
                 if isinstance(dist, CategoricalDistribution):
                     self._learn_decision(name, dist)
         record = _checked_record(trial.system_attrs.get(SAMPLE_KEY), trial.number)
+        if record is not None and record.settings is not None:
+            self._check_settings(study, trial.number, record.settings)
         sampled: list[int] = record.actions if record else []
         actions: list[int] = []
         mask: list[bool] = []
@@ -626,6 +635,20 @@ class ENASSampler(BaseSampler):
         stats["on_policy"] = on_policy
         self.history.append(stats)
         return stats
+
+    def _check_settings(self, study: Study, number: int, settings: str) -> None:
+        """Warn (once per other setting) when a trial was proposed under other learning
+        settings: a resumed study or a second worker then rebuilds another controller."""
+        if settings == self._settings or settings in self._warned_settings:
+            return
+        self._warned_settings.add(settings)
+        _logger.warning(
+            f"Trial {number} of study {study.study_name!r} was proposed by an ENASSampler with "
+            f"other learning settings ({settings}) than this one's ({self._settings}): the "
+            "controller rebuilt from the study is not the one that proposed it. To continue the "
+            "study as it ran, pass the same rule, config and EliteConfig (the CLI records them "
+            "in the study and refuses a mismatch)."
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -677,7 +700,9 @@ class _Record:
         entropy: float | None,
         forced: set[int],
         policy: str | None,
+        settings: str | None = None,
     ) -> None:
+        self.settings = settings
         self.actions = actions
         self.log_probs = log_probs
         self.log_probs_finite = all(math.isfinite(x) for x in log_probs)
@@ -698,6 +723,7 @@ def _checked_record(raw: Any, number: int) -> _Record | None:
         entropy = _as_float(raw["entropy"])
         forced = {int(i) for i in raw.get("forced", [])}
         policy = raw.get("policy")
+        settings = raw.get("settings")
     except (KeyError, TypeError, ValueError) as e:
         _logger.warning(
             f"Trial {number} has a malformed {SAMPLE_KEY!r} record ({e}); ENASSampler learns "
@@ -716,7 +742,16 @@ def _checked_record(raw: Any, number: int) -> _Record | None:
         entropy if math.isfinite(entropy) else None,
         forced,
         policy if isinstance(policy, str) else None,
+        settings if isinstance(settings, str) else None,
     )
+
+
+def _settings_tag(rule: str, config: ControllerConfig, elite: EliteConfig | None) -> str:
+    """``"<rule>:<8 hex>"``: the rule and a digest of everything that shapes its learning (the
+    controller config and the elite rule's knobs), recorded with each proposal."""
+    knobs = {"config": config.to_dict(), "elite": None if elite is None else elite.to_dict()}
+    digest = hashlib.sha256(json.dumps(knobs, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{rule}:{digest[:8]}"
 
 
 def _as_float(x: Any) -> float:
