@@ -78,8 +78,8 @@ class EliteConfig:
     defaults. ``uniform_mix``, ``n_candidates``, ``policy_draws`` and ``screen`` were chosen on the
     development seeds 100-111 of ``benchmarks/sampler_quality.py`` (100 trials; BENCHMARKS.md,
     "Sampler quality: the elite rule"), and ``density``, ``uniform_draws`` and ``mutation_rate``
-    on the same seeds at 50/100/300 trials; the held-out seeds (500-519, 600-619, 700-739)
-    chose nothing.
+    on the same seeds at 50/100/300 trials; the held-out seeds (500-519, 600-619, 700-739,
+    800-859) chose nothing.
 
     Args:
         gamma: Fraction of the finished trials in the elite (Optuna's TPE default
