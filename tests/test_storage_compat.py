@@ -126,3 +126,42 @@ def test_sql_trial_writer_writes_what_create_new_trial_writes(
         assert str(a.intermediate_values) == str(b.intermediate_values)  # nan == nan
         assert a.datetime_start == b.datetime_start
         assert a.datetime_complete == b.datetime_complete
+
+
+def _interrupted_commit(tmp_path: Path) -> tuple[RDBStorage, optuna.Study]:
+    """A study whose storage had Ctrl-C land inside a commit (SQLite's lock wait cut to 0.2 s)."""
+    from sqlalchemy import event
+
+    rdb = RDBStorage(
+        f"sqlite:///{tmp_path}/i.db", engine_kwargs={"connect_args": {"timeout": 0.2}}
+    )
+    study = optuna.create_study(storage=rdb, study_name="i")
+    armed = [True]
+
+    @event.listens_for(rdb.engine, "commit")
+    def interrupt(conn: object) -> None:
+        if armed.pop() if armed else False:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        study.set_user_attr("cut", 1)
+    return rdb, study
+
+
+def test_an_interrupted_commit_blocks_the_next_write(tmp_path: Path) -> None:
+    """What reset_connections is for: without it the next write fails."""
+    _, study = _interrupted_commit(tmp_path)
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        study.set_user_attr("after", 2)
+
+
+@pytest.mark.parametrize("wrap", ["rdb", "cached", "batched"])
+def test_reset_connections_lets_the_next_write_through(tmp_path: Path, wrap: str) -> None:
+    from optuna_enas.storage import BatchedStorage
+
+    rdb, study = _interrupted_commit(tmp_path)
+    handle = {"rdb": rdb, "cached": _compat.cached(rdb), "batched": BatchedStorage(rdb)}[wrap]
+    _compat.reset_connections(handle)
+    study.set_user_attr("after", 2)
+    assert optuna.load_study(study_name="i", storage=rdb).user_attrs["after"] == 2
+    _compat.reset_connections(optuna.storages.InMemoryStorage())  # no RDB: nothing to do

@@ -29,6 +29,7 @@ from optuna_enas.cli._errors import _one_line
 from optuna_enas.cli._errors import _redact
 from optuna_enas.cli._interrupt import PendingSignal
 from optuna_enas.cli._interrupt import Terminated
+from optuna_enas.cli._interrupt import record_after_stop
 from optuna_enas.cli._interrupt import sigterm_as_interrupt
 from optuna_enas.cli._lock import CheckpointLock
 from optuna_enas.cli._options import ONESHOT_METHODS
@@ -240,8 +241,12 @@ def run_oneshot(
                 raise
             interrupted, exit_code = True, 143
         seconds = time.perf_counter() - start
-        study.set_user_attr(WALL_ATTR, float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds)
-        dashboard.save_figures(study)
+
+        def record() -> None:
+            study.set_user_attr(WALL_ATTR, float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds)
+            dashboard.save_figures(study)
+
+        record_after_stop(interrupted, storage, record)
     finally:
         lock.release()
     final = searcher.result().architecture if searcher.history else None

@@ -19,6 +19,7 @@ from optuna_enas.cli._errors import _one_line
 from optuna_enas.cli._errors import _redact
 from optuna_enas.cli._interrupt import SignalGuard
 from optuna_enas.cli._interrupt import Terminated
+from optuna_enas.cli._interrupt import record_after_stop
 from optuna_enas.cli._lock import CheckpointLock
 from optuna_enas.cli._options import ONESHOT_METHODS
 from optuna_enas.cli._options import _build_space
@@ -366,8 +367,14 @@ def _run_locked(
         seconds = time.perf_counter() - start
         if remaining > 0:
             evaluator.save(checkpoint)
-            study.set_user_attr(WALL_ATTR, float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds)
-            callback.save_figures(study)
+
+            def record() -> None:
+                wall = float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds
+                study.set_user_attr(WALL_ATTR, wall)
+                callback.save_figures(study)
+
+            stopped = interrupted or guard.received is not None
+            record_after_stop(stopped, storage, record)
     return _Run(study, evaluator, space, checkpoint, seconds, interrupted, exit_code)
 
 

@@ -24,11 +24,17 @@ The range of Optuna versions the suite runs against is declared in ``pyproject.t
    release's models describe (``RDBStorage.get_current_version() == get_head_version()``),
    with the columns this module writes. Anywhere else ``BatchedStorage`` writes through the
    public ``create_new_trial``: slower, never wrong.
+6. :func:`reset_connections`: ``RDBStorage.engine``, the SQLAlchemy engine (an attribute
+   without an underscore, but not documented). When Ctrl-C or SIGTERM lands inside a commit,
+   the interrupted connection can keep its transaction open (SQLite: the write lock), so the
+   next write, the one that records the interrupted run, waits out the lock and fails with
+   ``StorageInternalError``; ``remove_session()`` (public) alone does not release it.
 """
 
 from __future__ import annotations
 
 import datetime
+import gc
 import json
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +63,21 @@ def cached(storage: RDBStorage) -> BaseStorage:
     from optuna.storages import get_storage
 
     return get_storage(storage)
+
+
+def reset_connections(storage: BaseStorage) -> None:
+    """Close every connection of the RDB storage behind ``storage`` (a ``BatchedStorage``,
+    Optuna's cache, or the ``RDBStorage`` itself; any other storage: nothing to do), rolling
+    back a transaction an interrupt left open; the next call opens a fresh one. For a command
+    that goes on writing after Ctrl-C / SIGTERM stopped it."""
+    inner = getattr(storage, "backend", storage)  # BatchedStorage exposes its backend
+    if not isinstance(inner, BaseStorage):
+        return
+    inner = unwrap_cached(inner)
+    if isinstance(inner, RDBStorage):
+        inner.remove_session()
+        gc.collect()  # a connection held only by the interrupt's traceback goes back to the pool
+        inner.engine.dispose()
 
 
 def stale_trial_ids(storage: BaseHeartbeat, study_id: int) -> list[int]:
