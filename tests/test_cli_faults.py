@@ -417,22 +417,24 @@ def test_enas_search_sigterm_turned_into_a_storage_error_still_ends_like_sigterm
     assert main(argv) == 0  # resumes and finishes
 
 
-def test_record_after_stop_closes_the_storage_and_never_turns_a_stop_into_an_error(
+def test_record_run_closes_the_storage_and_never_turns_a_stop_into_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from optuna_enas.cli._interrupt import record_after_stop
+    from optuna_enas.cli._storage import WALL_ATTR
+    from optuna_enas.cli._storage import record_run
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/r.db")
     study = optuna.create_study(storage=storage)
 
-    def broken() -> None:
+    def broken(_: object) -> None:
         raise optuna.exceptions.StorageInternalError("database is locked")
 
-    record_after_stop(True, storage, broken)  # after a stop: a warning
+    record_run(study, storage, 1.0, broken, interrupted=True)  # after a stop: a warning
     err = capsys.readouterr().err
     assert "warning: the stopped run's wall time and figures were not recorded" in err
     assert "database is locked" in err
     with pytest.raises(optuna.exceptions.StorageInternalError):
-        record_after_stop(False, storage, broken)  # no stop: the error stands
-    record_after_stop(True, storage, lambda: study.set_user_attr("wall", 1.0))
-    assert study.user_attrs["wall"] == 1.0  # the connections were reset, the write went through
+        record_run(study, storage, 1.0, broken, interrupted=False)  # no stop: the error stands
+    study.set_user_attr(WALL_ATTR, 0.0)
+    record_run(study, storage, 1.0, lambda _: None, interrupted=True)
+    assert study.user_attrs[WALL_ATTR] == 1.0  # the connections were reset, the write went through

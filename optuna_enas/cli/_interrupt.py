@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -31,7 +30,6 @@ from typing import Any
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
 
@@ -160,27 +158,3 @@ def sigterm_as_interrupt() -> Iterator[PendingSignal]:
         yield pending
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def record_after_stop(interrupted: bool, storage: BaseStorage, write: Callable[[], Any]) -> None:
-    """Run ``write``, the storage writes that record a finished or stopped run (its wall time,
-    the figures). After an interrupt the storage's connections are closed first: the signal
-    may have landed inside a commit and left one holding SQLite's lock. A write that still
-    fails after an interrupt is a warning, not the exit status: the trials and the
-    checkpoint are already saved (docs/guarantees.md, "SIGTERM is Ctrl-C")."""
-    if not interrupted:
-        write()
-        return
-    from optuna_enas.cli._errors import PROG
-    from optuna_enas.cli._errors import _one_line
-    from optuna_enas.storage._compat import reset_connections
-
-    reset_connections(storage)
-    try:
-        write()
-    except Exception as e:
-        print(
-            f"{PROG}: warning: the stopped run's wall time and figures were not recorded "
-            f"({_one_line(e)}); its trials and checkpoint are saved.",
-            file=sys.stderr,
-        )

@@ -29,7 +29,6 @@ from optuna_enas.cli._errors import _one_line
 from optuna_enas.cli._errors import _redact
 from optuna_enas.cli._interrupt import PendingSignal
 from optuna_enas.cli._interrupt import Terminated
-from optuna_enas.cli._interrupt import record_after_stop
 from optuna_enas.cli._interrupt import sigterm_as_interrupt
 from optuna_enas.cli._lock import CheckpointLock
 from optuna_enas.cli._options import ONESHOT_METHODS
@@ -39,12 +38,12 @@ from optuna_enas.cli._options import _evaluator_config
 from optuna_enas.cli._options import _load_data
 from optuna_enas.cli._options import training_from_config
 from optuna_enas.cli._storage import CONFIG_ATTR
-from optuna_enas.cli._storage import WALL_ATTR
 from optuna_enas.cli._storage import _n_finished_in
 from optuna_enas.cli._storage import check_outputs
 from optuna_enas.cli._storage import check_same_config
 from optuna_enas.cli._storage import damaged_checkpoint
 from optuna_enas.cli._storage import open_storage
+from optuna_enas.cli._storage import record_run
 from optuna_enas.spaces._kinds import kind_of
 from optuna_enas.training._config import FIELDS as TRAINING_FIELDS
 
@@ -241,12 +240,7 @@ def run_oneshot(
                 raise
             interrupted, exit_code = True, 143
         seconds = time.perf_counter() - start
-
-        def record() -> None:
-            study.set_user_attr(WALL_ATTR, float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds)
-            dashboard.save_figures(study)
-
-        record_after_stop(interrupted, storage, record)
+        record_run(study, storage, seconds, dashboard.save_figures, interrupted=interrupted)
     finally:
         lock.release()
     final = searcher.result().architecture if searcher.history else None

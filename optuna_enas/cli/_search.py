@@ -19,7 +19,6 @@ from optuna_enas.cli._errors import _one_line
 from optuna_enas.cli._errors import _redact
 from optuna_enas.cli._interrupt import SignalGuard
 from optuna_enas.cli._interrupt import Terminated
-from optuna_enas.cli._interrupt import record_after_stop
 from optuna_enas.cli._lock import CheckpointLock
 from optuna_enas.cli._options import ONESHOT_METHODS
 from optuna_enas.cli._options import _build_space
@@ -31,7 +30,6 @@ from optuna_enas.cli._options import check_seed_arg
 from optuna_enas.cli._options import check_trials
 from optuna_enas.cli._options import training_from_config
 from optuna_enas.cli._storage import CONFIG_ATTR
-from optuna_enas.cli._storage import WALL_ATTR
 from optuna_enas.cli._storage import _best_trial
 from optuna_enas.cli._storage import _is_search_trial
 from optuna_enas.cli._storage import _n_finished_in
@@ -42,6 +40,7 @@ from optuna_enas.cli._storage import check_writable
 from optuna_enas.cli._storage import damaged_checkpoint
 from optuna_enas.cli._storage import default_artifact_dir
 from optuna_enas.cli._storage import open_storage
+from optuna_enas.cli._storage import record_run
 from optuna_enas.spaces._kinds import kind_of
 
 
@@ -367,14 +366,7 @@ def _run_locked(
         seconds = time.perf_counter() - start
         if remaining > 0:
             evaluator.save(checkpoint)
-
-            def record() -> None:
-                wall = float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds
-                study.set_user_attr(WALL_ATTR, wall)
-                callback.save_figures(study)
-
-            stopped = interrupted or guard.received is not None
-            record_after_stop(stopped, storage, record)
+            record_run(study, storage, seconds, callback.save_figures, interrupted=interrupted)
     return _Run(study, evaluator, space, checkpoint, seconds, interrupted, exit_code)
 
 

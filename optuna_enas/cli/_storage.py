@@ -7,8 +7,10 @@ import json
 import math
 import os
 import re
+import sys
 import warnings
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -125,6 +127,36 @@ def open_storage(url: str, *, must_exist: bool, writer: bool = False) -> BaseSto
 _OPENED: list[tuple[BaseStorage, list[Path]]] = []
 _WRITERS: weakref.WeakSet[Any] = weakref.WeakSet()  # the storages opened to write
 """The storages this command opened, and the files it created for them (see close_storages)."""
+
+
+def record_run(
+    study: optuna.Study,
+    storage: BaseStorage,
+    seconds: float,
+    save_figures: Callable[[Any], Any],
+    *,
+    interrupted: bool,
+) -> None:
+    """Record a finished or stopped run: add ``seconds`` to the study's :data:`WALL_ATTR`,
+    then ``save_figures(study)``. After an interrupt the storage's connections are closed
+    first (the signal may have landed inside a commit and left one holding SQLite's lock),
+    and a write that still fails is a warning, not the exit status: the trials and the
+    checkpoint are already saved (docs/guarantees.md, "SIGTERM is Ctrl-C")."""
+    if interrupted:
+        from optuna_enas.storage._compat import reset_connections
+
+        reset_connections(storage)
+    try:
+        study.set_user_attr(WALL_ATTR, float(study.user_attrs.get(WALL_ATTR, 0.0)) + seconds)
+        save_figures(study)
+    except Exception as e:
+        if not interrupted:
+            raise
+        print(
+            f"{PROG}: warning: the stopped run's wall time and figures were not recorded "
+            f"({_one_line(e)}); its trials and checkpoint are saved.",
+            file=sys.stderr,
+        )
 
 
 def close_storages(*, refused: bool) -> None:
